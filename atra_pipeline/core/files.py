@@ -1,0 +1,238 @@
+"""File sources: our own schema (CSV or Parquet) and Tardis.dev CSV, staged in DuckDB.
+
+Files are read by DuckDB straight into a temporary *stage* table in the connection that will
+store them, validated there, and only then written to the raw table (``storage.replace_partition``).
+A file with a problem raises :class:`~atra_pipeline.core.errors.DataError` naming the file, the
+data row (1-based, header excluded) and the column, before anything is written.
+
+Formats
+-------
+``atra``
+    Our schema (``schema.L2_COLUMNS`` / ``schema.TRADE_COLUMNS``), ``.csv[.gz]`` or ``.parquet``;
+    ``ts`` an ISO timestamp (UTC) or a Parquet timestamp.
+``tardis``
+    Tardis.dev ``book_snapshot_N`` CSV (``exchange,symbol,timestamp,local_timestamp,
+    asks[0].price,asks[0].amount,bids[0].price,...``; N of 5, 10 or 25) and ``trades`` CSV
+    (``exchange,symbol,timestamp,local_timestamp,id,side,price,amount``). ``timestamp`` (the
+    exchange's time, microseconds since the epoch) stamps the rows. The top 10 levels are kept;
+    a file with fewer levels has the rest stored as NULL and the report says so. Snapshots that
+    share a timestamp are successive states: the last one in the file is kept (and counted).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.schema import L2_COLUMNS, L2_LEVEL_COLUMNS, N_LEVELS, TRADE_COLUMNS
+from atra_pipeline.core.sql import load_sql
+from atra_pipeline.core.storage import PartitionWindow
+
+FileFormat = Literal["atra", "tardis"]
+BOOK_STAGE = "stage_l2"
+TRADES_STAGE = "stage_trades"
+
+_TARDIS_KEYS = {"exchange": "VARCHAR", "symbol": "VARCHAR", "timestamp": "BIGINT", "local_timestamp": "BIGINT"}
+_TARDIS_TRADES = {**_TARDIS_KEYS, "id": "VARCHAR", "side": "VARCHAR", "price": "DOUBLE", "amount": "DOUBLE"}
+_ATRA_BOOK = {"ts": "TIMESTAMP", "symbol": "VARCHAR", "exchange": "VARCHAR", **{c: "DOUBLE" for c in L2_LEVEL_COLUMNS}}
+_ATRA_TRADES = {"ts": "TIMESTAMP", "symbol": "VARCHAR", "exchange": "VARCHAR", "price": "DOUBLE",
+                "amount": "DOUBLE", "side": "VARCHAR", "trade_id": "VARCHAR"}
+
+
+def normalise_symbol(symbol: str) -> str:
+    """``btc-usdt``, ``BTC/USDT`` and ``BTCUSDT`` all name ``BTCUSDT``."""
+    return symbol.upper().replace("-", "").replace("/", "").replace("_", "")
+
+
+def _tardis_level_column(side: str, level: int, field: str) -> str:
+    return f"{'bids' if side == 'bid' else 'asks'}[{level}].{'price' if field == 'px' else 'amount'}"
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def _columns_of(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    if _is_parquet(path):
+        rel = conn.execute("SELECT * FROM read_parquet($p) LIMIT 0", {"p": str(path)})
+    else:
+        rel = conn.execute("SELECT * FROM read_csv($p, header = true, all_varchar = true) LIMIT 0",
+                           {"p": str(path)})
+    names = [d[0] for d in rel.description]
+    rel.fetchall()  # finish the result: DuckDB 2 refuses other work on a connection with one open
+    return names
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str], table: str) -> None:
+    """Read ``path`` into temp ``table`` with ``types`` and a ``_row`` column (1-based data row).
+
+    On a value DuckDB cannot convert, the file is scanned again to name the row and column.
+    """
+    if _is_parquet(path):
+        casts = ", ".join(f"TRY_CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in types.items())
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 1 AS _row, {casts} "
+                     "FROM read_parquet($p, file_row_number = true) ORDER BY file_row_number", {"p": str(path)})
+        for col, typ in types.items():
+            bad = conn.execute(
+                f"SELECT file_row_number + 1, CAST({_quote(col)} AS VARCHAR) FROM read_parquet($p, file_row_number = true) "
+                f"WHERE {_quote(col)} IS NOT NULL AND TRY_CAST({_quote(col)} AS {typ}) IS NULL LIMIT 1",
+                {"p": str(path)}).fetchall()
+            if bad:
+                raise DataError(str(path), f"cannot read {bad[0][1]!r} as {typ}", row=int(bad[0][0]), column=col)
+        return
+    header = _columns_of(conn, path)
+    spec = {c: types.get(c, "VARCHAR") for c in header}
+    # rowid of a table created from one ordered scan is the file order (preserve_insertion_order).
+    try:
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE stage_csv AS SELECT * FROM read_csv($p, header = true, "
+            "auto_detect = false, delim = ',', quote = '\"', columns = $spec)", {"p": str(path), "spec": spec})
+    except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+        _raise_first_unparsable(path, spec, exc)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * FROM stage_csv")
+    conn.execute("DROP TABLE stage_csv")
+
+
+def _raise_first_unparsable(path: Path, spec: dict[str, str], exc: Exception) -> None:
+    opener = gzip.open if path.suffix == ".gz" else open
+    numeric = {c for c, t in spec.items() if t in {"DOUBLE", "BIGINT"}}
+    stamps = {c for c, t in spec.items() if t == "TIMESTAMP"}
+    with opener(path, "rt", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row_no, row in enumerate(reader, start=1):
+            if None in row:
+                raise DataError(str(path), f"{len(row) - 1 + len(row[None])} fields, header has {len(spec)}", row=row_no)
+            for col in numeric:
+                value = (row.get(col) or "").strip()
+                if not value:
+                    continue
+                try:
+                    int(value) if spec[col] == "BIGINT" else float(value)
+                except ValueError:
+                    raise DataError(str(path), f"unparsable number {value!r}", row=row_no, column=col) from None
+            for col in stamps:
+                value = (row.get(col) or "").strip()
+                try:
+                    duckdb.sql("SELECT $v::TIMESTAMP", params={"v": value}) if value else None
+                except duckdb.Error:
+                    raise DataError(str(path), f"unparsable timestamp {value!r}", row=row_no, column=col) from None
+    raise DataError(str(path), f"cannot be read: {exc}")
+
+
+def _require(path: Path, present: list[str], required: list[str]) -> None:
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise DataError(str(path), f"missing column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(repr(c) for c in missing)}", column=missing[0])
+
+
+def _first_problem(conn: duckdb.DuckDBPyConnection, sql_file: str, path: Path, table: str,
+                   file_columns: dict[str, str]) -> None:
+    """Raise for the first row that ``sql/ingest/<sql_file>`` reports, naming the file's own column."""
+    found = conn.execute(load_sql(f"ingest/{sql_file}").format(stage=table)).fetchall()
+    if found:
+        problem, column, row, detail, n_rows = found[0]
+        raise DataError(str(path), f"{problem} ({detail}; {n_rows} such rows in the file)", row=int(row),
+                        column=file_columns.get(column, column))
+
+
+def _tardis_book_layout(path: Path, present: list[str]) -> tuple[str, dict[str, str], int]:
+    """SELECT list mapping a Tardis book file to our layout, our-name -> file-name map, levels in file."""
+    levels_in_file = 0
+    while f"asks[{levels_in_file}].price" in present:
+        levels_in_file += 1
+    if levels_in_file == 0:
+        raise DataError(str(path), "no 'asks[0].price' column: not a Tardis book_snapshot file", column="asks[0].price")
+    names = {col: _tardis_level_column(col.split("_")[0], int(col.split("_")[2]), col.split("_")[1])
+             for col in L2_LEVEL_COLUMNS if int(col.split("_")[2]) < levels_in_file}
+    _require(path, present, list(_TARDIS_KEYS) + list(names.values()))
+    parts = ["_row", 'make_timestamp("timestamp") AS ts', "symbol AS src_symbol", "exchange"]
+    parts += [f"{_quote(names[c])} AS {c}" if c in names else f"NULL::DOUBLE AS {c}" for c in L2_LEVEL_COLUMNS]
+    return ", ".join(parts), {**names, "ts": "timestamp"}, levels_in_file
+
+
+def _stage_file(conn: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str], select: str,
+                problems_sql: str, file_columns: dict[str, str], stage: str, insert_cols: str,
+                window: PartitionWindow, report: dict, keep_last_per_ts: bool) -> None:
+    """Load one file, validate it whole, append the window's rows of the symbol to ``stage``."""
+    _load_typed(conn, path, types, "stage_file")
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE stage_file AS SELECT {select} FROM stage_file")
+    _first_problem(conn, problems_sql, path, "stage_file", file_columns)
+    n_read, n_other, n_outside = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT matches), "
+        "count(*) FILTER (WHERE matches AND NOT (ts >= $start AND ts < $end)) "
+        "FROM (SELECT ts, normalise_symbol(src_symbol) = $symbol AS matches FROM stage_file)",
+        window.params).fetchall()[0]
+    dedupe = "QUALIFY row_number() OVER (PARTITION BY ts ORDER BY _row DESC) = 1" if keep_last_per_ts else ""
+    kept = conn.execute(
+        f"INSERT INTO {stage} SELECT ts, $symbol, exchange, {insert_cols} FROM stage_file "
+        f"WHERE normalise_symbol(src_symbol) = $symbol AND ts >= $start AND ts < $end {dedupe}",
+        window.params).fetchall()[0][0]
+    report["rows_read"] += n_read
+    report["rows_other_symbols"] += n_other
+    report["rows_outside_window"] += n_outside
+    if keep_last_per_ts:
+        report["duplicate_ts_dropped"] += n_read - n_other - n_outside - kept
+    conn.execute("DROP TABLE stage_file")
+
+
+def _new_report(paths: list[Path], fmt: str) -> dict:
+    return {"files": [str(p) for p in paths], "format": fmt, "rows_read": 0, "rows_other_symbols": 0,
+            "rows_outside_window": 0}
+
+
+def stage_book(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileFormat,
+               window: PartitionWindow) -> dict:
+    """Stage ``window``'s book rows from ``paths`` into temp table ``stage_l2``; return a report."""
+    report = {**_new_report(paths, fmt), "duplicate_ts_dropped": 0}
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {BOOK_STAGE} AS SELECT * FROM raw_l2_snapshots LIMIT 0")
+    for path in paths:
+        present = _columns_of(conn, path)
+        if fmt == "tardis":
+            types = {**_TARDIS_KEYS, **{c: "DOUBLE" for c in present if c.startswith(("asks[", "bids["))}}
+            select, file_columns, levels = _tardis_book_layout(path, present)
+            report["levels_in_source"] = levels
+            if levels < N_LEVELS:
+                report["padded_levels"] = f"levels {levels}..{N_LEVELS - 1} stored as NULL (source has {levels})"
+        else:
+            _require(path, present, L2_COLUMNS)
+            types, file_columns = _ATRA_BOOK, {}
+            select = "_row, ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
+        _stage_file(conn, path, types, select, "book_problems.sql", file_columns, BOOK_STAGE,
+                    ", ".join(L2_LEVEL_COLUMNS), window, report, keep_last_per_ts=True)
+    dupes = conn.execute(f"SELECT count(*) - count(DISTINCT ts) FROM {BOOK_STAGE}").fetchall()[0][0]
+    if dupes:
+        raise DataError(", ".join(report["files"]), f"{dupes} timestamps appear in more than one file")
+    report["rows_staged"] = conn.execute(f"SELECT count(*) FROM {BOOK_STAGE}").fetchall()[0][0]
+    return report
+
+
+def stage_trades(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileFormat,
+                 window: PartitionWindow) -> dict:
+    """Stage ``window``'s trades from ``paths`` into temp table ``stage_trades``; return a report."""
+    report = _new_report(paths, fmt)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {TRADES_STAGE} AS SELECT * FROM raw_trades LIMIT 0")
+    for path in paths:
+        present = _columns_of(conn, path)
+        if fmt == "tardis":
+            _require(path, present, list(_TARDIS_TRADES))
+            types, file_columns = _TARDIS_TRADES, {"ts": "timestamp", "trade_id": "id"}
+            select = ('_row, make_timestamp("timestamp") AS ts, symbol AS src_symbol, exchange, price, amount, '
+                      "side, id AS trade_id")
+        else:
+            _require(path, present, TRADE_COLUMNS)
+            types, file_columns = _ATRA_TRADES, {}
+            select = "_row, ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
+        _stage_file(conn, path, types, select, "trade_problems.sql", file_columns, TRADES_STAGE,
+                    "price, amount, side, trade_id", window, report, keep_last_per_ts=False)
+    report["rows_staged"] = conn.execute(f"SELECT count(*) FROM {TRADES_STAGE}").fetchall()[0][0]
+    return report

@@ -1,0 +1,126 @@
+"""Where raw data comes from: one entry point that stages a partition from the chosen source.
+
+Sources
+-------
+``synthetic`` (default)
+    :func:`atra_pipeline.core.synthetic.generate_market_day`, deterministic per (seed, symbol, date).
+``file``
+    History a user already holds, in one of the formats of ``file_format``: ``atra`` (our schema,
+    CSV or Parquet), ``tardis`` (Tardis.dev CSV) or ``binance`` (a raw Binance websocket capture,
+    rebuilt into a book by :mod:`atra_pipeline.core.binance_capture`).
+``ccxt``
+    Live collection (a later stage): it will append to the raw tables through the same
+    :func:`atra_pipeline.core.storage.replace_partition` seam and the same checks.
+
+Paths are templates: ``{symbol}``, ``{symbol_lower}``, ``{date}`` (``2024-08-09``) and
+``{yyyymmdd}`` are filled in per partition, then glob patterns are expanded (sorted by name).
+A Binance capture replays every matched file in name order, so the day after the one with the
+REST snapshot gets its book state from the previous day's file.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+from atra_pipeline.core import files
+from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.storage import PartitionWindow
+
+RawTable = Literal["raw_l2_snapshots", "raw_trades"]
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to obtain one partition's raw rows (see the module docstring)."""
+
+    kind: Literal["synthetic", "file"] = "synthetic"
+    seed: int = 7
+    interval_ms: int = 1000
+    file_format: Literal["atra", "tardis", "binance"] = "atra"
+    book_path: str = ""
+    trades_path: str = ""
+    market: Literal["spot", "usdm_futures"] = "spot"
+    on_gap: Literal["drop", "error"] = "drop"
+    expect_full_day: bool = True
+
+    def __post_init__(self):
+        if self.interval_ms <= 0 or DAY_MS % self.interval_ms:
+            raise ValueError(f"interval_ms={self.interval_ms} must divide a day of {DAY_MS} ms")
+        if self.kind == "file" and not self.book_path:
+            raise ValueError("source kind 'file' needs book_path")
+
+    @property
+    def sampled(self) -> bool:
+        """True where rows sit on the ``interval_ms`` grid, so a day's row count is known."""
+        return self.kind == "synthetic" or self.file_format == "binance"
+
+    def row_count_bounds(self) -> tuple[int, int]:
+        """Expected ``(min_rows, max_rows)`` of a book partition from this source."""
+        per_day = DAY_MS // self.interval_ms
+        upper = per_day if self.sampled else 2**62
+        if not self.expect_full_day:
+            return 1, upper
+        return (per_day if self.kind == "synthetic" else int(per_day * 0.95)) if self.sampled else 1, upper
+
+
+def resolve_paths(template: str, window: PartitionWindow) -> list[Path]:
+    """Fill ``template``'s placeholders for ``window`` and expand globs; error if nothing matches."""
+    day = window.start
+    pattern = template.format(symbol=window.symbol, symbol_lower=window.symbol.lower(),
+                              date=day.strftime("%Y-%m-%d"), yyyymmdd=day.strftime("%Y%m%d"))
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    paths = [Path(m) for m in matches if Path(m).is_file()]
+    if not paths:
+        raise DataError(pattern, f"no file matches (template {template!r}, partition {window.symbol} {day.date()})")
+    return paths
+
+
+@lru_cache(maxsize=4)
+def _synthetic_day(symbol: str, date: str, seed: int, interval_ms: int):
+    # Both raw assets of a partition come from one generated market; in one process it is made once.
+    from atra_pipeline.core.synthetic import generate_market_day
+
+    return generate_market_day(symbol, date, seed=seed, interval_ms=interval_ms)
+
+
+@lru_cache(maxsize=4)
+def _capture(paths: tuple[Path, ...], symbol: str, market: str, interval_ms: int,
+             start: pd.Timestamp, end: pd.Timestamp, on_gap: str):
+    from atra_pipeline.core.binance_capture import read_binance_capture
+
+    return read_binance_capture(list(paths), symbol, market=market, interval_ms=interval_ms,
+                                start=start, end=end, on_gap=on_gap)
+
+
+def stage_partition(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
+                    window: PartitionWindow) -> tuple[str | pd.DataFrame, dict]:
+    """Make ``window``'s rows of ``table`` ready to write; return ``(rows, report)``.
+
+    ``rows`` is a staged relation name in ``conn`` or a DataFrame, as
+    :func:`~atra_pipeline.core.storage.replace_partition` takes them. Raises ``DataError`` on
+    bad input, before anything is written.
+    """
+    book = table == "raw_l2_snapshots"
+    if spec.kind == "synthetic":
+        frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms)
+        rows = frames[0] if book else frames[1]
+        return rows, {"source": "synthetic", "seed": spec.seed, "interval_ms": spec.interval_ms}
+    template = spec.book_path if book or spec.file_format == "binance" else spec.trades_path
+    if not template:
+        raise ValueError(f"source '{spec.file_format}' needs trades_path for raw_trades")
+    paths = resolve_paths(template, window)
+    if spec.file_format == "binance":
+        result = _capture(tuple(paths), window.symbol, spec.market, spec.interval_ms,
+                          window.start, window.end, spec.on_gap)
+        return (result.book if book else result.trades), {"source": "binance capture", **result.report}
+    stage = files.stage_book if book else files.stage_trades
+    report = stage(conn, paths, spec.file_format, window)
+    return (files.BOOK_STAGE if book else files.TRADES_STAGE), {"source": spec.file_format, **report}

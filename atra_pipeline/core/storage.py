@@ -1,0 +1,139 @@
+"""DuckDB storage: schema migrations and transactional, idempotent partition writes.
+
+A partition of a raw table is the set of rows of one symbol inside one time window
+``[start, end)``. Writing a partition deletes exactly those rows and inserts the new ones
+in one transaction, so re-materialising never duplicates and a failure keeps the old rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from atra_pipeline.core.paths import SQL_DIR
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+def migrations() -> list[tuple[int, str]]:
+    """``(version, file name)`` of every file in ``sql/schema/``, in version order."""
+    found = []
+    for path in sorted((SQL_DIR / "schema").glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"{path}: schema files are named NNN_description.sql")
+        found.append((int(match.group(1)), path.name))
+    versions = [v for v, _ in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate schema versions in {SQL_DIR / 'schema'}: {versions}")
+    return found
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the schema files not yet applied; return the versions applied now.
+
+    Each file runs in its own transaction together with its ``schema_version`` row, so a
+    failed migration leaves the database at the previous version. Re-running is a no-op.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_version").fetchall()}
+    applied = []
+    for version, name in migrations():
+        if version in done:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute((SQL_DIR / "schema" / name).read_text())
+            conn.execute(
+                "INSERT INTO schema_version VALUES (?, ?, now()::TIMESTAMP)", [version, name]
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+@dataclass(frozen=True)
+class PartitionWindow:
+    """Rows of one symbol with ``start <= ts < end`` (naive UTC timestamps)."""
+
+    symbol: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @classmethod
+    def for_day(cls, symbol: str, date) -> PartitionWindow:
+        start = pd.Timestamp(date).normalize()
+        return cls(symbol, start, start + pd.Timedelta(days=1))
+
+    @property
+    def params(self) -> dict:
+        return {"symbol": self.symbol, "start": self.start.to_pydatetime(), "end": self.end.to_pydatetime()}
+
+
+def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns: list[str],
+                      window: PartitionWindow) -> dict[str, int]:
+    """Replace ``window``'s rows of ``table`` with ``rows`` in one transaction.
+
+    Parameters
+    ----------
+    rows
+        A pandas DataFrame, Arrow table, or the name of a relation in ``conn`` holding ``columns``.
+        Every row must belong to ``window``: a row outside it would make the write non-idempotent,
+        so it is an error and nothing is written.
+
+    Returns
+    -------
+    dict
+        ``{"deleted": rows removed, "inserted": rows written}``.
+    """
+    table = _identifier(table)
+    if isinstance(rows, str):
+        source = _identifier(rows)
+    else:
+        source = "_atra_incoming"
+        conn.register(source, rows)
+    select_cols = ", ".join(_identifier(c) for c in columns)
+    try:
+        outside = conn.execute(
+            f"SELECT count(*) FROM {source} WHERE symbol IS DISTINCT FROM $symbol "
+            "OR ts IS NULL OR ts < $start OR ts >= $end",
+            window.params,
+        ).fetchall()[0][0]
+        if outside:
+            raise ValueError(
+                f"{outside} rows to write into {table} lie outside partition "
+                f"{window.symbol} [{window.start}, {window.end}); nothing was written"
+            )
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            deleted = conn.execute(
+                f"DELETE FROM {table} WHERE symbol = $symbol AND ts >= $start AND ts < $end",
+                window.params,
+            ).fetchall()[0][0]
+            inserted = conn.execute(
+                f"INSERT INTO {table} ({select_cols}) SELECT {select_cols} FROM {source} ORDER BY ts"
+            ).fetchall()[0][0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if source == "_atra_incoming":
+            conn.unregister(source)
+    return {"deleted": int(deleted), "inserted": int(inserted)}

@@ -1,0 +1,22 @@
+"""The Dagster definitions of ATRA: every stage's assets and checks, the jobs and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from atra_pipeline.defs import raw
+from atra_pipeline.resources import RawSourceResource, default_duckdb
+
+# The pipeline end to end for one date x symbol partition; later stages join this selection.
+main_job = dg.define_asset_job(
+    "main",
+    selection=dg.AssetSelection.groups("raw"),
+    description="Raw order books and trades (later: features, labels, models, backtest, report).",
+)
+
+defs = dg.Definitions(
+    assets=[*raw.assets],
+    asset_checks=[*raw.asset_checks],
+    jobs=[main_job],
+    resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
+)

@@ -1,0 +1,46 @@
+"""Dagster side of the data-quality registry: check specs and results generated from
+:data:`atra_pipeline.core.quality.SQL_CHECKS` and the GE suites, for every stage to reuse."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from atra_pipeline.core.quality import CheckOutcome, checks_for
+
+
+def sql_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    """One ``AssetCheckSpec`` per declared SQL rule of ``asset``."""
+    return [dg.AssetCheckSpec(c.name, asset=asset, description=c.description, blocking=c.blocking)
+            for c in checks_for(asset)]
+
+
+def markdown_table(frame: pd.DataFrame, max_rows: int = 10) -> str:
+    if frame.empty:
+        return "(none)"
+    return frame.head(max_rows).astype(str).to_markdown(index=False)
+
+
+def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
+    """The Dagster result of one SQL rule: offending-row count, a sample of them, the thresholds."""
+    check = outcome.check
+    metadata = {
+        "offending_rows": dg.MetadataValue.int(outcome.n_offending),
+        **{k: v for k, v in outcome.summary.items()},
+        **{f"param_{k}": v for k, v in outcome.params.items()},
+    }
+    if not outcome.passed:
+        metadata["first_offending_rows"] = dg.MetadataValue.md(markdown_table(outcome.sample))
+    return dg.AssetCheckResult(
+        check_name=check.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+        description=outcome.message(),
+        metadata=metadata,
+    )
+
+
+def checks_summary_markdown(outcomes: list[CheckOutcome]) -> str:
+    rows = pd.DataFrame([{"check": o.check.name, "blocking": o.check.blocking,
+                          "passed": o.passed, "offending rows": o.n_offending} for o in outcomes])
+    return markdown_table(rows, max_rows=len(rows))

@@ -1,0 +1,35 @@
+"""The partitions of the pipeline, defined once: UTC date x symbol."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from atra_pipeline.core.storage import PartitionWindow
+
+DEFAULT_START_DATE = "2020-01-01"
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+def configured_symbols() -> list[str]:
+    """``$ATRA_SYMBOLS`` (comma-separated) or the defaults."""
+    raw = os.environ.get("ATRA_SYMBOLS", "")
+    return [s.strip().upper() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+
+
+date_partitions = dg.DailyPartitionsDefinition(
+    start_date=os.environ.get("ATRA_START_DATE", DEFAULT_START_DATE), timezone="UTC"
+)
+symbol_partitions = dg.StaticPartitionsDefinition(configured_symbols())
+market_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "symbol": symbol_partitions})
+
+
+def partition_key(date: str, symbol: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"date": date, "symbol": symbol})
+
+
+def partition_window(context) -> PartitionWindow:
+    """The ``[day start, next day)`` window of one symbol for the run's partition."""
+    keys = context.partition_key.keys_by_dimension
+    return PartitionWindow.for_day(keys["symbol"], keys["date"])

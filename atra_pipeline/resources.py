@@ -1,0 +1,85 @@
+"""Resources: the project's DuckDB database and the raw-data source."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from atra_pipeline.core.paths import duckdb_path
+from atra_pipeline.core.raw_sources import SourceSpec
+from atra_pipeline.core.storage import migrate
+
+# Every step that opens the database is in this pool; the instance limits it to 1 (DuckDB
+# allows one writing process per file).
+DUCKDB_POOL = "duckdb"
+
+
+class AtraDuckDB(DuckDBResource):
+    """dagster-duckdb's resource, with the schema migrated on first use and the connection
+    always closed (also when the step fails), so no lock outlives its step."""
+
+    @contextmanager
+    def get_connection(self):
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect_with_retry(self.database, {"custom_user_agent": "atra", **self.connection_config})
+        try:
+            migrate(conn)
+            yield conn
+        finally:
+            conn.close()
+
+
+def _connect_with_retry(database: str, config: dict, attempts: int = 8) -> duckdb.DuckDBPyConnection:
+    # The UI or a notebook may hold the file a moment; the pool keeps our own steps apart.
+    for attempt in range(attempts):
+        try:
+            return duckdb.connect(database, read_only=False, config=config)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def default_duckdb() -> AtraDuckDB:
+    return AtraDuckDB(database=str(duckdb_path()))
+
+
+class RawSourceResource(dg.ConfigurableResource):
+    """Where ``raw_l2_snapshots`` and ``raw_trades`` come from, set once for both assets.
+
+    Set it in the launchpad under ``resources: raw_source: config:``. ``kind: synthetic`` (the
+    default) needs nothing else; ``kind: file`` reads ``book_path`` / ``trades_path`` templates
+    (placeholders ``{symbol}``, ``{symbol_lower}``, ``{date}``, ``{yyyymmdd}``; globs allowed).
+    """
+
+    kind: Literal["synthetic", "file"] = "synthetic"
+    seed: int = 7
+    interval_ms: int = 1000
+    file_format: Literal["atra", "tardis", "binance"] = "atra"
+    book_path: str = ""
+    trades_path: str = ""
+    market: Literal["spot", "usdm_futures"] = "spot"
+    on_gap: Literal["drop", "error"] = "drop"
+    expect_full_day: bool = True
+    max_gap_s: float = 5.0
+    trade_band_bps: float = 100.0
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(kind=self.kind, seed=self.seed, interval_ms=self.interval_ms,
+                          file_format=self.file_format, book_path=self.book_path,
+                          trades_path=self.trades_path, market=self.market, on_gap=self.on_gap,
+                          expect_full_day=self.expect_full_day)
+
+    def check_params(self) -> dict:
+        """Thresholds of the SQL checks for data from this source."""
+        min_rows, max_rows = self.spec().row_count_bounds()
+        return {"min_rows": min_rows, "max_rows": max_rows, "max_gap_s": self.max_gap_s,
+                "edges": self.expect_full_day, "band_bps": self.trade_band_bps}

@@ -1,0 +1,46 @@
+"""The Dagster definitions load, and declare what the pipeline promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.core.quality import SQL_CHECKS
+from atra_pipeline.definitions import defs
+from atra_pipeline.resources import DUCKDB_POOL
+
+
+def test_definitions_load_with_assets_checks_and_job():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"raw_l2_snapshots", "raw_trades"}
+    check_keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {(c.asset, c.name) for c in SQL_CHECKS} <= check_keys
+    assert {("raw_l2_snapshots", "great_expectations_suite"), ("raw_trades", "great_expectations_suite")} <= check_keys
+    assert defs.resolve_job_def("main") is not None
+
+
+def test_every_duckdb_step_is_in_the_pool():
+    nodes = defs.resolve_job_def("main").graph.node_defs
+    assert len(nodes) >= 4  # two assets and their two GE checks
+    for node in nodes:
+        assert node.pool == DUCKDB_POOL, node.name
+
+
+def test_blocking_flags_follow_the_registry():
+    graph = defs.resolve_asset_graph()
+    for check in SQL_CHECKS:
+        key = dg.AssetCheckKey(dg.AssetKey(check.asset), check.name)
+        assert graph.get_check_spec(key).blocking == check.blocking, check.name
+
+
+def test_dagster_cli_validates_the_code_location():
+    env = {**os.environ, "DAGSTER_HOME": str(PROJECT_ROOT / ".dagster_home")}
+    done = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w",
+                           str(PROJECT_ROOT / "workspace.yaml")], capture_output=True, text=True, env=env,
+                          cwd=PROJECT_ROOT, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
