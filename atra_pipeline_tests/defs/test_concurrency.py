@@ -1,0 +1,70 @@
+"""Several partitions in concurrent multi-step, multi-process runs share one DuckDB file:
+the `duckdb` pool (limit 1 in the instance config) keeps their database steps apart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import dagster as dg
+
+from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline_tests.defs.helpers import count_rows
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+INTERVAL_MS = 10_000  # 8,640 snapshots a day keeps the runs short
+
+
+def _step_intervals(instance: dg.DagsterInstance, run_id: str) -> list[tuple[float, float, str]]:
+    starts, ends = {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = record.timestamp
+    return [(starts[k], ends[k], f"{run_id[:8]}:{k}") for k in starts]
+
+
+def test_parallel_multiprocess_runs_never_overlap_duckdb_steps(tmp_path):
+    """Three `dagster asset materialize` processes at once, one partition each, as a user (or a
+    run launcher) would start them; every step runs in its own process (multiprocess executor)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    db = tmp_path / "atra.duckdb"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ATRA_DUCKDB_PATH": str(db)}
+    run_config = {"resources": {"raw_source": {"config": {"interval_ms": INTERVAL_MS}}}}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_run_records()  # create the instance's storage once, before processes race for it
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "atra_pipeline.definitions",
+             "--select", "raw_l2_snapshots,raw_trades", "--partition", f"2024-08-08|{symbol}",
+             "--config-json", json.dumps(run_config)],
+            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for symbol in SYMBOLS
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+        assert "database is locked" not in out.lower() and "could not set lock" not in out.lower()
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_run_records()
+        assert len(runs) == len(SYMBOLS) and all(r.dagster_run.is_success for r in runs)
+        intervals = sorted(i for r in runs for i in _step_intervals(instance, r.dagster_run.run_id))
+        blocked = sum("blocked by limit for pool duckdb" in (rec.message or "")
+                      for r in runs for rec in instance.all_logs(r.dagster_run.run_id))
+
+    assert len(intervals) == 4 * len(SYMBOLS)  # two assets and two GE checks per run, each its own process
+    for (_, end, a), (start, _, b) in zip(intervals, intervals[1:]):
+        assert start >= end, f"{a} and {b} held the database at the same time"
+    assert blocked > 0  # the runs did contend, and the pool made them wait
+    for symbol in SYMBOLS:
+        assert count_rows(db, "raw_l2_snapshots", symbol) == 86_400_000 // INTERVAL_MS
