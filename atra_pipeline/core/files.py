@@ -60,46 +60,52 @@ def _is_parquet(path: Path) -> bool:
 def _columns_of(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if _is_parquet(path):
         rel = conn.execute("SELECT * FROM read_parquet($p) LIMIT 0", {"p": str(path)})
-    else:
-        rel = conn.execute("SELECT * FROM read_csv($p, header = true, all_varchar = true) LIMIT 0",
-                           {"p": str(path)})
-    names = [d[0] for d in rel.description]
-    rel.fetchall()  # finish the result: DuckDB 2 refuses other work on a connection with one open
-    return names
+        names = [d[0] for d in rel.description]
+        rel.fetchall()  # finish the result: DuckDB 2 refuses other work on a connection with one open
+        return names
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as handle:  # the header line only: no need to sniff the file
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise DataError(str(path), "empty file: no header line")
+    return header
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str], table: str) -> None:
-    """Read ``path`` into temp ``table`` with ``types`` and a ``_row`` column (1-based data row).
+def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], types: dict[str, str],
+                select: str, table: str) -> None:
+    """Read ``path`` with ``types``, apply ``select``, into temp ``table`` in file order.
 
-    On a value DuckDB cannot convert, the file is scanned again to name the row and column.
+    Rows keep the file's order, so ``rowid + 1`` of ``table`` is the 1-based data row (DuckDB
+    preserves insertion order). On a value DuckDB cannot convert, the file is scanned again to
+    name the row and column.
     """
     if _is_parquet(path):
         casts = ", ".join(f"TRY_CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in types.items())
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 1 AS _row, {casts} "
-                     "FROM read_parquet($p, file_row_number = true) ORDER BY file_row_number", {"p": str(path)})
+        stored = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet($p))",
+                                   {"p": str(path)}).fetchall())
         for col, typ in types.items():
+            if stored.get(col) == typ:
+                continue  # Parquet is typed: only columns stored as another type can fail to convert
             bad = conn.execute(
                 f"SELECT file_row_number + 1, CAST({_quote(col)} AS VARCHAR) FROM read_parquet($p, file_row_number = true) "
                 f"WHERE {_quote(col)} IS NOT NULL AND TRY_CAST({_quote(col)} AS {typ}) IS NULL LIMIT 1",
                 {"p": str(path)}).fetchall()
             if bad:
                 raise DataError(str(path), f"cannot read {bad[0][1]!r} as {typ}", row=int(bad[0][0]), column=col)
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM (SELECT {casts} FROM "
+                     "read_parquet($p, file_row_number = true) ORDER BY file_row_number)", {"p": str(path)})
         return
-    header = _columns_of(conn, path)
     spec = {c: types.get(c, "VARCHAR") for c in header}
-    # rowid of a table created from one ordered scan is the file order (preserve_insertion_order).
     try:
         conn.execute(
-            "CREATE OR REPLACE TEMP TABLE stage_csv AS SELECT * FROM read_csv($p, header = true, "
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv($p, header = true, "
             "auto_detect = false, delim = ',', quote = '\"', columns = $spec)", {"p": str(path), "spec": spec})
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
         _raise_first_unparsable(path, spec, exc)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * FROM stage_csv")
-    conn.execute("DROP TABLE stage_csv")
 
 
 def _raise_first_unparsable(path: Path, spec: dict[str, str], exc: Exception) -> None:
@@ -155,33 +161,36 @@ def _tardis_book_layout(path: Path, present: list[str]) -> tuple[str, dict[str, 
     names = {col: _tardis_level_column(col.split("_")[0], int(col.split("_")[2]), col.split("_")[1])
              for col in L2_LEVEL_COLUMNS if int(col.split("_")[2]) < levels_in_file}
     _require(path, present, list(_TARDIS_KEYS) + list(names.values()))
-    parts = ["_row", 'make_timestamp("timestamp") AS ts', "symbol AS src_symbol", "exchange"]
+    parts = ['make_timestamp("timestamp") AS ts', "symbol AS src_symbol", "exchange"]
     parts += [f"{_quote(names[c])} AS {c}" if c in names else f"NULL::DOUBLE AS {c}" for c in L2_LEVEL_COLUMNS]
     return ", ".join(parts), {**names, "ts": "timestamp"}, levels_in_file
 
 
-def _stage_file(conn: duckdb.DuckDBPyConnection, path: Path, types: dict[str, str], select: str,
-                problems_sql: str, file_columns: dict[str, str], stage: str, insert_cols: str,
+def _stage_file(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], types: dict[str, str],
+                select: str, problems_sql: str, file_columns: dict[str, str], stage: str, insert_cols: str,
                 window: PartitionWindow, report: dict, keep_last_per_ts: bool) -> None:
     """Load one file, validate it whole, append the window's rows of the symbol to ``stage``."""
-    _load_typed(conn, path, types, "stage_file")
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE stage_file AS SELECT {select} FROM stage_file")
-    _first_problem(conn, problems_sql, path, "stage_file", file_columns)
-    n_read, n_other, n_outside = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE NOT matches), "
-        "count(*) FILTER (WHERE matches AND NOT (ts >= $start AND ts < $end)) "
-        "FROM (SELECT ts, normalise_symbol(src_symbol) = $symbol AS matches FROM stage_file)",
-        window.params).fetchall()[0]
-    dedupe = "QUALIFY row_number() OVER (PARTITION BY ts ORDER BY _row DESC) = 1" if keep_last_per_ts else ""
-    kept = conn.execute(
-        f"INSERT INTO {stage} SELECT ts, $symbol, exchange, {insert_cols} FROM stage_file "
+    _load_typed(conn, path, header, types, select, "stage_file")
+    conn.execute("CREATE OR REPLACE TEMP VIEW stage_rows AS SELECT rowid + 1 AS _row, * FROM stage_file")
+    _first_problem(conn, problems_sql, path, "stage_rows", file_columns)
+    n_read, n_other, n_outside, n_dupes = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT matches), count(*) FILTER (WHERE matches AND NOT inside), "
+        "count(*) FILTER (WHERE matches AND inside) - count(DISTINCT ts) FILTER (WHERE matches AND inside) "
+        "FROM (SELECT ts, normalise_symbol(src_symbol) = $symbol AS matches, ts >= $start AND ts < $end AS inside "
+        "FROM stage_file)", window.params).fetchall()[0]
+    # Snapshots sharing a timestamp are successive states: keep the file's last (rare, so only then rank).
+    dedupe = ("QUALIFY row_number() OVER (PARTITION BY ts ORDER BY _row DESC) = 1"
+              if keep_last_per_ts and n_dupes else "")
+    conn.execute(
+        f"INSERT INTO {stage} SELECT ts, $symbol, exchange, {insert_cols} FROM stage_rows "
         f"WHERE normalise_symbol(src_symbol) = $symbol AND ts >= $start AND ts < $end {dedupe}",
-        window.params).fetchall()[0][0]
+        window.params)
     report["rows_read"] += n_read
     report["rows_other_symbols"] += n_other
     report["rows_outside_window"] += n_outside
     if keep_last_per_ts:
-        report["duplicate_ts_dropped"] += n_read - n_other - n_outside - kept
+        report["duplicate_ts_dropped"] += n_dupes
+    conn.execute("DROP VIEW stage_rows")
     conn.execute("DROP TABLE stage_file")
 
 
@@ -206,8 +215,8 @@ def stage_book(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileForm
         else:
             _require(path, present, L2_COLUMNS)
             types, file_columns = _ATRA_BOOK, {}
-            select = "_row, ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
-        _stage_file(conn, path, types, select, "book_problems.sql", file_columns, BOOK_STAGE,
+            select = "ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
+        _stage_file(conn, path, present, types, select, "book_problems.sql", file_columns, BOOK_STAGE,
                     ", ".join(L2_LEVEL_COLUMNS), window, report, keep_last_per_ts=True)
     dupes = conn.execute(f"SELECT count(*) - count(DISTINCT ts) FROM {BOOK_STAGE}").fetchall()[0][0]
     if dupes:
@@ -226,13 +235,13 @@ def stage_trades(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileFo
         if fmt == "tardis":
             _require(path, present, list(_TARDIS_TRADES))
             types, file_columns = _TARDIS_TRADES, {"ts": "timestamp", "trade_id": "id"}
-            select = ('_row, make_timestamp("timestamp") AS ts, symbol AS src_symbol, exchange, price, amount, '
+            select = ('make_timestamp("timestamp") AS ts, symbol AS src_symbol, exchange, price, amount, '
                       "side, id AS trade_id")
         else:
             _require(path, present, TRADE_COLUMNS)
             types, file_columns = _ATRA_TRADES, {}
-            select = "_row, ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
-        _stage_file(conn, path, types, select, "trade_problems.sql", file_columns, TRADES_STAGE,
+            select = "ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
+        _stage_file(conn, path, present, types, select, "trade_problems.sql", file_columns, TRADES_STAGE,
                     "price, amount, side, trade_id", window, report, keep_last_per_ts=False)
     report["rows_staged"] = conn.execute(f"SELECT count(*) FROM {TRADES_STAGE}").fetchall()[0][0]
     return report

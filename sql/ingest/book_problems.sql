@@ -1,35 +1,34 @@
--- The first problem (in file order) of a staged book file: problem, column, row, detail, rows with it.
-WITH lists AS (
+-- The first problem (in file order) of a staged book file: problem, column, row, detail, and how
+-- many rows have that problem. One pass: each row's first problem, in the order listed.
+WITH rows AS (
     SELECT *, lag(ts) OVER (PARTITION BY src_symbol ORDER BY _row) AS prev_ts FROM l2_as_lists('{stage}')
-), problems AS (
-    SELECT 'missing timestamp' AS problem, 'ts' AS col, _row, 'empty value' AS detail FROM lists WHERE ts IS NULL
-    UNION ALL
-    SELECT 'missing symbol or exchange', 'symbol', _row, 'empty value' FROM lists WHERE src_symbol IS NULL OR exchange IS NULL
-    UNION ALL
-    SELECT 'NaN price', 'bid_px_' || (list_position(list_transform(bid_px, lambda x: coalesce(isnan(x), false)), true) - 1),
-           _row, 'price is NaN' FROM lists WHERE list_bool_or(list_transform(bid_px, lambda x: coalesce(isnan(x), false)))
-    UNION ALL
-    SELECT 'NaN price', 'ask_px_' || (list_position(list_transform(ask_px, lambda x: coalesce(isnan(x), false)), true) - 1),
-           _row, 'price is NaN' FROM lists WHERE list_bool_or(list_transform(ask_px, lambda x: coalesce(isnan(x), false)))
-    UNION ALL
-    SELECT 'time goes backwards', 'ts', _row, printf('%s after %s', ts::VARCHAR, prev_ts::VARCHAR) FROM lists WHERE ts < prev_ts
-    UNION ALL
-    SELECT 'crossed book', 'bid_px_0', _row, printf('best bid %s >= best ask %s', bid_px_0::VARCHAR, ask_px_0::VARCHAR)
-    FROM lists WHERE bid_px_0 >= ask_px_0
-    UNION ALL
-    SELECT 'bid levels not strictly descending (or a gap before a present level)', 'bid_px_0', _row, CAST(bid_px AS VARCHAR)
-    FROM lists WHERE NOT book_side_ordered(bid_px, true)
-    UNION ALL
-    SELECT 'ask levels not strictly ascending (or a gap before a present level)', 'ask_px_0', _row, CAST(ask_px AS VARCHAR)
-    FROM lists WHERE NOT book_side_ordered(ask_px, false)
-    UNION ALL
-    SELECT 'bid size not a finite number > 0, or size without price', 'bid_sz_0', _row, CAST(bid_sz AS VARCHAR)
-    FROM lists WHERE NOT book_side_sizes_ok(bid_px, bid_sz)
-    UNION ALL
-    SELECT 'ask size not a finite number > 0, or size without price', 'ask_sz_0', _row, CAST(ask_sz AS VARCHAR)
-    FROM lists WHERE NOT book_side_sizes_ok(ask_px, ask_sz)
+), found AS (
+    SELECT _row, CASE
+        WHEN ts IS NULL THEN {{'problem': 'missing timestamp', 'col': 'ts', 'detail': 'empty value'}}
+        WHEN src_symbol IS NULL OR exchange IS NULL
+            THEN {{'problem': 'missing symbol or exchange', 'col': 'symbol', 'detail': 'empty value'}}
+        -- NaN sorts above every number, so a side holds a NaN price exactly when its maximum is NaN.
+        WHEN isnan(list_max(bid_px)) THEN {{'problem': 'NaN price',
+            'col': 'bid_px_' || (list_position(bid_px, 'nan'::DOUBLE) - 1), 'detail': 'price is NaN'}}
+        WHEN isnan(list_max(ask_px)) THEN {{'problem': 'NaN price',
+            'col': 'ask_px_' || (list_position(ask_px, 'nan'::DOUBLE) - 1), 'detail': 'price is NaN'}}
+        WHEN ts < prev_ts THEN {{'problem': 'time goes backwards', 'col': 'ts',
+            'detail': printf('%s after %s', ts::VARCHAR, prev_ts::VARCHAR)}}
+        WHEN bid_px_0 >= ask_px_0 THEN {{'problem': 'crossed book', 'col': 'bid_px_0',
+            'detail': printf('best bid %s >= best ask %s', bid_px_0::VARCHAR, ask_px_0::VARCHAR)}}
+        WHEN NOT book_side_ordered(bid_px, true) THEN {{'problem':
+            'bid levels not strictly descending (or a gap before a present level)', 'col': 'bid_px_0', 'detail': bid_px::VARCHAR}}
+        WHEN NOT book_side_ordered(ask_px, false) THEN {{'problem':
+            'ask levels not strictly ascending (or a gap before a present level)', 'col': 'ask_px_0', 'detail': ask_px::VARCHAR}}
+        WHEN NOT book_side_sizes_ok(bid_px, bid_sz) THEN {{'problem':
+            'bid size not a finite number > 0, or size without price', 'col': 'bid_sz_0', 'detail': bid_sz::VARCHAR}}
+        WHEN NOT book_side_sizes_ok(ask_px, ask_sz) THEN {{'problem':
+            'ask size not a finite number > 0, or size without price', 'col': 'ask_sz_0', 'detail': ask_sz::VARCHAR}}
+    END AS p
+    FROM rows
 )
-SELECT problem, col, _row, detail, count(*) OVER (PARTITION BY problem) AS n_rows
-FROM problems
-ORDER BY _row, problem
+SELECT p.problem, p.col, _row, p.detail, count(*) OVER (PARTITION BY p.problem) AS n_rows
+FROM found
+WHERE p IS NOT NULL
+ORDER BY _row
 LIMIT 1

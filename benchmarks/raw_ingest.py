@@ -1,0 +1,107 @@
+"""Raw-stage speed per symbol-day: synthetic generation, DuckDB write, and file imports against
+the floor of a plain Parquet COPY, all measured in this one run (the machine is shared and noisy).
+
+Run: ``.venv/bin/python benchmarks/raw_ingest.py [--repeat 3] [--symbol BTCUSDT]``.
+Prints seconds (best of ``--repeat``) and each import's ratio to the floor (goal: <= 3x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from atra_pipeline.core import files
+from atra_pipeline.core.schema import L2_COLUMNS
+from atra_pipeline.core.storage import PartitionWindow, migrate, replace_partition
+from atra_pipeline.core.synthetic import generate_market_day
+
+DATE = "2024-08-08"
+
+
+def best_of(repeat: int, fn) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def to_tardis(book: pd.DataFrame) -> pd.DataFrame:
+    """The same rows in Tardis book_snapshot_10 layout (microsecond timestamps)."""
+    us = book["ts"].astype("int64").to_numpy()
+    out = {"exchange": "binance", "symbol": book["symbol"].to_numpy(), "timestamp": us, "local_timestamp": us + 3000}
+    for i in range(10):
+        out[f"asks[{i}].price"] = book[f"ask_px_{i}"].to_numpy()
+        out[f"asks[{i}].amount"] = book[f"ask_sz_{i}"].to_numpy()
+        out[f"bids[{i}].price"] = book[f"bid_px_{i}"].to_numpy()
+        out[f"bids[{i}].amount"] = book[f"bid_sz_{i}"].to_numpy()
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--symbol", default="BTCUSDT")
+    args = parser.parse_args()
+    window = PartitionWindow.for_day(args.symbol, DATE)
+
+
+    gen_s = best_of(args.repeat, lambda: generate_market_day(args.symbol, DATE))
+    book, _ = generate_market_day(args.symbol, DATE)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        parquet, tardis_csv = tmp / "book.parquet", tmp / "tardis_book_snapshot_10.csv"
+        book.to_parquet(parquet)
+        to_tardis(book).to_csv(tardis_csv, index=False)
+
+        def fresh(name: str) -> duckdb.DuckDBPyConnection:
+            path = tmp / f"{name}.duckdb"
+            path.unlink(missing_ok=True)
+            conn = duckdb.connect(str(path))
+            migrate(conn)
+            return conn
+
+        def write_frame():
+            with fresh("frame") as conn:
+                replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
+
+        def copy_floor():
+            with fresh("floor") as conn:
+                conn.execute(f"COPY raw_l2_snapshots FROM '{parquet}' (FORMAT parquet)")
+
+        def import_file(path: Path, fmt: str):
+            def run():
+                with fresh(fmt) as conn:
+                    files.stage_book(conn, [path], fmt, window)
+                    replace_partition(conn, "raw_l2_snapshots", files.BOOK_STAGE, L2_COLUMNS, window)
+            return run
+
+
+        floor_s = best_of(args.repeat, copy_floor)
+        write_s = best_of(args.repeat, write_frame)
+        parquet_s = best_of(args.repeat, import_file(parquet, "atra"))
+        tardis_s = best_of(args.repeat, import_file(tardis_csv, "tardis"))
+
+    rows = [
+        ("generate synthetic day (book + trades)", gen_s, None),
+        ("write DataFrame into DuckDB (replace_partition)", write_s, write_s / floor_s),
+        ("import Parquet, our schema (validate + write)", parquet_s, parquet_s / floor_s),
+        ("import Tardis CSV book_snapshot_10 (validate + write)", tardis_s, tardis_s / floor_s),
+        ("floor: plain COPY of the Parquet into DuckDB", floor_s, 1.0),
+    ]
+    print(f"Raw ingest, one symbol-day: {args.symbol} {DATE}, {len(book):,} snapshots x {len(L2_COLUMNS)} columns, "
+          f"best of {args.repeat}")
+    print(f"{'step':<56}{'seconds':>10}{'x floor':>10}")
+    for name, seconds, ratio in rows:
+        print(f"{name:<56}{seconds:>10.3f}{'' if ratio is None else f'{ratio:>10.2f}'}")
+    print("goal: imports within 3x of the floor")
+
+
+if __name__ == "__main__":
+    main()
