@@ -39,8 +39,9 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     summaries = []
     for date in dates:
         for symbol in symbols:
+            config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
             result = job.execute_in_process(partition_key=partition_key(date, symbol), instance=instance,
-                                            run_config=run_config or {}, raise_on_error=False)
+                                            run_config=config, raise_on_error=False)
             checks = [e.event_specific_data for e in result.all_events
                       if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
             summaries.append({

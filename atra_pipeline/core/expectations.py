@@ -16,7 +16,7 @@ from atra_pipeline.core.schema import L2_COLUMNS, L2_LEVEL_COLUMNS, TRADE_COLUMN
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def _declarations(asset: str, min_rows: int, max_rows: int) -> list[tuple[str, dict]]:
+def declarations(asset: str, min_rows: int, max_rows: int) -> list[tuple[str, dict]]:
     """``(expectation class name, arguments)`` for ``asset``: the suite's single source."""
     if asset == "raw_l2_snapshots":
         return [
@@ -48,7 +48,7 @@ def build_suite(asset: str, min_rows: int = 1, max_rows: int | None = None):
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name=f"{asset}_suite")
-    for name, kwargs in _declarations(asset, min_rows, max_rows):
+    for name, kwargs in declarations(asset, min_rows, max_rows):
         suite.add_expectation(getattr(gx.expectations, name)(**kwargs))
     return suite
 

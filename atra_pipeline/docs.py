@@ -1,0 +1,61 @@
+"""Generate the README's reference sections from the registries they describe.
+
+``python -m atra_pipeline.docs`` rewrites the blocks between ``<!-- BEGIN generated:NAME -->``
+and ``<!-- END generated:NAME -->``; a test fails when the README is out of date.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from atra_pipeline.core.expectations import declarations
+from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.core.quality import SQL_CHECKS
+from atra_pipeline.core.schema import L2_COLUMN_DOCS, TRADE_COLUMN_DOCS
+
+README = PROJECT_ROOT / "README.md"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def schema_section() -> str:
+    parts = []
+    for table, docs in (("raw_l2_snapshots", L2_COLUMN_DOCS), ("raw_trades", TRADE_COLUMN_DOCS)):
+        parts.append(f"`{table}`\n\n" + _table(["column", "meaning"], [[f"`{c}`", d] for c, d in docs.items()]))
+    return "\n\n".join(parts)
+
+
+def checks_section() -> str:
+    rows = [[f"`{c.asset}`", f"`{c.name}`", "blocking" if c.blocking else "warning", c.description,
+             ", ".join(f"{k}={v}" for k, v in c.params.items() if k != "edges") or "-"] for c in SQL_CHECKS]
+    for asset in ("raw_l2_snapshots", "raw_trades"):
+        names = sorted({name for name, _ in declarations(asset, 1, None)})
+        rows.append([f"`{asset}`", "`great_expectations_suite`", "blocking",
+                     "Great Expectations suite: " + ", ".join(names), "-"])
+    return _table(["asset", "check", "kind", "rule", "defaults"], rows)
+
+
+SECTIONS = {"schema": schema_section, "checks": checks_section}
+
+
+def render(text: str) -> str:
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- BEGIN generated:{name} -->\n).*?(<!-- END generated:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README has no generated:{name} block")
+        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    README.write_text(render(README.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The README's promises: two quickstart commands, and reference sections that match the code."""
+
+from __future__ import annotations
+
+import re
+
+from atra_pipeline.core.quality import SQL_CHECKS
+from atra_pipeline.docs import README, render
+
+
+def test_generated_sections_are_current():
+    text = README.read_text()
+    assert render(text) == text, "README is out of date: run `.venv/bin/python -m atra_pipeline.docs`"
+    for check in SQL_CHECKS:
+        assert f"`{check.name}`" in text
+
+
+def test_quickstart_is_exactly_two_commands_that_the_makefile_and_ci_define():
+    text = README.read_text()
+    block = re.search(r"## Quickstart.*?```bash\n(.*?)```", text, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make run", "make test"]
+    makefile = (README.parent / "Makefile").read_text()
+    assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (README.parent / ".ci" / "run").read_text()
