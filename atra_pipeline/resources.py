@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from atra_pipeline.core.paths import duckdb_path
 from atra_pipeline.core.raw_sources import SourceSpec
-from atra_pipeline.core.storage import migrate
+from atra_pipeline.core.storage import prepare
 
 # Every step that opens the database is in this pool; the instance limits it to 1 (DuckDB
 # allows one writing process per file).
@@ -30,7 +31,7 @@ class AtraDuckDB(DuckDBResource):
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect_with_retry(self.database, {"custom_user_agent": "atra", **self.connection_config})
         try:
-            migrate(conn)
+            prepare(conn)
             yield conn
         finally:
             conn.close()
@@ -73,10 +74,8 @@ class RawSourceResource(dg.ConfigurableResource):
     trade_band_bps: float = 100.0
 
     def spec(self) -> SourceSpec:
-        return SourceSpec(kind=self.kind, seed=self.seed, interval_ms=self.interval_ms,
-                          file_format=self.file_format, book_path=self.book_path,
-                          trades_path=self.trades_path, market=self.market, on_gap=self.on_gap,
-                          expect_full_day=self.expect_full_day)
+        """The plain description of the source that core reads (same field names)."""
+        return SourceSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SourceSpec)})
 
     def check_params(self) -> dict:
         """Thresholds of the SQL checks for data from this source."""

@@ -9,7 +9,7 @@ import pytest
 
 from atra_pipeline.core.paths import SHARED_DATA_DIR
 from atra_pipeline.core.schema import L2_COLUMNS, N_LEVELS, TRADE_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, migrate
+from atra_pipeline.core.storage import PartitionWindow, prepare
 
 DAY = "2024-08-08"
 
@@ -17,7 +17,7 @@ DAY = "2024-08-08"
 @pytest.fixture
 def conn():
     connection = duckdb.connect()
-    migrate(connection)
+    prepare(connection)
     yield connection
     connection.close()
 

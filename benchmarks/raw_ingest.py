@@ -17,7 +17,7 @@ import pandas as pd
 
 from atra_pipeline.core import files
 from atra_pipeline.core.schema import L2_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, migrate, replace_partition
+from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
 
 DATE = "2024-08-08"
@@ -64,7 +64,7 @@ def main() -> None:
             path = tmp / f"{name}.duckdb"
             path.unlink(missing_ok=True)
             conn = duckdb.connect(str(path))
-            migrate(conn)
+            prepare(conn)
             return conn
 
         def write_frame():

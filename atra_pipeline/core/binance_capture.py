@@ -47,8 +47,6 @@ returned; messages before ``start`` are still replayed to build the book.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import zlib
@@ -66,6 +64,7 @@ import pandas as pd
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.order_book import OrderBook
 from atra_pipeline.core.schema import L2_COLUMNS, L2_LEVEL_COLUMNS, N_LEVELS, TRADE_COLUMNS
+from atra_pipeline.core.textio import open_binary
 
 try:  # orjson is 3-5x faster on these small messages; the standard library does the same job.
     import orjson
@@ -192,15 +191,6 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
 
 
-def _open(path: Path):
-    """Binary line reader for a gzip or plain text file (sniffed by the gzip magic)."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":  # the extra buffer makes line iteration run in C
-        return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 16)
-    return open(path, "rb")
-
-
 def _levels(raw, src: str, line: int, name: str) -> list[tuple[float, float]]:
     """Parse ``[[price, qty], ...]`` to floats; price finite > 0, qty finite >= 0."""
     try:
@@ -306,7 +296,7 @@ class _Replay:
         prefix, name_start = _STREAM_PREFIX, len(_STREAM_PREFIX)
         book_ticker = self.sym_b + b"@bookTicker"
         n_book_ticker = lineno = 0
-        with _open(path) as fh:
+        with open_binary(path) as fh:
             try:
                 for lineno, line in enumerate(fh, 1):
                     sp = line.find(b" ")
@@ -509,7 +499,7 @@ class _Replay:
         while g < stop:
             if row is None:
                 row = self.book.top_row(N_LEVELS)
-                if row[0] >= row[2 * N_LEVELS]:
+                if not row[0] < row[2 * N_LEVELS]:  # also an empty side (NaN)
                     self._crossed(g, row)
             self.ts.append(g)
             self.rows.extend(row)
@@ -522,7 +512,7 @@ class _Replay:
 
     def _crossed(self, g: int, row: list[float]) -> None:
         _, line, src = self.last_applied
-        raise DataError(src, f"crossed book at sample {_iso(g)}: best bid {row[0]} >= best ask "
+        raise DataError(src, f"crossed or one-sided book at sample {_iso(g)}: best bid {row[0]}, best ask "
                              f"{row[2 * N_LEVELS]} after applying the depth update on this line",
                         line=line)
 

@@ -24,8 +24,8 @@ def declarations(asset: str, min_rows: int, max_rows: int) -> list[tuple[str, di
             ("ExpectTableRowCountToBeBetween", {"min_value": min_rows, "max_value": max_rows}),
             *[("ExpectColumnValuesToNotBeNull", {"column": c})
               for c in ("ts", "symbol", "exchange", "bid_px_0", "bid_sz_0", "ask_px_0", "ask_sz_0")],
+            ("ExpectColumnUniqueValueCountToBeBetween", {"column": "exchange", "min_value": 1, "max_value": 1}),
             ("ExpectColumnValuesToBeUnique", {"column": "ts"}),
-            ("ExpectColumnValuesToBeIncreasing", {"column": "ts", "strictly": True}),
             *[("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0, "strict_min": True})
               for c in L2_LEVEL_COLUMNS],
             ("ExpectColumnPairValuesAToBeGreaterThanB",
@@ -38,8 +38,9 @@ def declarations(asset: str, min_rows: int, max_rows: int) -> list[tuple[str, di
             ("ExpectColumnValuesToBeBetween", {"column": "price", "min_value": 0, "strict_min": True}),
             ("ExpectColumnValuesToBeBetween", {"column": "amount", "min_value": 0, "strict_min": True}),
             ("ExpectColumnValuesToBeInSet", {"column": "side", "value_set": list(TRADE_SIDES)}),
+            # Ids are unique per exchange and symbol, and a partition holds one of each.
+            ("ExpectColumnUniqueValueCountToBeBetween", {"column": "exchange", "min_value": 1, "max_value": 1}),
             ("ExpectColumnValuesToBeUnique", {"column": "trade_id"}),
-            ("ExpectColumnValuesToBeIncreasing", {"column": "ts", "strictly": False}),
         ]
     raise KeyError(f"no expectation suite for asset {asset!r}")
 

@@ -22,7 +22,6 @@ Formats
 from __future__ import annotations
 
 import csv
-import gzip
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +31,7 @@ from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.schema import L2_COLUMNS, L2_LEVEL_COLUMNS, N_LEVELS, TRADE_COLUMNS
 from atra_pipeline.core.sql import load_sql
 from atra_pipeline.core.storage import PartitionWindow
+from atra_pipeline.core.textio import is_gzip, open_text
 
 FileFormat = Literal["atra", "tardis"]
 BOOK_STAGE = "stage_l2"
@@ -39,14 +39,10 @@ TRADES_STAGE = "stage_trades"
 
 _TARDIS_KEYS = {"exchange": "VARCHAR", "symbol": "VARCHAR", "timestamp": "BIGINT", "local_timestamp": "BIGINT"}
 _TARDIS_TRADES = {**_TARDIS_KEYS, "id": "VARCHAR", "side": "VARCHAR", "price": "DOUBLE", "amount": "DOUBLE"}
-_ATRA_BOOK = {"ts": "TIMESTAMP", "symbol": "VARCHAR", "exchange": "VARCHAR", **{c: "DOUBLE" for c in L2_LEVEL_COLUMNS}}
-_ATRA_TRADES = {"ts": "TIMESTAMP", "symbol": "VARCHAR", "exchange": "VARCHAR", "price": "DOUBLE",
+# ts as TIMESTAMPTZ: a text offset or a zone-aware Parquet column converts to UTC (session zone UTC).
+_ATRA_BOOK = {"ts": "TIMESTAMPTZ", "symbol": "VARCHAR", "exchange": "VARCHAR", **{c: "DOUBLE" for c in L2_LEVEL_COLUMNS}}
+_ATRA_TRADES = {"ts": "TIMESTAMPTZ", "symbol": "VARCHAR", "exchange": "VARCHAR", "price": "DOUBLE",
                 "amount": "DOUBLE", "side": "VARCHAR", "trade_id": "VARCHAR"}
-
-
-def normalise_symbol(symbol: str) -> str:
-    """``btc-usdt``, ``BTC/USDT`` and ``BTCUSDT`` all name ``BTCUSDT``."""
-    return symbol.upper().replace("-", "").replace("/", "").replace("_", "")
 
 
 def _tardis_level_column(side: str, level: int, field: str) -> str:
@@ -63,8 +59,7 @@ def _columns_of(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
         names = [d[0] for d in rel.description]
         rel.fetchall()  # finish the result: DuckDB 2 refuses other work on a connection with one open
         return names
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as handle:  # the header line only: no need to sniff the file
+    with open_text(path) as handle:  # the header line only: no need to sniff the whole file
         header = next(csv.reader(handle), None)
     if not header:
         raise DataError(str(path), "empty file: no header line")
@@ -100,38 +95,40 @@ def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], 
                      "read_parquet($p, file_row_number = true) ORDER BY file_row_number)", {"p": str(path)})
         return
     spec = {c: types.get(c, "VARCHAR") for c in header}
+    csv_options = {"p": str(path), "compression": "gzip" if is_gzip(path) else "none"}
     try:
         conn.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM read_csv($p, header = true, "
-            "auto_detect = false, delim = ',', quote = '\"', columns = $spec)", {"p": str(path), "spec": spec})
+            "auto_detect = false, delim = ',', quote = '\"', compression = $compression, columns = $spec)",
+            {**csv_options, "spec": spec})
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-        _raise_first_unparsable(path, spec, exc)
+        _raise_first_unparsable(conn, path, spec, csv_options, exc)
 
 
-def _raise_first_unparsable(path: Path, spec: dict[str, str], exc: Exception) -> None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    numeric = {c for c, t in spec.items() if t in {"DOUBLE", "BIGINT"}}
-    stamps = {c for c, t in spec.items() if t == "TIMESTAMP"}
-    with opener(path, "rt", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row_no, row in enumerate(reader, start=1):
-            if None in row:
-                raise DataError(str(path), f"{len(row) - 1 + len(row[None])} fields, header has {len(spec)}", row=row_no)
-            for col in numeric:
-                value = (row.get(col) or "").strip()
-                if not value:
-                    continue
-                try:
-                    int(value) if spec[col] == "BIGINT" else float(value)
-                except ValueError:
-                    raise DataError(str(path), f"unparsable number {value!r}", row=row_no, column=col) from None
-            for col in stamps:
-                value = (row.get(col) or "").strip()
-                try:
-                    duckdb.sql("SELECT $v::TIMESTAMP", params={"v": value}) if value else None
-                except duckdb.Error:
-                    raise DataError(str(path), f"unparsable timestamp {value!r}", row=row_no, column=col) from None
-    raise DataError(str(path), f"cannot be read: {exc}")
+def _raise_first_unparsable(conn: duckdb.DuckDBPyConnection, path: Path, spec: dict[str, str],
+                            csv_options: dict, exc: Exception) -> None:
+    """Name the first row and column whose text does not convert (the file read as text, in order)."""
+    try:
+        conn.execute("CREATE OR REPLACE TEMP TABLE stage_text AS SELECT * FROM read_csv($p, header = true, "
+                     "auto_detect = false, delim = ',', quote = '\"', compression = $compression, "
+                     "columns = $spec)", {**csv_options, "spec": {c: "VARCHAR" for c in spec}})
+    except duckdb.Error as structural:  # e.g. a row with too many fields: DuckDB's message has the line
+        raise DataError(str(path), f"cannot be read as CSV: {structural}") from None
+    first = None
+    for col, typ in spec.items():
+        if typ == "VARCHAR":
+            continue
+        found = conn.execute(
+            f"SELECT rowid + 1, {_quote(col)} FROM stage_text WHERE {_quote(col)} IS NOT NULL "
+            f"AND TRY_CAST({_quote(col)} AS {typ}) IS NULL ORDER BY rowid LIMIT 1").fetchall()
+        if found and (first is None or found[0][0] < first[0]):
+            first = (found[0][0], col, found[0][1], typ)
+    conn.execute("DROP TABLE stage_text")
+    if first is None:
+        raise DataError(str(path), f"cannot be read: {exc}")
+    row, col, value, typ = first
+    kind = "timestamp" if typ.startswith("TIMESTAMP") else "number"
+    raise DataError(str(path), f"unparsable {kind} {value!r}", row=int(row), column=col)
 
 
 def _require(path: Path, present: list[str], required: list[str]) -> None:
@@ -215,7 +212,7 @@ def stage_book(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileForm
         else:
             _require(path, present, L2_COLUMNS)
             types, file_columns = _ATRA_BOOK, {}
-            select = "ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
+            select = "timezone('UTC', ts) AS ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
         _stage_file(conn, path, present, types, select, "book_problems.sql", file_columns, BOOK_STAGE,
                     ", ".join(L2_LEVEL_COLUMNS), window, report, keep_last_per_ts=True)
     dupes = conn.execute(f"SELECT count(*) - count(DISTINCT ts) FROM {BOOK_STAGE}").fetchall()[0][0]
@@ -240,7 +237,7 @@ def stage_trades(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileFo
         else:
             _require(path, present, TRADE_COLUMNS)
             types, file_columns = _ATRA_TRADES, {}
-            select = "ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
+            select = "timezone('UTC', ts) AS ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
         _stage_file(conn, path, present, types, select, "trade_problems.sql", file_columns, TRADES_STAGE,
                     "price, amount, side, trade_id", window, report, keep_last_per_ts=False)
     report["rows_staged"] = conn.execute(f"SELECT count(*) FROM {TRADES_STAGE}").fetchall()[0][0]

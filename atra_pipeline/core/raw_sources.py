@@ -108,6 +108,13 @@ def stage_partition(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: Ra
     :func:`~atra_pipeline.core.storage.replace_partition` takes them. Raises ``DataError`` on
     bad input, before anything is written.
     """
+    rows, report = _stage(conn, spec, table, window)
+    _refuse_unusable(conn, rows, table, window, report)
+    return rows, report
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
+           window: PartitionWindow) -> tuple[str | pd.DataFrame, dict]:
     book = table == "raw_l2_snapshots"
     if spec.kind == "synthetic":
         frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms)
@@ -124,3 +131,38 @@ def stage_partition(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: Ra
     stage = files.stage_book if book else files.stage_trades
     report = stage(conn, paths, spec.file_format, window)
     return (files.BOOK_STAGE if book else files.TRADES_STAGE), {"source": spec.file_format, **report}
+
+
+def _refuse_unusable(conn: duckdb.DuckDBPyConnection, rows, table: RawTable, window: PartitionWindow,
+                     report: dict) -> None:
+    """Raise before writing when the staged rows cannot stand for the partition.
+
+    An empty stage would silently delete the stored partition (a misspelt symbol, a wrong
+    file); rows of several exchanges would interleave two books into one series; a trade id
+    twice would double a trade.
+    """
+    files_read = [f if isinstance(f, str) else f.get("path", str(f)) for f in report.get("files", [])]
+    where = ", ".join(files_read) or report.get("source", "source")
+    if isinstance(rows, str):
+        relation = rows
+    else:
+        relation = "_atra_staged"
+        conn.register(relation, rows)
+    try:
+        n_rows, exchanges = conn.execute(
+            f"SELECT count(*), list(DISTINCT exchange ORDER BY exchange) FROM {relation}").fetchall()[0]
+        dupes = conn.execute(
+            f"SELECT trade_id, count(*) FROM {relation} GROUP BY trade_id HAVING count(*) > 1 LIMIT 3"
+        ).fetchall() if table == "raw_trades" else []
+    finally:
+        if relation == "_atra_staged":
+            conn.unregister(relation)
+    if n_rows == 0:
+        counts = {k: report[k] for k in ("rows_read", "rows_other_symbols", "rows_outside_window") if k in report}
+        raise DataError(where, f"no {table} rows for partition {window.symbol} {window.start.date()} "
+                               f"({counts or report.get('dropped', 'nothing valid')}); nothing was written")
+    if len(exchanges) > 1:
+        raise DataError(where, f"rows of several exchanges {exchanges} for {window.symbol}: "
+                               "one partition holds one venue's data", column="exchange")
+    if dupes:
+        raise DataError(where, f"trade ids repeated: {dupes} (id, times)", column="trade_id")

@@ -39,6 +39,17 @@ def migrations() -> list[tuple[int, str]]:
     return found
 
 
+def prepare(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Make a connection ready for the project: session time zone UTC, schema migrated.
+
+    UTC matters: DuckDB converts time-zone-aware input (a Parquet ``TIMESTAMPTZ``, an ISO text
+    with an offset) to our naive UTC ``TIMESTAMP`` through the session's zone, which otherwise
+    is the machine's. Returns the schema versions applied now.
+    """
+    conn.execute("SET TimeZone = 'UTC'")
+    return migrate(conn)
+
+
 def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the schema files not yet applied; return the versions applied now.
 
@@ -112,8 +123,9 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
     select_cols = ", ".join(_identifier(c) for c in columns)
     try:
         outside = conn.execute(
-            f"SELECT count(*) FROM {source} WHERE symbol IS DISTINCT FROM $symbol "
-            "OR ts IS NULL OR ts < $start OR ts >= $end",
+            # Judge ts as it will be stored: a nanosecond value can round across the window's end.
+            f"SELECT count(*) FROM (SELECT symbol, CAST(ts AS TIMESTAMP) AS ts FROM {source}) "
+            "WHERE symbol IS DISTINCT FROM $symbol OR ts IS NULL OR ts < $start OR ts >= $end",
             window.params,
         ).fetchall()[0][0]
         if outside:

@@ -347,11 +347,13 @@ def test_window_keeps_only_rows_inside_and_replays_before_start(tmp_path):
     assert alone.report["samples"]["dropped_invalid"] == 1  # the grid time 00:00:02 in [E 1.5 s, E 2.5 s]
 
 
-def test_core_does_not_import_dagster():
-    code = ("import sys, atra_pipeline.core.binance_capture, atra_pipeline.core.order_book; "
-            "sys.exit(any(m.split('.')[0] == 'dagster' for m in sys.modules))")
-    root = Path(__file__).resolve().parents[2]
-    assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
+def test_one_sided_book_at_a_sample_raises(tmp_path):
+    ask_levels = [p for p, _ in SNAP["asks"]]
+    path = write_capture(tmp_path / "empty_ask.gz", [
+        SNAP, depth(1100, 101, 101), depth(1500, 102, 102, a=[(p, 0) for p in ask_levels]), depth(2100, 103, 103)])
+    with pytest.raises(DataError) as err:
+        read_binance_capture([path], "BTCUSDT")
+    assert "empty_ask.gz" in str(err.value) and err.value.line == 3 and "one-sided" in str(err.value)
 
 
 # --------------------------------------------------------------------------- the real capture

@@ -167,3 +167,32 @@ def test_tardis_trades(conn, tmp_path):
     assert list(staged.columns) == TRADE_COLUMNS
     assert staged["trade_id"].tolist() == raw["id"].tolist()
     assert staged["ts"].tolist() == trades["ts"].tolist()
+
+
+def test_zone_aware_parquet_and_offset_csv_are_stored_in_utc(conn, tmp_path, window):
+    book = make_book(5, start="2024-08-08 10:00")
+    aware = book.assign(ts=book["ts"].dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin"))
+    aware.to_parquet(tmp_path / "aware.parquet")
+    files.stage_book(conn, [tmp_path / "aware.parquet"], "atra", window)
+    staged = conn.execute(f"SELECT ts FROM {files.BOOK_STAGE} ORDER BY ts").fetchdf()["ts"]
+    assert staged.tolist() == book["ts"].tolist()
+    text = book.astype(object)
+    text["ts"] = [t.tz_localize("UTC").tz_convert("Asia/Tokyo").isoformat() for t in book["ts"]]  # +09:00
+    text.to_csv(tmp_path / "offset.csv", index=False)
+    files.stage_book(conn, [tmp_path / "offset.csv"], "atra", window)
+    staged = conn.execute(f"SELECT ts FROM {files.BOOK_STAGE} ORDER BY ts").fetchdf()["ts"]
+    assert staged.tolist() == book["ts"].tolist()
+
+
+def test_gzipped_csv_is_read_whatever_its_name(conn, tmp_path, window):
+    book = make_book(20)
+    book.to_csv(tmp_path / "book.CSV.GZ", index=False, compression="gzip")
+    assert files.stage_book(conn, [tmp_path / "book.CSV.GZ"], "atra", window)["rows_staged"] == 20
+
+
+def test_unparsable_timestamp_names_row_and_column(conn, tmp_path, window):
+    text = make_book(10).astype(object)
+    text.loc[6, "ts"] = "yesterday at noon"
+    text.to_csv(tmp_path / "bad_ts.csv", index=False)
+    with pytest.raises(DataError, match=r"bad_ts.csv, row 7, column 'ts': unparsable timestamp 'yesterday at noon'"):
+        files.stage_book(conn, [tmp_path / "bad_ts.csv"], "atra", window)

@@ -143,3 +143,10 @@ def test_bad_amount_and_duplicate_id_fail_their_checks(conn, window):
     assert {n for n, o in outcomes.items() if not o.passed} == {"amount_positive", "trade_id_unique"}
     assert outcomes["amount_positive"].sample.iloc[0]["trade_id"] == trades.loc[2, "trade_id"]
     assert outcomes["trade_id_unique"].sample.iloc[0]["trade_id"] == trades.loc[4, "trade_id"]
+
+
+def test_gap_right_after_a_row_at_midnight_is_still_a_gap(conn, window):
+    book = make_book(100).drop(index=range(1, 31))  # rows at 00:00:00, then nothing until 00:00:31
+    _store(conn, window, book)
+    gaps = _outcomes(conn, "raw_l2_snapshots", window, max_gap_s=5.0, edges=False)["gaps_within_limit"]
+    assert gaps.summary == {"n_gaps": 1, "longest_gap_s": 31.0}

@@ -61,3 +61,11 @@ def test_rows_outside_the_window_are_refused_and_nothing_written(conn, window):
     with pytest.raises(ValueError, match="1 rows .* outside partition BTCUSDT"):
         replace_partition(conn, "raw_l2_snapshots", stray, L2_COLUMNS, window)
     assert _count(conn, "raw_l2_snapshots") == 10
+
+
+def test_a_nanosecond_that_rounds_into_the_next_day_is_refused(conn, window):
+    book = make_book(2)
+    book["ts"] = pd.to_datetime(["2024-08-08 12:00:00", "2024-08-08 23:59:59.9999996"], format="ISO8601").as_unit("ns")
+    with pytest.raises(ValueError, match="outside partition"):
+        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
+    assert _count(conn, "raw_l2_snapshots") == 0

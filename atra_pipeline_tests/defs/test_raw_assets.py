@@ -70,10 +70,11 @@ def test_failing_blocking_check_fails_the_run_but_warnings_do_not(tmp_path):
     trades = make_trades(book)
     result = materialize_raw(db, DAY, "BTCUSDT", _file_source(tmp_path, book, trades))
     assert result.success and check_results(result)["raw_l2_snapshots.gaps_within_limit"] is False
-    trades.loc[trades.index[3], "trade_id"] = trades.loc[trades.index[2], "trade_id"]
+    trades.loc[trades.index[3], "price"] *= 1.02  # 200 bps off the mid: valid input, failing a blocking check
     result = materialize_raw(db, DAY, "BTCUSDT", _file_source(tmp_path, book, trades))
     assert not result.success
-    assert check_results(result)["raw_trades.trade_id_unique"] is False
+    assert check_results(result)["raw_trades.price_near_mid"] is False
+    assert result.failure_data_for_node("raw_trades") is not None
 
 
 @pytest.mark.realdata

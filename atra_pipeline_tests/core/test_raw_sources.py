@@ -1,0 +1,44 @@
+"""The source seam refuses staged rows that cannot stand for a partition, before any write."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.raw_sources import SourceSpec, resolve_paths, stage_partition
+from atra_pipeline_tests.conftest import make_book, make_trades
+
+
+def _spec(tmp_path, **kw) -> SourceSpec:
+    return SourceSpec(kind="file", file_format="atra", book_path=str(tmp_path / "book_{symbol}.csv"),
+                      trades_path=str(tmp_path / "trades_{symbol}*.csv"), **kw)
+
+
+def test_no_rows_for_the_partition_is_an_error_not_a_silent_delete(conn, tmp_path, window):
+    make_book(10, symbol="ETHUSDT").to_csv(tmp_path / "book_BTCUSDT.csv", index=False)  # wrong symbol inside
+    with pytest.raises(DataError, match=r"no raw_l2_snapshots rows for partition BTCUSDT 2024-08-08.*rows_other_symbols.: 10"):
+        stage_partition(conn, _spec(tmp_path), "raw_l2_snapshots", window)
+
+
+def test_rows_of_two_exchanges_are_refused(conn, tmp_path, window):
+    book = pd.concat([make_book(10), make_book(10, start="2024-08-08 01:00").assign(exchange="okx")])
+    book.to_csv(tmp_path / "book_BTCUSDT.csv", index=False)
+    with pytest.raises(DataError, match=r"column 'exchange': rows of several exchanges \['okx', 'test'\]"):
+        stage_partition(conn, _spec(tmp_path), "raw_l2_snapshots", window)
+
+
+def test_overlapping_trade_files_are_refused(conn, tmp_path, window):
+    trades = make_trades(make_book(100))
+    trades.iloc[:12].to_csv(tmp_path / "trades_BTCUSDT_a.csv", index=False)
+    trades.iloc[8:].to_csv(tmp_path / "trades_BTCUSDT_b.csv", index=False)
+    with pytest.raises(DataError, match=r"column 'trade_id': trade ids repeated"):
+        stage_partition(conn, _spec(tmp_path), "raw_trades", window)
+
+
+def test_path_template_placeholders_and_missing_files(tmp_path, window):
+    (tmp_path / "btcusdt_20240808.gz").write_bytes(b"")
+    found = resolve_paths(str(tmp_path / "{symbol_lower}_{yyyymmdd}.gz"), window)
+    assert found == [tmp_path / "btcusdt_20240808.gz"]
+    with pytest.raises(DataError, match="no file matches"):
+        resolve_paths(str(tmp_path / "{symbol}_{date}.csv"), window)
