@@ -79,6 +79,10 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
+# The rows of one partition, with the parameters of PartitionWindow.params.
+PARTITION_FILTER = "symbol = $symbol AND ts >= $start AND ts < $end"
+
+
 @dataclass(frozen=True)
 class PartitionWindow:
     """Rows of one symbol with ``start <= ts < end`` (naive UTC timestamps)."""
@@ -136,7 +140,7 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
         conn.execute("BEGIN TRANSACTION")
         try:
             deleted = conn.execute(
-                f"DELETE FROM {table} WHERE symbol = $symbol AND ts >= $start AND ts < $end",
+                f"DELETE FROM {table} WHERE {PARTITION_FILTER}",
                 window.params,
             ).fetchall()[0][0]
             inserted = conn.execute(
@@ -150,3 +154,17 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
         if source == "_atra_incoming":
             conn.unregister(source)
     return {"deleted": int(deleted), "inserted": int(inserted)}
+
+
+def read_partition(conn: duckdb.DuckDBPyConnection, table: str, window: PartitionWindow,
+                   limit: int | None = None) -> pd.DataFrame:
+    """``window``'s rows of ``table`` in time order (the first ``limit`` of them if given)."""
+    tail = f" LIMIT {int(limit)}" if limit is not None else ""
+    return conn.execute(f"SELECT * FROM {_identifier(table)} WHERE {PARTITION_FILTER} ORDER BY ts{tail}",
+                        window.params).fetchdf()
+
+
+def partition_time_range(conn: duckdb.DuckDBPyConnection, table: str, window: PartitionWindow) -> tuple:
+    """``(first ts, last ts)`` of ``window``'s rows of ``table`` (``None`` when empty)."""
+    return tuple(conn.execute(f"SELECT min(ts), max(ts) FROM {_identifier(table)} WHERE {PARTITION_FILTER}",
+                              window.params).fetchall()[0])

@@ -6,7 +6,7 @@ import pandas as pd
 from atra_pipeline.core.quality import run_asset_checks
 from atra_pipeline.core.raw_sources import stage_partition
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage import replace_partition
+from atra_pipeline.core.storage import partition_time_range, read_partition, replace_partition
 from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
 from atra_pipeline.partitions import market_partitions, partition_window
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB, RawSourceResource
@@ -18,12 +18,8 @@ def _materialize(context: dg.AssetExecutionContext, duckdb: AtraDuckDB, raw_sour
         rows, report = stage_partition(conn, raw_source.spec(), table, window)
         written = replace_partition(conn, table, rows, columns, window)
         outcomes = run_asset_checks(conn, table, window, raw_source.check_params())
-        first, last = conn.execute(
-            f"SELECT min(ts), max(ts) FROM {table} WHERE symbol = $symbol AND ts >= $start AND ts < $end",
-            window.params).fetchall()[0]
-        preview = conn.execute(
-            f"SELECT * FROM {table} WHERE symbol = $symbol AND ts >= $start AND ts < $end ORDER BY ts LIMIT 5",
-            window.params).fetchdf()
+        first, last = partition_time_range(conn, table, window)
+        preview = read_partition(conn, table, window, limit=5)
     context.log.info(f"{table} {window.symbol} {window.start.date()}: {written}; source {report.get('source')}")
     return dg.MaterializeResult(
         metadata={
@@ -71,5 +67,4 @@ def raw_trades(context: dg.AssetExecutionContext, duckdb: AtraDuckDB,
 
 def partition_frame(duckdb: AtraDuckDB, table: str, window) -> pd.DataFrame:
     with duckdb.get_connection() as conn:
-        return conn.execute(f"SELECT * FROM {table} WHERE symbol = $symbol AND ts >= $start AND ts < $end "
-                            "ORDER BY ts", window.params).fetchdf()
+        return read_partition(conn, table, window)
