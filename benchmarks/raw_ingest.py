@@ -16,6 +16,8 @@ import duckdb
 import pandas as pd
 
 from atra_pipeline.core import files
+from atra_pipeline.core.binance_capture import read_binance_capture
+from atra_pipeline.core.paths import SHARED_DATA_DIR
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
@@ -101,6 +103,13 @@ def main() -> None:
     for name, seconds, ratio in rows:
         print(f"{name:<56}{seconds:>10.3f}{'' if ratio is None else f'{ratio:>10.2f}'}")
     print("goal: imports within 3x of the floor")
+    capture = SHARED_DATA_DIR / "binance_spot_capture"
+    if capture.is_dir():
+        paths = sorted(capture.glob(f"{args.symbol.lower()}_*.gz"))
+        seconds = best_of(args.repeat, lambda: read_binance_capture(paths, args.symbol))
+        result = read_binance_capture(paths, args.symbol)
+        print(f"Binance capture rebuild, {len(paths)} files ({sum(f['lines'] for f in result.report['files']):,} "
+              f"messages, {len(result.book)} snapshots): {seconds:.3f} s")
 
 
 if __name__ == "__main__":
