@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from atra_pipeline.defs import raw
+from atra_pipeline.defs import features, raw
 from atra_pipeline.resources import RawSourceResource, default_duckdb
 
 # The pipeline end to end for one date x symbol partition; later stages join this selection.
 main_job = dg.define_asset_job(
     "main",
-    selection=dg.AssetSelection.groups("raw"),
-    description="Raw order books and trades (later: features, labels, models, backtest, report).",
+    selection=dg.AssetSelection.groups("raw", "features"),
+    description="Raw order books and trades, features (later: labels, models, backtest, report).",
 )
 
 defs = dg.Definitions(
-    assets=[*raw.assets],
-    asset_checks=[*raw.asset_checks],
+    assets=[*raw.assets, *features.assets],
+    asset_checks=[*raw.asset_checks, *features.asset_checks],
     jobs=[main_job],
     resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
 )

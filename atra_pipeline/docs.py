@@ -10,6 +10,7 @@ import re
 import sys
 
 from atra_pipeline.core.expectations import declarations
+from atra_pipeline.core.features.registry import FEATURES
 from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.core.quality import SQL_CHECKS
 from atra_pipeline.core.schema import L2_COLUMN_DOCS, TRADE_COLUMN_DOCS
@@ -40,7 +41,12 @@ def checks_section() -> str:
     return _table(["asset", "check", "kind", "rule", "defaults"], rows)
 
 
-SECTIONS = {"schema": schema_section, "checks": checks_section}
+def features_section() -> str:
+    rows = [[f"`{f.name}`", f.family, f.window or "-", f.description] for f in FEATURES]
+    return f"{len(FEATURES)} columns.\n\n" + _table(["feature", "family", "window", "description"], rows)
+
+
+SECTIONS = {"schema": schema_section, "checks": checks_section, "features": features_section}
 
 
 def render(text: str) -> str:

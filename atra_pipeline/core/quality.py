@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.sql import load_sql
+from atra_pipeline.core.sql import bind, load_sql
 from atra_pipeline.core.storage import PartitionWindow
 
 SAMPLE_ROWS = 10
@@ -89,18 +89,6 @@ class CheckOutcome:
         return f"{self.check.name}: {self.n_offending} offending rows, first: {first}"
 
 
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def _bind(sql: str, params: dict) -> dict:
-    """The subset of ``params`` the statement names (DuckDB rejects unused named parameters)."""
-    wanted = set(_PARAM.findall(sql))
-    missing = wanted - params.keys()
-    if missing:
-        raise KeyError(f"SQL parameters without a value: {sorted(missing)}")
-    return {k: params[k] for k in wanted}
-
-
 def run_check(conn: duckdb.DuckDBPyConnection, check: SqlCheck, relations: dict[str, str],
               window: PartitionWindow, overrides: dict | None = None) -> CheckOutcome:
     """Run one rule against ``relations`` (``{"target": name, "book": name}``) for ``window``."""
@@ -108,11 +96,11 @@ def run_check(conn: duckdb.DuckDBPyConnection, check: SqlCheck, relations: dict[
     body = load_sql(check.sql_file).format(**relations)
     summary_cols = ", ".join(f"{expr} AS {name}" for name, expr in check.summary.items())
     agg_sql = f"SELECT count(*) AS n_offending{', ' + summary_cols if summary_cols else ''} FROM ({body})"
-    cursor = conn.execute(agg_sql, _bind(agg_sql, params))
+    cursor = conn.execute(agg_sql, bind(agg_sql, params))
     agg = dict(zip([d[0] for d in cursor.description], cursor.fetchall()[0]))
     n = int(agg.pop("n_offending"))
     sample_sql = f"SELECT * FROM ({body}) LIMIT {SAMPLE_ROWS}"
-    sample = conn.execute(sample_sql, _bind(sample_sql, params)).fetchdf() if n else pd.DataFrame()
+    sample = conn.execute(sample_sql, bind(sample_sql, params)).fetchdf() if n else pd.DataFrame()
     used = {k: v for k, v in params.items() if k in check.params}
     return CheckOutcome(check, n == 0, n, sample, {k: _plain(v) for k, v in agg.items()}, used)
 

@@ -1,0 +1,88 @@
+"""Checks on a partition's feature rows; each names the columns (and times) at fault.
+
+The rules: no infinite value; per column, the NaN share outside the warm-up at most
+``max_nan_share``; no column constant over the day (calendar columns that are constant by
+design excepted); the decision grid complete; and no look-ahead on sampled decision times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from atra_pipeline.core.features.registry import FEATURES
+
+
+@dataclass
+class FeatureCheckOutcome:
+    name: str
+    passed: bool
+    description: str
+    blocking: bool = True
+    columns: list[str] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+
+    def message(self) -> str:
+        if self.passed:
+            return f"{self.name}: passed"
+        return f"{self.name}: failed for {', '.join(self.columns) or 'the partition'}"
+
+
+FEATURE_CHECKS = {
+    "no_infinite_values": "No feature value is +-inf.",
+    "nan_share_within_limit": "Per column, NaN share outside the warm-up at most max_nan_share.",
+    "no_constant_columns": "No feature is constant over the day (calendar columns excepted).",
+    "decision_grid_complete": "One row per decision time, none missing or repeated.",
+    "no_lookahead": "Rows rebuilt from raw data truncated at sampled times equal the full build.",
+}
+
+
+def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | None) -> pd.DataFrame:
+    """True where a feature's window reaches before the first loaded snapshot (NaN by construction)."""
+    mask = pd.DataFrame(False, index=frame.index, columns=[f.name for f in FEATURES])
+    if data_start is None:
+        return mask | True
+    for f in FEATURES:
+        mask[f.name] = frame["ts"] - pd.Timedelta(seconds=f.lookback_s) < data_start
+    return mask
+
+
+def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex, data_start: pd.Timestamp | None,
+                   max_nan_share: float = 0.05) -> list[FeatureCheckOutcome]:
+    """All rules but look-ahead (see :func:`lookahead_outcome`) on one partition's rows."""
+    cols = [f.name for f in FEATURES]
+    values = frame[cols].astype(float)
+    infinite = [c for c in cols if np.isinf(values[c]).any()]
+    warm = warmup_mask(frame, data_start)
+    outside = ~warm
+    nan_share = {c: float(values.loc[outside[c], c].isna().mean()) if outside[c].any() else 0.0 for c in cols}
+    too_many_nans = [c for c in cols if nan_share[c] > max_nan_share]
+    constant = [f.name for f in FEATURES if f.varies_within_day and values[f.name].dropna().nunique() <= 1
+                and outside[f.name].sum() > 1]
+    times = pd.DatetimeIndex(frame["ts"])
+    missing = expected_times.difference(times)
+    repeated = times[times.duplicated()].unique()
+    return [
+        FeatureCheckOutcome("no_infinite_values", not infinite, FEATURE_CHECKS["no_infinite_values"], columns=infinite),
+        FeatureCheckOutcome("nan_share_within_limit", not too_many_nans, FEATURE_CHECKS["nan_share_within_limit"],
+                            columns=too_many_nans,
+                            figures={"max_nan_share": max_nan_share,
+                                     "warmup_nan_cells": int((warm & values.isna()).to_numpy().sum()),
+                                     "worst_columns": {c: round(nan_share[c], 4) for c in
+                                                       sorted(cols, key=nan_share.get, reverse=True)[:5]}}),
+        FeatureCheckOutcome("no_constant_columns", not constant, FEATURE_CHECKS["no_constant_columns"], columns=constant),
+        FeatureCheckOutcome("decision_grid_complete", len(missing) == 0 and len(repeated) == 0,
+                            FEATURE_CHECKS["decision_grid_complete"],
+                            figures={"expected": len(expected_times), "rows": len(frame), "missing": len(missing),
+                                     "first_missing": [str(t) for t in missing[:5]],
+                                     "repeated": [str(t) for t in repeated[:5]]}),
+    ]
+
+
+def lookahead_outcome(mismatches: list[dict], times) -> FeatureCheckOutcome:
+    columns = sorted({m["column"] for m in mismatches})
+    return FeatureCheckOutcome("no_lookahead", not mismatches, FEATURE_CHECKS["no_lookahead"], columns=columns,
+                               figures={"sampled_times": [str(pd.Timestamp(t)) for t in times],
+                                        "mismatches": mismatches[:10]})

@@ -1,0 +1,93 @@
+"""The feature catalogue: one line per column, the single source for column lists, docs and checks.
+
+A family is one SQL file ``sql/features/<family>.sql`` that returns ``ts`` (the decision time)
+and exactly the columns registered for it. Adding a feature = adding its SQL and its line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OFI_WINDOWS = ("10s", "30s", "1m", "5m")
+RETURN_WINDOWS = ("10s", "1m", "5m", "15m", "1h")
+VOL_WINDOWS = ("1m", "5m", "15m", "1h")
+WINDOW_SECONDS = {"10s": 10, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "1h": 3600}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature column: ``name`` (the column), ``family`` (its SQL file), ``window`` of data it
+    looks back over (``None`` for an instantaneous value), and a one-line ``description``."""
+
+    name: str
+    family: str
+    window: str | None
+    description: str
+    varies_within_day: bool = True  # False for calendar columns constant over a day by design
+
+    @property
+    def lookback_s(self) -> int:
+        return WINDOW_SECONDS.get(self.window, 0)
+
+
+def _ofi() -> list[Feature]:
+    out = []
+    for w in OFI_WINDOWS:
+        out += [
+            Feature(f"ofi_raw_{w}", "ofi", w, f"best-level order-flow imbalance (Cont et al. 2014) summed over {w}, base units"),
+            Feature(f"ofi_norm_{w}", "ofi", w, f"ofi_raw_{w} / mean best-level depth (bid+ask)/2 over {w}"),
+            Feature(f"ofi_weighted_{w}", "ofi", w,
+                    f"10-level OFI, level m weighted 1/(m+1) (weights sum to 1), summed over {w}, base units"),
+        ]
+    return out
+
+
+def _pressure() -> list[Feature]:
+    return [
+        Feature("pressure_imbalance_1", "pressure", None, "(b0 - a0) / (b0 + a0), best-level sizes"),
+        Feature("pressure_imbalance_5", "pressure", None, "depth imbalance over levels 0-4"),
+        Feature("pressure_imbalance_10", "pressure", None, "depth imbalance over levels 0-9"),
+        Feature("pressure_imbalance_weighted", "pressure", None,
+                "depth imbalance over 10 levels, sizes weighted 1/(1 + distance from mid in bps)"),
+        Feature("pressure_asymmetry", "pressure", None,
+                "(cb - ca)/(cb + ca), side closeness c = size-weighted mean of 1/(1 + distance in bps)"),
+        Feature("pressure_depth_ratio_log", "pressure", None, "ln(bid depth / ask depth) over 10 levels"),
+        Feature("microprice_mid_bps", "pressure", None,
+                "(microprice - mid) / mid in bps; microprice = (bid*a0 + ask*b0)/(a0 + b0)"),
+    ]
+
+
+def _price() -> list[Feature]:
+    out = [Feature(f"ret_{w}", "price", w, f"log return of the mid over the last {w}") for w in RETURN_WINDOWS]
+    out += [Feature(f"rv_{w}", "price", w, f"realised volatility: sqrt of summed squared mid log returns over {w}")
+            for w in VOL_WINDOWS]
+    out += [
+        Feature("momentum_zscore_15m", "price", "1h", "ret_15m / (rv_1h * sqrt(15/60)): 15-minute move in hourly-vol units"),
+        Feature("dist_high_1h_bps", "price", "1h", "(mid - highest mid of the last hour) / mid in bps (<= 0)"),
+        Feature("dist_low_1h_bps", "price", "1h", "(mid - lowest mid of the last hour) / mid in bps (>= 0)"),
+    ]
+    return out
+
+
+def _time() -> list[Feature]:
+    return [
+        Feature("hour_of_day", "time", None, "UTC hour of the decision time, 0-23"),
+        Feature("day_of_week", "time", None, varies_within_day=False, description="ISO day of week, 1 = Monday"),
+        Feature("hour_sin", "time", None, "sin(2 pi (hour + minute/60) / 24)"),
+        Feature("hour_cos", "time", None, "cos(2 pi (hour + minute/60) / 24)"),
+        Feature("dow_sin", "time", None, varies_within_day=False, description="sin(2 pi (dow - 1) / 7)"),
+        Feature("dow_cos", "time", None, varies_within_day=False, description="cos(2 pi (dow - 1) / 7)"),
+    ]
+
+
+FEATURES: tuple[Feature, ...] = tuple(_ofi() + _pressure() + _price() + _time())
+FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FEATURES))
+
+
+def feature_columns(family: str | None = None) -> list[str]:
+    return [f.name for f in FEATURES if family is None or f.family == family]
+
+
+def max_lookback_s() -> int:
+    """The longest window any feature reads: how much of the previous day a partition needs."""
+    return max(f.lookback_s for f in FEATURES)

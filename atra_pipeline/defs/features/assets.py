@@ -1,0 +1,78 @@
+"""Features stage: the microstructure catalogue per decision time, from the raw book."""
+
+import dagster as dg
+import pandas as pd
+
+from atra_pipeline.core.features.build import (
+    FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches,
+)
+from atra_pipeline.core.features.quality import FEATURE_CHECKS, check_features, lookahead_outcome
+from atra_pipeline.core.features.registry import FEATURES, feature_columns
+from atra_pipeline.core.storage import replace_partition
+from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.defs.raw.assets import raw_l2_snapshots
+from atra_pipeline.partitions import market_partitions, partition_window
+from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+
+# The same symbol's book of this date and of the previous date (windows reach over midnight).
+SAME_AND_PREVIOUS_DAY = dg.MultiPartitionMapping({
+    "date": dg.DimensionPartitionMapping(
+        "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)),
+    "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
+})
+
+
+class FeaturesConfig(dg.Config):
+    step_s: int = 60
+    """Seconds between decision times (divides a day; 1 to 3600)."""
+    max_nan_share: float = 0.05
+    """Largest NaN share a column may have outside the warm-up."""
+    lookahead_samples: int = 3
+    """Decision times rebuilt from truncated raw data by the look-ahead check."""
+
+
+REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.family, "window": f.window or "",
+                                               "description": f.description} for f in FEATURES]), max_rows=len(FEATURES))
+
+
+@dg.asset(
+    partitions_def=market_partitions,
+    pool=DUCKDB_POOL,
+    group_name="features",
+    kinds={"duckdb"},
+    deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=SAME_AND_PREVIOUS_DAY)],
+    check_specs=[dg.AssetCheckSpec(name, asset="features", description=text, blocking=True)
+                 for name, text in FEATURE_CHECKS.items()],
+    metadata={"table": "features", "feature_registry": dg.MetadataValue.md(REGISTRY_TABLE)},
+)
+def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
+    """One row per symbol per decision time of the catalogue in ``sql/features/`` (table ``features``)."""
+    window = partition_window(context)
+    with duckdb.get_connection() as conn:
+        ensure_features_table(conn)
+        stage = build_features(conn, window, config.step_s)
+        first_data = data_start(conn)
+        frame = conn.execute(f"SELECT * FROM {stage}").fetchdf()
+        expected = pd.date_range(window.start, window.end, freq=f"{config.step_s}s", inclusive="left")
+        outcomes = check_features(frame, expected, first_data, config.max_nan_share)
+        sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples]
+        outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s), sample))
+        written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)
+    nan_share = frame[feature_columns()].isna().mean().sort_values(ascending=False)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(written["inserted"]),
+            "decision_step_s": config.step_s,
+            "features": len(feature_columns()),
+            "first_ts": str(frame["ts"].min()),
+            "last_ts": str(frame["ts"].max()),
+            "data_from": str(first_data),
+            "nan_share_top": dg.MetadataValue.md(markdown_table(nan_share.head(8).rename("nan share").reset_index())),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name=o.name, passed=o.passed, description=o.message(),
+                                metadata={"columns": ", ".join(o.columns) or "-", **{k: dg.MetadataValue.json(v)
+                                          if isinstance(v, (dict, list)) else v for k, v in o.figures.items()}})
+            for o in outcomes
+        ],
+    )

@@ -1,0 +1,141 @@
+"""The feature catalogue: hand-computed values on tiny books, registry agreement, warm-up,
+and no look-ahead (a deliberately leaking family is caught)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atra_pipeline.core import sql as sql_module
+from atra_pipeline.core.features import build as build_module
+from atra_pipeline.core.features.build import build_features, data_start, lookahead_mismatches
+from atra_pipeline.core.features.quality import check_features
+from atra_pipeline.core.features.registry import FAMILIES, FEATURES, feature_columns
+from atra_pipeline.core.schema import L2_COLUMNS
+from atra_pipeline.core.sql import load_sql
+from atra_pipeline.core.storage import PartitionWindow, replace_partition
+from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline_tests.conftest import DAY, make_book
+
+H10 = sum(1 / m for m in range(1, 11))
+
+
+def tiny_book() -> pd.DataFrame:
+    """Four snapshots 1 s apart; only level 0 moves (deeper levels fixed far away)."""
+    book = make_book(4, mid=100.0)
+    for i in range(1, 10):
+        book[f"bid_px_{i}"], book[f"ask_px_{i}"] = 91.0 - i, 109.0 + i
+    level0 = [  # bid_px, bid_sz, ask_px, ask_sz
+        (100.0, 5.0, 101.0, 4.0),
+        (100.0, 7.0, 101.0, 4.0),   # bid size +2 at the same price:          e = +2
+        (100.5, 3.0, 101.0, 4.0),   # bid price up: the new bid size counts:  e = +3
+        (100.5, 3.0, 100.8, 6.0),   # ask price down: the new ask size counts: e = -6
+    ]
+    for col, values in zip(["bid_px_0", "bid_sz_0", "ask_px_0", "ask_sz_0"], zip(*level0)):
+        book[col] = values
+    return book
+
+
+def _row(conn, ts: str) -> pd.Series:
+    return conn.execute("SELECT * FROM fx_features WHERE ts = $t", {"t": pd.Timestamp(ts).to_pydatetime()}).fetchdf().iloc[0]
+
+
+@pytest.fixture
+def tiny(conn, window):
+    replace_partition(conn, "raw_l2_snapshots", tiny_book(), L2_COLUMNS, window)
+    build_features(conn, window, step_s=10)
+    return _row(conn, f"{DAY} 00:00:10")
+
+
+def test_ofi_signs_and_sums_by_hand(tiny):
+    assert tiny["ofi_raw_10s"] == pytest.approx(2 + 3 - 6)
+    assert tiny["ofi_norm_10s"] == pytest.approx(-1 / np.mean([(7 + 4) / 2, (3 + 4) / 2, (3 + 6) / 2]))
+    assert tiny["ofi_weighted_10s"] == pytest.approx(-1 / H10)  # deeper levels never change: only level 0 counts
+
+
+def test_pressure_and_microprice_by_hand(tiny):
+    assert tiny["pressure_imbalance_1"] == pytest.approx((3 - 6) / (3 + 6))
+    b5, a5 = 3 + 2 + 3 + 4 + 5, 6 + 2 + 3 + 4 + 5  # make_book sizes are i + 1
+    assert tiny["pressure_imbalance_5"] == pytest.approx((b5 - a5) / (b5 + a5))
+    micro, mid = (100.5 * 6 + 100.8 * 3) / 9, (100.5 + 100.8) / 2
+    assert tiny["microprice_mid_bps"] == pytest.approx(1e4 * (micro - mid) / mid)
+
+
+def test_returns_and_realised_vol_by_hand(tiny):
+    mids = [100.5, 100.5, 100.75, 100.65]
+    assert tiny["ret_10s"] == pytest.approx(math.log(mids[-1] / mids[0]))
+    assert tiny["rv_1m"] is None or np.isnan(tiny["rv_1m"])  # a 1-minute window the data do not cover: warm-up
+    assert tiny["hour_of_day"] == 0 and tiny["hour_sin"] == pytest.approx(0.0) and tiny["hour_cos"] == pytest.approx(1.0)
+
+
+def test_every_family_returns_exactly_its_registered_columns(conn, window, tiny):
+    stored = conn.execute("SELECT * FROM fx_features LIMIT 0").fetchdf().columns.tolist()
+    assert stored == ["ts", "symbol"] + feature_columns()
+    assert set(FAMILIES) == {f.family for f in FEATURES}
+    for family in FAMILIES:
+        assert load_sql(f"features/{family}.sql")
+
+
+@pytest.fixture(scope="module")
+def two_days():
+    import duckdb
+
+    from atra_pipeline.core.storage import prepare
+
+    conn = duckdb.connect()
+    prepare(conn)
+    for day in ("2024-08-07", DAY):
+        book, _ = generate_market_day("ETHUSDT", day)
+        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
+    yield conn
+    conn.close()
+
+
+def test_previous_day_removes_the_warm_up_and_first_day_warm_up_is_only_nan(two_days):
+    first, second = PartitionWindow.for_day("ETHUSDT", "2024-08-07"), PartitionWindow.for_day("ETHUSDT", DAY)
+    build_features(two_days, second)
+    frame = two_days.execute("SELECT * FROM fx_features").fetchdf()
+    assert not frame[feature_columns()].isna().to_numpy().any()
+    build_features(two_days, first)
+    frame = two_days.execute("SELECT * FROM fx_features").fetchdf()
+    outcomes = {o.name: o for o in check_features(frame, pd.date_range("2024-08-07", periods=1440, freq="60s"),
+                                                  data_start(two_days))}
+    assert all(o.passed for o in outcomes.values()), [o.message() for o in outcomes.values()]
+    assert outcomes["nan_share_within_limit"].figures["warmup_nan_cells"] > 0
+    assert frame.loc[frame["ts"] >= pd.Timestamp("2024-08-07 01:00"), feature_columns()].notna().all().all()
+
+
+def test_no_lookahead_on_synthetic_data(two_days):
+    times = pd.to_datetime([f"{DAY} 00:00", f"{DAY} 09:17", f"{DAY} 23:59"])
+    assert lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times) == []
+
+
+def test_a_leaking_family_is_caught(two_days, monkeypatch):
+    leaky = load_sql("features/pressure.sql").replace("ASOF LEFT JOIN fx_book AS s ON g.ts >= s.ts",
+                                                      "ASOF LEFT JOIN fx_book AS s ON g.ts + INTERVAL 30 SECOND >= s.ts")
+    assert leaky != load_sql("features/pressure.sql")
+    real_load = sql_module.load_sql
+    monkeypatch.setattr(build_module, "load_sql",
+                        lambda name: leaky if name == "features/pressure.sql" else real_load(name))
+    times = pd.to_datetime([f"{DAY} 09:17", f"{DAY} 15:00"])
+    columns = {m["column"] for m in lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times)}
+    assert "pressure_imbalance_1" in columns and not any(c.startswith("ofi_") for c in columns)
+
+
+def test_checks_name_the_bad_columns():
+    times = pd.date_range(DAY, periods=100, freq="60s")
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"ts": times, **{c: rng.normal(size=100) for c in feature_columns()}})
+    frame.loc[5, "ret_1m"] = np.inf
+    frame.loc[10:30, "rv_5m"] = np.nan
+    frame["pressure_asymmetry"] = 0.25
+    frame = frame.drop(index=[50])
+    outcomes = {o.name: o for o in check_features(frame, times, pd.Timestamp(DAY) - pd.Timedelta(days=1))}
+    assert outcomes["no_infinite_values"].columns == ["ret_1m"]
+    assert outcomes["nan_share_within_limit"].columns == ["rv_5m"]
+    assert outcomes["no_constant_columns"].columns == ["pressure_asymmetry"]
+    assert not outcomes["decision_grid_complete"].passed
+    assert outcomes["decision_grid_complete"].figures["first_missing"] == [str(times[50])]
