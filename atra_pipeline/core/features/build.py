@@ -48,6 +48,7 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
     params = {**window.params, "step_s": step_s, "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
               "load_start": (window.start - pd.Timedelta(seconds=max_lookback_s())).to_pydatetime()}
     run_script(conn, load_sql("features/prepare_book.sql"), params)
+    run_script(conn, load_sql("features/prepare_trades.sql"), params)
     for family in FAMILIES:
         sql = load_sql(f"features/{family}.sql")
         conn.execute(f"CREATE OR REPLACE TEMP TABLE fx_{family} AS {sql}", _bind_family(sql, params))

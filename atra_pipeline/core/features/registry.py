@@ -69,6 +69,23 @@ def _price() -> list[Feature]:
     return out
 
 
+def _volume() -> list[Feature]:
+    return [
+        Feature("volume_1m", "volume", "1m", "traded base volume over the last minute"),
+        Feature("volume_5m", "volume", "5m", "traded base volume over the last 5 minutes"),
+        Feature("volume_15m", "volume", "15m", "traded base volume over the last 15 minutes"),
+        Feature("volume_ratio_1m_15m", "volume", "15m", "volume rate of the last minute / rate of the last 15"),
+        Feature("trade_imbalance_1m", "volume", "1m", "(buy - sell) / (buy + sell) aggressor volume, last minute"),
+        Feature("trade_imbalance_5m", "volume", "5m", "(buy - sell) / (buy + sell) aggressor volume, last 5 minutes"),
+        Feature("vwap_dist_5m_bps", "volume", "5m", "(mid - VWAP of the last 5 minutes) / mid in bps"),
+        Feature("vwap_dist_15m_bps", "volume", "15m", "(mid - VWAP of the last 15 minutes) / mid in bps"),
+        Feature("obv_1h", "volume", "1h", "on-balance volume over the last hour: grid-step volume signed by the mid's move"),
+    ]
+
+
+# -- families added below this line keep their declarations in one function each --
+
+
 def _time() -> list[Feature]:
     return [
         Feature("hour_of_day", "time", None, "UTC hour of the decision time, 0-23"),
@@ -80,7 +97,7 @@ def _time() -> list[Feature]:
     ]
 
 
-FEATURES: tuple[Feature, ...] = tuple(_ofi() + _pressure() + _price() + _time())
+FEATURES: tuple[Feature, ...] = tuple(_ofi() + _pressure() + _price() + _volume() + _time())
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FEATURES))
 
 
