@@ -87,9 +87,12 @@ def two_days():
 
     conn = duckdb.connect()
     prepare(conn)
+    from atra_pipeline.core.schema import TRADE_COLUMNS
+
     for day in ("2024-08-07", DAY):
-        book, _ = generate_market_day("ETHUSDT", day)
+        book, trades = generate_market_day("ETHUSDT", day)
         replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
+        replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
     yield conn
     conn.close()
 
@@ -147,7 +150,7 @@ def test_volume_family_by_hand(conn, window):
     book = make_book(120)  # mid 100 all along, 1 s apart from midnight
     replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
     trades = pd.DataFrame({
-        "ts": pd.to_datetime([f"{DAY} 00:01:05", f"{DAY} 00:01:20", f"{DAY} 00:01:59.5", f"{DAY} 00:02:00.5"]).as_unit("us"),
+        "ts": pd.to_datetime([f"{DAY} 00:01:05", f"{DAY} 00:01:20", f"{DAY} 00:01:59.5", f"{DAY} 00:02:00.5"], format="ISO8601").as_unit("us"),
         "symbol": "BTCUSDT", "exchange": "test", "price": [100.5, 99.5, 100.5, 100.5],
         "amount": [2.0, 1.0, 1.0, 9.0], "side": ["buy", "sell", "buy", "buy"], "trade_id": ["a", "b", "c", "d"],
     })[TRADE_COLUMNS]
