@@ -23,3 +23,23 @@ def test_quickstart_is_exactly_two_commands_that_the_makefile_and_ci_define():
     makefile = (README.parent / "Makefile").read_text()
     assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_path, monkeypatch):
+    """What `make run` does (`atra run`), on a fresh database and instance, for one symbol."""
+    from atra_pipeline import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ATRA_DUCKDB_PATH", str(tmp_path / "atra.duckdb"))
+    import importlib
+
+    import atra_pipeline.definitions as definitions
+
+    importlib.reload(definitions)  # resources read ATRA_DUCKDB_PATH when the definitions load
+    try:
+        summaries = cli.run_partitions([cli.DEFAULT_DATE], ["BTCUSDT"])
+    finally:
+        monkeypatch.undo()
+        importlib.reload(definitions)
+    assert len(summaries) == 1 and summaries[0]["success"], summaries
+    assert summaries[0]["checks_failed"] == [] and summaries[0]["checks_passed"] >= 16

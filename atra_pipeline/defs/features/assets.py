@@ -10,7 +10,7 @@ from atra_pipeline.core.features.quality import FEATURE_CHECKS, check_features, 
 from atra_pipeline.core.features.registry import FEATURES, feature_columns
 from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import markdown_table
-from atra_pipeline.defs.raw.assets import raw_l2_snapshots
+from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
 from atra_pipeline.partitions import market_partitions, partition_window
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
@@ -40,7 +40,8 @@ REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.fa
     pool=DUCKDB_POOL,
     group_name="features",
     kinds={"duckdb"},
-    deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=SAME_AND_PREVIOUS_DAY)],
+    deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=SAME_AND_PREVIOUS_DAY),
+          dg.AssetDep(raw_trades, partition_mapping=SAME_AND_PREVIOUS_DAY)],
     check_specs=[dg.AssetCheckSpec(name, asset="features", description=text, blocking=True)
                  for name, text in FEATURE_CHECKS.items()],
     metadata={"table": "features", "feature_registry": dg.MetadataValue.md(REGISTRY_TABLE)},
