@@ -86,6 +86,37 @@ def _volume() -> list[Feature]:
 # -- families added below this line keep their declarations in one function each --
 
 
+def _stability() -> list[Feature]:
+    return [
+        Feature("quote_age_bid_s", "stability", "1h",
+                "seconds since the best bid price last changed (quote lifetime), capped at 3600"),
+        Feature("quote_age_ask_s", "stability", "1h",
+                "seconds since the best ask price last changed (quote lifetime), capped at 3600"),
+        Feature("spread_bps", "stability", None, "quoted spread 1e4 * (ask0 - bid0) / mid at t"),
+        Feature("spread_bps_mean_5m", "stability", "5m", "mean of the per-snapshot spread_bps over 5 minutes"),
+        Feature("spread_bps_std_5m", "stability", "5m", "std (ddof 0) of the per-snapshot spread_bps over 5 minutes"),
+        Feature("spread_bps_std_1h", "stability", "1h", "std (ddof 0) of the per-snapshot spread_bps over 1 hour"),
+        Feature("spread_zscore_5m", "stability", "5m",
+                "(spread_bps - its 5m mean) / its 5m std; 0 if the spread did not vary"),
+        Feature("spread_zscore_1h", "stability", "1h",
+                "(spread_bps - its 1h mean) / its 1h std; 0 if the spread did not vary"),
+        Feature("best_changes_1m", "stability", "1m",
+                "snapshots in the last minute whose best bid or best ask price differs from the previous one"),
+        Feature("best_changes_5m", "stability", "5m",
+                "snapshots in the last 5 minutes whose best bid or best ask price differs from the previous one"),
+        Feature("depth5_std_1m", "stability", "1m",
+                "std (ddof 0) over 1 minute of per-snapshot top-5 depth (bid + ask sizes, levels 0-4), base units"),
+        Feature("depth5_std_5m", "stability", "5m",
+                "std (ddof 0) over 5 minutes of per-snapshot top-5 depth (bid + ask sizes, levels 0-4), base units"),
+        Feature("depth5_replenish_ratio_5m", "stability", "5m",
+                "top-5 depth at t / its 5m mean: < 1 depleted, back to ~1 once replenished"),
+        Feature("spread_shock_age_s", "stability", "15m",
+                "seconds since the last spread shock (spread > 2x its mean over the 5m before), capped at 600"),
+        Feature("depth5_shock_age_s", "stability", "15m",
+                "seconds since the last depth shock (top-5 depth < 1/2 its mean over the 5m before), capped at 600"),
+    ]
+
+
 def _time() -> list[Feature]:
     return [
         Feature("hour_of_day", "time", None, "UTC hour of the decision time, 0-23"),
@@ -97,7 +128,7 @@ def _time() -> list[Feature]:
     ]
 
 
-FEATURES: tuple[Feature, ...] = tuple(_ofi() + _pressure() + _price() + _volume() + _time())
+FEATURES: tuple[Feature, ...] = tuple(_ofi() + _pressure() + _price() + _volume() + _stability() + _time())
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FEATURES))
 
 

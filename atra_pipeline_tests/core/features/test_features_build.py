@@ -150,13 +150,15 @@ def test_volume_family_by_hand(conn, window):
     book = make_book(120)  # mid 100 all along, 1 s apart from midnight
     replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
     trades = pd.DataFrame({
-        "ts": pd.to_datetime([f"{DAY} 00:01:05", f"{DAY} 00:01:20", f"{DAY} 00:01:59.5", f"{DAY} 00:02:00.5"], format="ISO8601").as_unit("us"),
-        "symbol": "BTCUSDT", "exchange": "test", "price": [100.5, 99.5, 100.5, 100.5],
-        "amount": [2.0, 1.0, 1.0, 9.0], "side": ["buy", "sell", "buy", "buy"], "trade_id": ["a", "b", "c", "d"],
+        "ts": pd.to_datetime([f"{DAY} 00:01:05", f"{DAY} 00:01:05", f"{DAY} 00:01:20", f"{DAY} 00:01:59.5",
+                              f"{DAY} 00:02:00.5"], format="ISO8601").as_unit("us"),  # two trades share 00:01:05
+        "symbol": "BTCUSDT", "exchange": "test", "price": [100.5, 99.5, 99.5, 100.5, 100.5],
+        "amount": [2.0, 0.5, 1.0, 1.0, 9.0], "side": ["buy", "sell", "sell", "buy", "buy"],
+        "trade_id": ["a", "e", "b", "c", "d"],
     })[TRADE_COLUMNS]
     replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, window)
     build_features(conn, window, step_s=60)
     at_2m = _row(conn, f"{DAY} 00:02:00")  # the trade at 00:02:00.5 is in the future: not counted
-    assert at_2m["volume_1m"] == pytest.approx(4.0)
-    assert at_2m["trade_imbalance_1m"] == pytest.approx((3.0 - 1.0) / 4.0)
+    assert at_2m["volume_1m"] == pytest.approx(4.5)
+    assert at_2m["trade_imbalance_1m"] == pytest.approx((3.0 - 1.5) / 4.5)
     assert np.isnan(at_2m["volume_5m"])  # the data start at midnight: a 5-minute window is warm-up
