@@ -23,7 +23,8 @@ def load_sql(name: str) -> str:
 
 def bind(sql: str, params: dict) -> dict:
     """The subset of ``params`` the statement names (DuckDB rejects unused named parameters)."""
-    wanted = set(_PARAM.findall(sql))
+    code = re.sub(r"--[^\n]*", "", sql)  # a $name in a comment is not a parameter
+    wanted = set(_PARAM.findall(code))
     missing = wanted - params.keys()
     if missing:
         raise KeyError(f"SQL parameters without a value: {sorted(missing)}")

@@ -42,10 +42,10 @@ FROM flows
 WINDOW c AS (ORDER BY ts ROWS UNBOUNDED PRECEDING)
 ORDER BY ts;
 
--- The decision grid: every $step_s seconds in [$start, $end) (the features' row times), and the
--- same grid over the look-back, for families that aggregate per grid step.
+-- The decision grid: every $step_s seconds in [$grid_start, $end). The partition's rows are the
+-- times from $start on; the earlier ones feed the derived families (lags, rolling statistics).
 CREATE OR REPLACE TEMP TABLE fx_grid AS
-SELECT unnest(generate_series($start::TIMESTAMP, $end::TIMESTAMP - to_microseconds(1), to_seconds($step_s))) AS ts;
+SELECT unnest(generate_series($grid_start::TIMESTAMP, $end::TIMESTAMP - to_microseconds(1), to_seconds($step_s))) AS ts;
 
 -- The book's cumulative state as of each decision time t and as of t - w for every look-back w
 -- the catalogue uses ($lookbacks_s, 0 = now). A window's sum is state(t) - state(t - w); a NULL

@@ -11,7 +11,14 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.features.registry import FAMILIES, FEATURES, feature_columns, max_lookback_s
+from atra_pipeline.core.features.registry import (
+    BASE_FAMILIES,
+    DERIVED_FAMILIES,
+    FEATURES,
+    derived_span_s,
+    feature_columns,
+    max_lookback_s,
+)
 from atra_pipeline.core.sql import bind, load_sql, run_script
 from atra_pipeline.core.storage import PartitionWindow
 
@@ -41,28 +48,37 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
     ``ts, symbol`` and the registry's features in registry order. ``cutoff`` ignores raw rows
     after it (the data as they stood then), for the look-ahead check.
     """
-    if step_s <= 0 or 86_400 % step_s:
-        raise ValueError(f"step_s={step_s} must divide a day")
-    lookbacks = sorted({0, *(f.lookback_s for f in FEATURES)})
+    if step_s <= 0 or 3600 % step_s:
+        raise ValueError(f"step_s={step_s}: the decision step must divide an hour (1, 2, 5, 10, 15, 30, 60 s ...)")
+    lookbacks = sorted({0, *(f.lookback_s for f in FEATURES if f.derived_from is None)})
+    span = -(-derived_span_s(step_s) // step_s) * step_s  # whole steps
+    grid_start = window.start - pd.Timedelta(seconds=span)
     cutoff = window.end if cutoff is None else pd.Timestamp(cutoff)
     params = {**window.params, "step_s": step_s, "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
-              "load_start": (window.start - pd.Timedelta(seconds=max_lookback_s())).to_pydatetime()}
+              "grid_start": grid_start.to_pydatetime(),
+              "load_start": (grid_start - pd.Timedelta(seconds=max_lookback_s())).to_pydatetime()}
     run_script(conn, load_sql("features/prepare_book.sql"), params)
     run_script(conn, load_sql("features/prepare_trades.sql"), params)
-    for family in FAMILIES:
-        sql = load_sql(f"features/{family}.sql")
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE fx_{family} AS {sql}", _bind_family(sql, params))
-        got = [d[0] for d in conn.execute(f"SELECT * FROM fx_{family} LIMIT 0").description][1:]
-        if got != feature_columns(family):
-            raise ValueError(f"sql/features/{family}.sql returns {got}, the registry lists {feature_columns(family)}")
-    joins = " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in FAMILIES)
+    for family in BASE_FAMILIES:
+        _run_family(conn, family, load_sql(f"features/{family}.sql"), params)
+    base_cols = [c for fam in BASE_FAMILIES for c in feature_columns(fam)]
+    conn.execute("CREATE OR REPLACE TEMP TABLE fx_base AS SELECT ts, " + ", ".join(base_cols) + " FROM fx_grid "
+                 + " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in BASE_FAMILIES) + " ORDER BY ts")
+    for family in DERIVED_FAMILIES:
+        sql = load_sql(f"features/{family}.sql").format(rows_1h=3600 // step_s - 1)
+        _run_family(conn, family, sql, params)
+    joins = " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in DERIVED_FAMILIES)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {FEATURES_STAGE} AS SELECT ts, $symbol AS symbol, "
-                 f"{', '.join(feature_columns())} FROM fx_grid {joins} ORDER BY ts", {"symbol": window.symbol})
+                 f"{', '.join(feature_columns())} FROM fx_base {joins} WHERE ts >= $start ORDER BY ts",
+                 {"symbol": window.symbol, "start": window.start.to_pydatetime()})
     return FEATURES_STAGE
 
 
-def _bind_family(sql: str, params: dict) -> dict:
-    return bind(sql, params)
+def _run_family(conn: duckdb.DuckDBPyConnection, family: str, sql: str, params: dict) -> None:
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE fx_{family} AS {sql}", bind(sql, params))
+    got = [d[0] for d in conn.execute(f"SELECT * FROM fx_{family} LIMIT 0").description][1:]
+    if got != feature_columns(family):
+        raise ValueError(f"sql/features/{family}.sql returns {got}, the registry lists {feature_columns(family)}")
 
 
 def data_start(conn: duckdb.DuckDBPyConnection) -> pd.Timestamp | None:

@@ -39,23 +39,23 @@ FEATURE_CHECKS = {
 }
 
 
-def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | None) -> pd.DataFrame:
+def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | None, step_s: int = 60) -> pd.DataFrame:
     """True where a feature's window reaches before the first loaded snapshot (NaN by construction)."""
     mask = pd.DataFrame(False, index=frame.index, columns=[f.name for f in FEATURES])
     if data_start is None:
         return mask | True
     for f in FEATURES:
-        mask[f.name] = frame["ts"] - pd.Timedelta(seconds=f.lookback_s) < data_start
+        mask[f.name] = frame["ts"] - pd.Timedelta(seconds=f.lookback(step_s)) < data_start
     return mask
 
 
 def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex, data_start: pd.Timestamp | None,
-                   max_nan_share: float = 0.05) -> list[FeatureCheckOutcome]:
+                   max_nan_share: float = 0.05, step_s: int = 60) -> list[FeatureCheckOutcome]:
     """All rules but look-ahead (see :func:`lookahead_outcome`) on one partition's rows."""
     cols = [f.name for f in FEATURES]
     values = frame[cols].astype(float)
     infinite = [c for c in cols if np.isinf(values[c]).any()]
-    warm = warmup_mask(frame, data_start)
+    warm = warmup_mask(frame, data_start, step_s)
     outside = ~warm
     nan_share = {c: float(values.loc[outside[c], c].isna().mean()) if outside[c].any() else 0.0 for c in cols}
     too_many_nans = [c for c in cols if nan_share[c] > max_nan_share]

@@ -2,6 +2,10 @@
 
 A family is one SQL file ``sql/features/<family>.sql`` that returns ``ts`` (the decision time)
 and exactly the columns registered for it. Adding a feature = adding its SQL and its line here.
+
+*Base* families read the book and trades. *Derived* families (``DERIVED_FAMILIES``: lags and
+rolling statistics) read the base families' rows on the decision grid, which is extended back
+over their span so that the first steps of a day lag into the previous day.
 """
 
 from __future__ import annotations
@@ -24,10 +28,19 @@ class Feature:
     window: str | None
     description: str
     varies_within_day: bool = True  # False for calendar columns constant over a day by design
+    derived_from: str | None = None  # derived features: the base column they transform
+    lag_steps: int = 0  # lags: decision steps back
 
     @property
     def lookback_s(self) -> int:
+        """Seconds of data a base feature reads (derived features: see :meth:`lookback`)."""
         return WINDOW_SECONDS.get(self.window, 0)
+
+    def lookback(self, step_s: int) -> int:
+        """Seconds of data before t this feature reads at decision step ``step_s``."""
+        if self.derived_from is None:
+            return self.lookback_s
+        return BY_NAME[self.derived_from].lookback_s + self.lag_steps * step_s + self.lookback_s
 
 
 def _ofi() -> list[Feature]:
@@ -117,6 +130,29 @@ def _stability() -> list[Feature]:
     ]
 
 
+CORE_COLUMNS = ("ofi_norm_1m", "pressure_imbalance_5", "ret_1m", "spread_bps")
+LAGS = (1, 2, 5)
+
+
+def _lags() -> list[Feature]:
+    return [Feature(f"{c}_lag{k}", "lags", None, f"{c} {k} decision step{'s' if k > 1 else ''} earlier",
+                    derived_from=c, lag_steps=k) for c in CORE_COLUMNS for k in LAGS]
+
+
+def _rolling() -> list[Feature]:
+    out = []
+    for c in CORE_COLUMNS:
+        out += [
+            Feature(f"{c}_step_mean_1h", "rolling", "1h", f"mean of {c} over the decision steps of the last hour",
+                    derived_from=c),
+            Feature(f"{c}_step_std_1h", "rolling", "1h", f"sample std (ddof 1) of {c} over the last hour's steps",
+                    derived_from=c),
+            Feature(f"{c}_step_zscore_1h", "rolling", "1h", f"({c} - {c}_step_mean_1h) / {c}_step_std_1h",
+                    derived_from=c),
+        ]
+    return out
+
+
 def _time() -> list[Feature]:
     return [
         Feature("hour_of_day", "time", None, "UTC hour of the decision time, 0-23"),
@@ -128,8 +164,14 @@ def _time() -> list[Feature]:
     ]
 
 
-FEATURES: tuple[Feature, ...] = tuple(_ofi() + _pressure() + _price() + _volume() + _stability() + _time())
+FEATURES: tuple[Feature, ...] = tuple(
+    _ofi() + _pressure() + _price() + _volume() + _stability() + _time() + _lags() + _rolling())
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+if len(BY_NAME) != len(FEATURES):
+    raise ValueError(f"feature names repeated: {sorted(n for n in BY_NAME if sum(f.name == n for f in FEATURES) > 1)}")
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FEATURES))
+DERIVED_FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f.family for f in FEATURES if f.derived_from))
+BASE_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in DERIVED_FAMILIES)
 
 
 def feature_columns(family: str | None = None) -> list[str]:
@@ -137,5 +179,10 @@ def feature_columns(family: str | None = None) -> list[str]:
 
 
 def max_lookback_s() -> int:
-    """The longest window any feature reads: how much of the previous day a partition needs."""
-    return max(f.lookback_s for f in FEATURES)
+    """The longest window a base feature reads."""
+    return max(f.lookback_s for f in FEATURES if f.derived_from is None)
+
+
+def derived_span_s(step_s: int) -> int:
+    """How far before the day the decision grid must start for the derived families."""
+    return max((f.lag_steps * step_s + f.lookback_s for f in FEATURES if f.derived_from), default=0)

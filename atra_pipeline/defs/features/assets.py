@@ -55,7 +55,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
         first_data = data_start(conn)
         frame = conn.execute(f"SELECT * FROM {stage}").fetchdf()
         expected = pd.date_range(window.start, window.end, freq=f"{config.step_s}s", inclusive="left")
-        outcomes = check_features(frame, expected, first_data, config.max_nan_share)
+        outcomes = check_features(frame, expected, first_data, config.max_nan_share, config.step_s)
         sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples]
         outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s), sample))
         written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)

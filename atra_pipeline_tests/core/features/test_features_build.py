@@ -162,3 +162,29 @@ def test_volume_family_by_hand(conn, window):
     assert at_2m["volume_1m"] == pytest.approx(4.5)
     assert at_2m["trade_imbalance_1m"] == pytest.approx((3.0 - 1.5) / 4.5)
     assert np.isnan(at_2m["volume_5m"])  # the data start at midnight: a 5-minute window is warm-up
+
+
+def test_lags_and_rolling_statistics_read_earlier_steps_including_the_previous_day(two_days):
+    first, second = PartitionWindow.for_day("ETHUSDT", "2024-08-07"), PartitionWindow.for_day("ETHUSDT", DAY)
+    build_features(two_days, first)
+    day1 = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
+    build_features(two_days, second)
+    day2 = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
+    both = pd.concat([day1, day2])
+    for col in ("ofi_norm_1m", "pressure_imbalance_5", "ret_1m", "spread_bps"):
+        for k in (1, 2, 5):
+            expected = both[col].shift(k).loc[day2.index]  # crosses midnight into day 1's rows
+            pd.testing.assert_series_equal(day2[f"{col}_lag{k}"], expected, check_names=False)
+        roll = both[col].rolling(60, min_periods=60)
+        pd.testing.assert_series_equal(day2[f"{col}_step_mean_1h"], roll.mean().loc[day2.index],
+                                       check_names=False, rtol=1e-9)
+        pd.testing.assert_series_equal(day2[f"{col}_step_std_1h"], roll.std().loc[day2.index],
+                                       check_names=False, rtol=1e-7)
+    # the first stored day: a rolling hour needs an hour of steps whose own windows are covered
+    assert day1.loc[:"2024-08-07 00:59", "ret_1m_step_mean_1h"].isna().all()
+    assert day1.loc["2024-08-07 01:00":, "ret_1m_step_mean_1h"].notna().all()
+
+
+def test_decision_step_must_divide_an_hour(conn, window):
+    with pytest.raises(ValueError, match="must divide an hour"):
+        build_features(conn, window, step_s=7)
