@@ -24,7 +24,7 @@ SAME_AND_PREVIOUS_DAY = dg.MultiPartitionMapping({
 
 class FeaturesConfig(dg.Config):
     step_s: int = 60
-    """Seconds between decision times (divides a day; 1 to 3600)."""
+    """Seconds between decision times; divides an hour (1, 2, 5, 10, 15, 30, 60 ...)."""
     max_nan_share: float = 0.05
     """Largest NaN share a column may have outside the warm-up."""
     lookahead_samples: int = 3

@@ -17,7 +17,6 @@ from atra_pipeline.core.features.registry import FAMILIES, FEATURES, feature_col
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.sql import load_sql
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
-from atra_pipeline.core.synthetic import generate_market_day
 from atra_pipeline_tests.conftest import DAY, make_book
 
 H10 = sum(1 / m for m in range(1, 11))
@@ -77,24 +76,6 @@ def test_every_family_returns_exactly_its_registered_columns(conn, window, tiny)
     assert set(FAMILIES) == {f.family for f in FEATURES}
     for family in FAMILIES:
         assert load_sql(f"features/{family}.sql")
-
-
-@pytest.fixture(scope="module")
-def two_days():
-    import duckdb
-
-    from atra_pipeline.core.storage import prepare
-
-    conn = duckdb.connect()
-    prepare(conn)
-    from atra_pipeline.core.schema import TRADE_COLUMNS
-
-    for day in ("2024-08-07", DAY):
-        book, trades = generate_market_day("ETHUSDT", day)
-        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
-        replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
-    yield conn
-    conn.close()
 
 
 def test_previous_day_removes_the_warm_up_and_first_day_warm_up_is_only_nan(two_days):

@@ -14,7 +14,6 @@ from atra_pipeline.core.features.quality import check_features, warmup_mask
 from atra_pipeline.core.features.registry import FEATURES, feature_columns
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
-from atra_pipeline.core.synthetic import generate_market_day
 from atra_pipeline_tests.conftest import DAY, make_book
 
 STABILITY = feature_columns("stability")
@@ -122,23 +121,6 @@ def test_warm_up_is_null_until_the_registered_window_is_covered(stable, name):
     if lookback:
         assert np.isnan(stable.at[start + pd.Timedelta(seconds=lookback - 10), name])
     assert not np.isnan(stable.at[start + pd.Timedelta(seconds=lookback), name])
-
-
-@pytest.fixture(scope="module")
-def two_days():
-    import duckdb
-
-    from atra_pipeline.core.schema import TRADE_COLUMNS
-    from atra_pipeline.core.storage import prepare
-
-    conn = duckdb.connect()
-    prepare(conn)
-    for day in ("2024-08-07", DAY):
-        book, trades = generate_market_day("ETHUSDT", day)
-        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
-        replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, PartitionWindow.for_day("ETHUSDT", day))
-    yield conn
-    conn.close()
 
 
 def test_stability_has_no_lookahead_on_synthetic_data(two_days):
