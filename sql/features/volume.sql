@@ -18,9 +18,8 @@ WITH s AS (
 ), steps AS (
     -- volume and mid change of each grid step over the look-back too
     SELECT time_bucket(to_seconds($step_s), ts - to_microseconds(1), TIMESTAMP '2000-01-01') + to_seconds($step_s) AS ts,
-           sum(amount) AS vol
-    FROM raw_trades
-    WHERE symbol = $symbol AND ts >= $load_start AND ts < $end AND ts <= $cutoff
+           sum(vol) AS vol
+    FROM fx_trades
     GROUP BY 1
 ), mids AS (
     SELECT time_bucket(to_seconds($step_s), ts - to_microseconds(1), TIMESTAMP '2000-01-01') + to_seconds($step_s) AS ts,
