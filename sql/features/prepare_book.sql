@@ -2,45 +2,70 @@
 -- partition's day plus the look-back taken from the previous day. Each row uses only its own
 -- snapshot and the one before it; cumulative sums (c_*) turn any window sum into a difference
 -- of two as-of lookups, which is much faster than RANGE window frames.
+-- Written out level by level (not with list lambdas): the per-snapshot pass is the catalogue's
+-- largest cost, and scalar columns through one window pass are several times faster.
 CREATE OR REPLACE TEMP TABLE fx_book AS
-WITH lists AS (
-    SELECT * FROM l2_as_lists('raw_l2_snapshots')
+WITH steps AS (
+    SELECT *, (bid_px_0 + ask_px_0) / 2 AS mid, lag((bid_px_0 + ask_px_0) / 2) OVER w AS prev_mid,
+        lag(bid_px_0) OVER w AS p_bid_px_0, lag(bid_sz_0) OVER w AS p_bid_sz_0,
+        lag(bid_px_1) OVER w AS p_bid_px_1, lag(bid_sz_1) OVER w AS p_bid_sz_1,
+        lag(bid_px_2) OVER w AS p_bid_px_2, lag(bid_sz_2) OVER w AS p_bid_sz_2,
+        lag(bid_px_3) OVER w AS p_bid_px_3, lag(bid_sz_3) OVER w AS p_bid_sz_3,
+        lag(bid_px_4) OVER w AS p_bid_px_4, lag(bid_sz_4) OVER w AS p_bid_sz_4,
+        lag(bid_px_5) OVER w AS p_bid_px_5, lag(bid_sz_5) OVER w AS p_bid_sz_5,
+        lag(bid_px_6) OVER w AS p_bid_px_6, lag(bid_sz_6) OVER w AS p_bid_sz_6,
+        lag(bid_px_7) OVER w AS p_bid_px_7, lag(bid_sz_7) OVER w AS p_bid_sz_7,
+        lag(bid_px_8) OVER w AS p_bid_px_8, lag(bid_sz_8) OVER w AS p_bid_sz_8,
+        lag(bid_px_9) OVER w AS p_bid_px_9, lag(bid_sz_9) OVER w AS p_bid_sz_9,
+        lag(ask_px_0) OVER w AS p_ask_px_0, lag(ask_sz_0) OVER w AS p_ask_sz_0,
+        lag(ask_px_1) OVER w AS p_ask_px_1, lag(ask_sz_1) OVER w AS p_ask_sz_1,
+        lag(ask_px_2) OVER w AS p_ask_px_2, lag(ask_sz_2) OVER w AS p_ask_sz_2,
+        lag(ask_px_3) OVER w AS p_ask_px_3, lag(ask_sz_3) OVER w AS p_ask_sz_3,
+        lag(ask_px_4) OVER w AS p_ask_px_4, lag(ask_sz_4) OVER w AS p_ask_sz_4,
+        lag(ask_px_5) OVER w AS p_ask_px_5, lag(ask_sz_5) OVER w AS p_ask_sz_5,
+        lag(ask_px_6) OVER w AS p_ask_px_6, lag(ask_sz_6) OVER w AS p_ask_sz_6,
+        lag(ask_px_7) OVER w AS p_ask_px_7, lag(ask_sz_7) OVER w AS p_ask_sz_7,
+        lag(ask_px_8) OVER w AS p_ask_px_8, lag(ask_sz_8) OVER w AS p_ask_sz_8,
+        lag(ask_px_9) OVER w AS p_ask_px_9, lag(ask_sz_9) OVER w AS p_ask_sz_9
+    FROM raw_l2_snapshots
     -- $cutoff < $end only when checking look-ahead: the data as they stood at that time
     WHERE symbol = $symbol AND ts >= $load_start AND ts < $end AND ts <= $cutoff
-), steps AS (
-    SELECT *,
-        lag(bid_px) OVER w AS prev_bid_px, lag(bid_sz) OVER w AS prev_bid_sz,
-        lag(ask_px) OVER w AS prev_ask_px, lag(ask_sz) OVER w AS prev_ask_sz,
-        (bid_px_0 + ask_px_0) / 2 AS mid
-    FROM lists
     WINDOW w AS (ORDER BY ts)
-), ofi AS (
-    SELECT ts, mid, bid_px_0, ask_px_0, bid_sz_0, ask_sz_0, bid_px, bid_sz, ask_px, ask_sz,
-        -- Cont, Kukanov & Stoikov (2014) order-flow contribution of level m between two snapshots:
-        -- e = 1{Pb >= Pb'} qb - 1{Pb <= Pb'} qb' - 1{Pa <= Pa'} qa + 1{Pa >= Pa'} qa'   (' = previous)
-        list_transform(range(1, len(bid_px) + 1), lambda m:
-            coalesce(CASE WHEN bid_px[m] >= prev_bid_px[m] THEN bid_sz[m] ELSE 0 END
-                   - CASE WHEN bid_px[m] <= prev_bid_px[m] THEN prev_bid_sz[m] ELSE 0 END
-                   - CASE WHEN ask_px[m] <= prev_ask_px[m] THEN ask_sz[m] ELSE 0 END
-                   + CASE WHEN ask_px[m] >= prev_ask_px[m] THEN prev_ask_sz[m] ELSE 0 END, 0)) AS e,
-        ln(mid / lag(mid) OVER (ORDER BY ts)) AS r
+), levels AS (
+    -- Cont, Kukanov & Stoikov (2014) order-flow contribution of level m between two snapshots:
+    -- e = 1{Pb >= Pb'} qb - 1{Pb <= Pb'} qb' - 1{Pa <= Pa'} qa + 1{Pa >= Pa'} qa'   (' = previous)
+    SELECT *,
+        coalesce(CASE WHEN bid_px_0 >= p_bid_px_0 THEN bid_sz_0 ELSE 0 END - CASE WHEN bid_px_0 <= p_bid_px_0 THEN p_bid_sz_0 ELSE 0 END - CASE WHEN ask_px_0 <= p_ask_px_0 THEN ask_sz_0 ELSE 0 END + CASE WHEN ask_px_0 >= p_ask_px_0 THEN p_ask_sz_0 ELSE 0 END, 0) AS e_0,
+        coalesce(CASE WHEN bid_px_1 >= p_bid_px_1 THEN bid_sz_1 ELSE 0 END - CASE WHEN bid_px_1 <= p_bid_px_1 THEN p_bid_sz_1 ELSE 0 END - CASE WHEN ask_px_1 <= p_ask_px_1 THEN ask_sz_1 ELSE 0 END + CASE WHEN ask_px_1 >= p_ask_px_1 THEN p_ask_sz_1 ELSE 0 END, 0) AS e_1,
+        coalesce(CASE WHEN bid_px_2 >= p_bid_px_2 THEN bid_sz_2 ELSE 0 END - CASE WHEN bid_px_2 <= p_bid_px_2 THEN p_bid_sz_2 ELSE 0 END - CASE WHEN ask_px_2 <= p_ask_px_2 THEN ask_sz_2 ELSE 0 END + CASE WHEN ask_px_2 >= p_ask_px_2 THEN p_ask_sz_2 ELSE 0 END, 0) AS e_2,
+        coalesce(CASE WHEN bid_px_3 >= p_bid_px_3 THEN bid_sz_3 ELSE 0 END - CASE WHEN bid_px_3 <= p_bid_px_3 THEN p_bid_sz_3 ELSE 0 END - CASE WHEN ask_px_3 <= p_ask_px_3 THEN ask_sz_3 ELSE 0 END + CASE WHEN ask_px_3 >= p_ask_px_3 THEN p_ask_sz_3 ELSE 0 END, 0) AS e_3,
+        coalesce(CASE WHEN bid_px_4 >= p_bid_px_4 THEN bid_sz_4 ELSE 0 END - CASE WHEN bid_px_4 <= p_bid_px_4 THEN p_bid_sz_4 ELSE 0 END - CASE WHEN ask_px_4 <= p_ask_px_4 THEN ask_sz_4 ELSE 0 END + CASE WHEN ask_px_4 >= p_ask_px_4 THEN p_ask_sz_4 ELSE 0 END, 0) AS e_4,
+        coalesce(CASE WHEN bid_px_5 >= p_bid_px_5 THEN bid_sz_5 ELSE 0 END - CASE WHEN bid_px_5 <= p_bid_px_5 THEN p_bid_sz_5 ELSE 0 END - CASE WHEN ask_px_5 <= p_ask_px_5 THEN ask_sz_5 ELSE 0 END + CASE WHEN ask_px_5 >= p_ask_px_5 THEN p_ask_sz_5 ELSE 0 END, 0) AS e_5,
+        coalesce(CASE WHEN bid_px_6 >= p_bid_px_6 THEN bid_sz_6 ELSE 0 END - CASE WHEN bid_px_6 <= p_bid_px_6 THEN p_bid_sz_6 ELSE 0 END - CASE WHEN ask_px_6 <= p_ask_px_6 THEN ask_sz_6 ELSE 0 END + CASE WHEN ask_px_6 >= p_ask_px_6 THEN p_ask_sz_6 ELSE 0 END, 0) AS e_6,
+        coalesce(CASE WHEN bid_px_7 >= p_bid_px_7 THEN bid_sz_7 ELSE 0 END - CASE WHEN bid_px_7 <= p_bid_px_7 THEN p_bid_sz_7 ELSE 0 END - CASE WHEN ask_px_7 <= p_ask_px_7 THEN ask_sz_7 ELSE 0 END + CASE WHEN ask_px_7 >= p_ask_px_7 THEN p_ask_sz_7 ELSE 0 END, 0) AS e_7,
+        coalesce(CASE WHEN bid_px_8 >= p_bid_px_8 THEN bid_sz_8 ELSE 0 END - CASE WHEN bid_px_8 <= p_bid_px_8 THEN p_bid_sz_8 ELSE 0 END - CASE WHEN ask_px_8 <= p_ask_px_8 THEN ask_sz_8 ELSE 0 END + CASE WHEN ask_px_8 >= p_ask_px_8 THEN p_ask_sz_8 ELSE 0 END, 0) AS e_8,
+        coalesce(CASE WHEN bid_px_9 >= p_bid_px_9 THEN bid_sz_9 ELSE 0 END - CASE WHEN bid_px_9 <= p_bid_px_9 THEN p_bid_sz_9 ELSE 0 END - CASE WHEN ask_px_9 <= p_ask_px_9 THEN ask_sz_9 ELSE 0 END + CASE WHEN ask_px_9 >= p_ask_px_9 THEN p_ask_sz_9 ELSE 0 END, 0) AS e_9
     FROM steps
 ), flows AS (
-    SELECT *, e[1] AS ofi_0,
+    SELECT ts, mid, bid_px_0, bid_px_1, bid_px_2, bid_px_3, bid_px_4, bid_px_5, bid_px_6, bid_px_7, bid_px_8, bid_px_9, bid_sz_0, bid_sz_1, bid_sz_2, bid_sz_3, bid_sz_4, bid_sz_5, bid_sz_6, bid_sz_7, bid_sz_8, bid_sz_9, ask_px_0, ask_px_1, ask_px_2, ask_px_3, ask_px_4, ask_px_5, ask_px_6, ask_px_7, ask_px_8, ask_px_9, ask_sz_0, ask_sz_1, ask_sz_2, ask_sz_3, ask_sz_4, ask_sz_5, ask_sz_6, ask_sz_7, ask_sz_8, ask_sz_9,
+        e_0 AS ofi_0,
         -- level weights 1/(m+1), normalised to sum to 1 over the 10 levels (harmonic number H10)
-        list_sum(list_transform(range(1, len(e) + 1), lambda m: e[m] / m)) / 2.9289682539682538 AS ofi_w,
-        coalesce(r, 0) AS r0
-    FROM ofi
+        (e_0 / 1 + e_1 / 2 + e_2 / 3 + e_3 / 4 + e_4 / 5 + e_5 / 6 + e_6 / 7 + e_7 / 8 + e_8 / 9 + e_9 / 10) / 2.9289682539682538 AS ofi_w,
+        coalesce(ln(mid / prev_mid), 0) AS r
+    FROM levels
 )
-SELECT ts, mid, bid_px_0, ask_px_0, bid_sz_0, ask_sz_0, bid_px, bid_sz, ask_px, ask_sz, ofi_0, ofi_w, r0 AS r,
+SELECT ts, mid, bid_px_0, ask_px_0, bid_sz_0, ask_sz_0, ofi_0, ofi_w, r,
+    [bid_px_0, bid_px_1, bid_px_2, bid_px_3, bid_px_4, bid_px_5, bid_px_6, bid_px_7, bid_px_8, bid_px_9] AS bid_px,
+    [bid_sz_0, bid_sz_1, bid_sz_2, bid_sz_3, bid_sz_4, bid_sz_5, bid_sz_6, bid_sz_7, bid_sz_8, bid_sz_9] AS bid_sz,
+    [ask_px_0, ask_px_1, ask_px_2, ask_px_3, ask_px_4, ask_px_5, ask_px_6, ask_px_7, ask_px_8, ask_px_9] AS ask_px,
+    [ask_sz_0, ask_sz_1, ask_sz_2, ask_sz_3, ask_sz_4, ask_sz_5, ask_sz_6, ask_sz_7, ask_sz_8, ask_sz_9] AS ask_sz,
     sum(ofi_0) OVER c AS c_ofi_0,
     sum(ofi_w) OVER c AS c_ofi_w,
     sum((bid_sz_0 + ask_sz_0) / 2) OVER c AS c_depth_0,
-    sum(r0 * r0) OVER c AS c_r2,
+    sum(r * r) OVER c AS c_r2,
     count(*) OVER c AS c_n
 FROM flows
-WINDOW c AS (ORDER BY ts ROWS UNBOUNDED PRECEDING)
-ORDER BY ts;
+WINDOW c AS (ORDER BY ts ROWS UNBOUNDED PRECEDING);
 
 -- The decision grid: every $step_s seconds in [$grid_start, $end). The partition's rows are the
 -- times from $start on; the earlier ones feed the derived families (lags, rolling statistics).
