@@ -32,6 +32,7 @@ from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.sql import bind, load_sql, run_script
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
+from timing import best_of
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DATE = "2024-08-08"
@@ -46,15 +47,6 @@ RET_WINDOWS = {"10s": 10, "1m": 60, "5m": 300, "15m": 900, "1h": 3600}
 VOL_WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
 PANDAS_FAMILIES = ("ofi", "price")
 GB = 1024**3
-
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def window_of(symbol: str, date: str = DATE) -> PartitionWindow:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
@@ -21,17 +20,9 @@ from atra_pipeline.core.paths import SHARED_DATA_DIR
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
+from timing import best_of
 
 DATE = "2024-08-08"
-
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def to_tardis(book: pd.DataFrame) -> pd.DataFrame:
