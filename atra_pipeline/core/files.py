@@ -141,7 +141,8 @@ def _require(path: Path, present: list[str], required: list[str]) -> None:
 def _first_problem(conn: duckdb.DuckDBPyConnection, sql_file: str, path: Path, table: str,
                    file_columns: dict[str, str]) -> None:
     """Raise for the first row that ``sql/ingest/<sql_file>`` reports, naming the file's own column."""
-    found = conn.execute(load_sql(f"ingest/{sql_file}").format(stage=table)).fetchall()
+    per_row = load_sql(f"ingest/{sql_file}").format(stage=table)
+    found = conn.execute(load_sql("ingest/first_problem.sql").format(found=per_row)).fetchall()
     if found:
         problem, column, row, detail, n_rows = found[0]
         raise DataError(str(path), f"{problem} ({detail}; {n_rows} such rows in the file)", row=int(row),

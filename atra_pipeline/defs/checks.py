@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from atra_pipeline.core.features.quality import FEATURE_CHECKS, FeatureCheckOutcome
 from atra_pipeline.core.quality import CheckOutcome, checks_for
 
 
@@ -44,3 +45,16 @@ def checks_summary_markdown(outcomes: list[CheckOutcome]) -> str:
     rows = pd.DataFrame([{"check": o.check.name, "blocking": o.check.blocking,
                           "passed": o.passed, "offending rows": o.n_offending} for o in outcomes])
     return markdown_table(rows, max_rows=len(rows))
+
+
+def feature_check_specs(asset: str = "features") -> list[dg.AssetCheckSpec]:
+    """One blocking ``AssetCheckSpec`` per feature rule of :data:`FEATURE_CHECKS`."""
+    return [dg.AssetCheckSpec(name, asset=asset, description=text, blocking=True)
+            for name, text in FEATURE_CHECKS.items()]
+
+
+def feature_check_result(outcome: FeatureCheckOutcome) -> dg.AssetCheckResult:
+    """The Dagster result of one feature rule: the columns at fault and its figures."""
+    figures = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in outcome.figures.items()}
+    return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.message(),
+                               metadata={"columns": ", ".join(outcome.columns) or "-", **figures})

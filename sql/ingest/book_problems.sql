@@ -1,9 +1,9 @@
--- The first problem (in file order) of a staged book file: problem, column, row, detail, and how
--- many rows have that problem. One pass: each row's first problem, in the order listed.
+-- Each row of a staged book file with its first problem, in the order listed (NULL: none), as
+-- read by first_problem.sql. One pass over the file.
 WITH rows AS (
     SELECT *, lag(ts) OVER (PARTITION BY src_symbol ORDER BY _row) AS prev_ts FROM l2_as_lists('{stage}')
-), found AS (
-    SELECT _row, CASE
+)
+SELECT _row, CASE
         WHEN ts IS NULL THEN {{'problem': 'missing timestamp', 'col': 'ts', 'detail': 'empty value'}}
         WHEN src_symbol IS NULL OR exchange IS NULL
             THEN {{'problem': 'missing symbol or exchange', 'col': 'symbol', 'detail': 'empty value'}}
@@ -25,10 +25,4 @@ WITH rows AS (
         WHEN NOT book_side_sizes_ok(ask_px, ask_sz) THEN {{'problem':
             'ask size not a finite number > 0, or size without price', 'col': 'ask_sz_0', 'detail': ask_sz::VARCHAR}}
     END AS p
-    FROM rows
-)
-SELECT p.problem, p.col, _row, p.detail, count(*) OVER (PARTITION BY p.problem) AS n_rows
-FROM found
-WHERE p IS NOT NULL
-ORDER BY _row
-LIMIT 1
+FROM rows

@@ -17,12 +17,16 @@ from atra_pipeline.core.features.registry import FEATURES
 
 @dataclass
 class FeatureCheckOutcome:
+    """What one rule found: pass/fail, the columns at fault, supporting figures."""
+
     name: str
     passed: bool
-    description: str
-    blocking: bool = True
     columns: list[str] = field(default_factory=list)
     figures: dict = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return FEATURE_CHECKS[self.name]
 
     def message(self) -> str:
         if self.passed:
@@ -65,16 +69,15 @@ def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex, data_s
     missing = expected_times.difference(times)
     repeated = times[times.duplicated()].unique()
     return [
-        FeatureCheckOutcome("no_infinite_values", not infinite, FEATURE_CHECKS["no_infinite_values"], columns=infinite),
-        FeatureCheckOutcome("nan_share_within_limit", not too_many_nans, FEATURE_CHECKS["nan_share_within_limit"],
+        FeatureCheckOutcome("no_infinite_values", not infinite, columns=infinite),
+        FeatureCheckOutcome("nan_share_within_limit", not too_many_nans,
                             columns=too_many_nans,
                             figures={"max_nan_share": max_nan_share,
                                      "warmup_nan_cells": int((warm & values.isna()).to_numpy().sum()),
                                      "worst_columns": {c: round(nan_share[c], 4) for c in
                                                        sorted(cols, key=nan_share.get, reverse=True)[:5]}}),
-        FeatureCheckOutcome("no_constant_columns", not constant, FEATURE_CHECKS["no_constant_columns"], columns=constant),
+        FeatureCheckOutcome("no_constant_columns", not constant, columns=constant),
         FeatureCheckOutcome("decision_grid_complete", len(missing) == 0 and len(repeated) == 0,
-                            FEATURE_CHECKS["decision_grid_complete"],
                             figures={"expected": len(expected_times), "rows": len(frame), "missing": len(missing),
                                      "first_missing": [str(t) for t in missing[:5]],
                                      "repeated": [str(t) for t in repeated[:5]]}),
@@ -83,6 +86,6 @@ def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex, data_s
 
 def lookahead_outcome(mismatches: list[dict], times) -> FeatureCheckOutcome:
     columns = sorted({m["column"] for m in mismatches})
-    return FeatureCheckOutcome("no_lookahead", not mismatches, FEATURE_CHECKS["no_lookahead"], columns=columns,
+    return FeatureCheckOutcome("no_lookahead", not mismatches, columns=columns,
                                figures={"sampled_times": [str(pd.Timestamp(t)) for t in times],
                                         "mismatches": mismatches[:10]})

@@ -6,10 +6,10 @@ import pandas as pd
 from atra_pipeline.core.features.build import (
     FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches,
 )
-from atra_pipeline.core.features.quality import FEATURE_CHECKS, check_features, lookahead_outcome
+from atra_pipeline.core.features.quality import check_features, lookahead_outcome
 from atra_pipeline.core.features.registry import FEATURES, feature_columns
 from atra_pipeline.core.storage import replace_partition
-from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
 from atra_pipeline.partitions import market_partitions, partition_window
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
@@ -42,8 +42,7 @@ REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.fa
     kinds={"duckdb"},
     deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=SAME_AND_PREVIOUS_DAY),
           dg.AssetDep(raw_trades, partition_mapping=SAME_AND_PREVIOUS_DAY)],
-    check_specs=[dg.AssetCheckSpec(name, asset="features", description=text, blocking=True)
-                 for name, text in FEATURE_CHECKS.items()],
+    check_specs=feature_check_specs(),
     metadata={"table": "features", "feature_registry": dg.MetadataValue.md(REGISTRY_TABLE)},
 )
 def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
@@ -70,10 +69,5 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
             "data_from": str(first_data),
             "nan_share_top": dg.MetadataValue.md(markdown_table(nan_share.head(8).rename("nan share").reset_index())),
         },
-        check_results=[
-            dg.AssetCheckResult(check_name=o.name, passed=o.passed, description=o.message(),
-                                metadata={"columns": ", ".join(o.columns) or "-", **{k: dg.MetadataValue.json(v)
-                                          if isinstance(v, (dict, list)) else v for k, v in o.figures.items()}})
-            for o in outcomes
-        ],
+        check_results=[feature_check_result(o) for o in outcomes],
     )
