@@ -32,19 +32,18 @@ WITH steps AS (
     WHERE symbol = $symbol AND ts >= $load_start AND ts < $end AND ts <= $cutoff
     WINDOW w AS (ORDER BY ts)
 ), levels AS (
-    -- Cont, Kukanov & Stoikov (2014) order-flow contribution of level m between two snapshots:
-    -- e = 1{Pb >= Pb'} qb - 1{Pb <= Pb'} qb' - 1{Pa <= Pa'} qa + 1{Pa >= Pa'} qa'   (' = previous)
+    -- order-flow contribution of each level, ofi_contribution in sql/schema/003_feature_macros.sql
     SELECT *,
-        coalesce(CASE WHEN bid_px_0 >= p_bid_px_0 THEN bid_sz_0 ELSE 0 END - CASE WHEN bid_px_0 <= p_bid_px_0 THEN p_bid_sz_0 ELSE 0 END - CASE WHEN ask_px_0 <= p_ask_px_0 THEN ask_sz_0 ELSE 0 END + CASE WHEN ask_px_0 >= p_ask_px_0 THEN p_ask_sz_0 ELSE 0 END, 0) AS e_0,
-        coalesce(CASE WHEN bid_px_1 >= p_bid_px_1 THEN bid_sz_1 ELSE 0 END - CASE WHEN bid_px_1 <= p_bid_px_1 THEN p_bid_sz_1 ELSE 0 END - CASE WHEN ask_px_1 <= p_ask_px_1 THEN ask_sz_1 ELSE 0 END + CASE WHEN ask_px_1 >= p_ask_px_1 THEN p_ask_sz_1 ELSE 0 END, 0) AS e_1,
-        coalesce(CASE WHEN bid_px_2 >= p_bid_px_2 THEN bid_sz_2 ELSE 0 END - CASE WHEN bid_px_2 <= p_bid_px_2 THEN p_bid_sz_2 ELSE 0 END - CASE WHEN ask_px_2 <= p_ask_px_2 THEN ask_sz_2 ELSE 0 END + CASE WHEN ask_px_2 >= p_ask_px_2 THEN p_ask_sz_2 ELSE 0 END, 0) AS e_2,
-        coalesce(CASE WHEN bid_px_3 >= p_bid_px_3 THEN bid_sz_3 ELSE 0 END - CASE WHEN bid_px_3 <= p_bid_px_3 THEN p_bid_sz_3 ELSE 0 END - CASE WHEN ask_px_3 <= p_ask_px_3 THEN ask_sz_3 ELSE 0 END + CASE WHEN ask_px_3 >= p_ask_px_3 THEN p_ask_sz_3 ELSE 0 END, 0) AS e_3,
-        coalesce(CASE WHEN bid_px_4 >= p_bid_px_4 THEN bid_sz_4 ELSE 0 END - CASE WHEN bid_px_4 <= p_bid_px_4 THEN p_bid_sz_4 ELSE 0 END - CASE WHEN ask_px_4 <= p_ask_px_4 THEN ask_sz_4 ELSE 0 END + CASE WHEN ask_px_4 >= p_ask_px_4 THEN p_ask_sz_4 ELSE 0 END, 0) AS e_4,
-        coalesce(CASE WHEN bid_px_5 >= p_bid_px_5 THEN bid_sz_5 ELSE 0 END - CASE WHEN bid_px_5 <= p_bid_px_5 THEN p_bid_sz_5 ELSE 0 END - CASE WHEN ask_px_5 <= p_ask_px_5 THEN ask_sz_5 ELSE 0 END + CASE WHEN ask_px_5 >= p_ask_px_5 THEN p_ask_sz_5 ELSE 0 END, 0) AS e_5,
-        coalesce(CASE WHEN bid_px_6 >= p_bid_px_6 THEN bid_sz_6 ELSE 0 END - CASE WHEN bid_px_6 <= p_bid_px_6 THEN p_bid_sz_6 ELSE 0 END - CASE WHEN ask_px_6 <= p_ask_px_6 THEN ask_sz_6 ELSE 0 END + CASE WHEN ask_px_6 >= p_ask_px_6 THEN p_ask_sz_6 ELSE 0 END, 0) AS e_6,
-        coalesce(CASE WHEN bid_px_7 >= p_bid_px_7 THEN bid_sz_7 ELSE 0 END - CASE WHEN bid_px_7 <= p_bid_px_7 THEN p_bid_sz_7 ELSE 0 END - CASE WHEN ask_px_7 <= p_ask_px_7 THEN ask_sz_7 ELSE 0 END + CASE WHEN ask_px_7 >= p_ask_px_7 THEN p_ask_sz_7 ELSE 0 END, 0) AS e_7,
-        coalesce(CASE WHEN bid_px_8 >= p_bid_px_8 THEN bid_sz_8 ELSE 0 END - CASE WHEN bid_px_8 <= p_bid_px_8 THEN p_bid_sz_8 ELSE 0 END - CASE WHEN ask_px_8 <= p_ask_px_8 THEN ask_sz_8 ELSE 0 END + CASE WHEN ask_px_8 >= p_ask_px_8 THEN p_ask_sz_8 ELSE 0 END, 0) AS e_8,
-        coalesce(CASE WHEN bid_px_9 >= p_bid_px_9 THEN bid_sz_9 ELSE 0 END - CASE WHEN bid_px_9 <= p_bid_px_9 THEN p_bid_sz_9 ELSE 0 END - CASE WHEN ask_px_9 <= p_ask_px_9 THEN ask_sz_9 ELSE 0 END + CASE WHEN ask_px_9 >= p_ask_px_9 THEN p_ask_sz_9 ELSE 0 END, 0) AS e_9
+        ofi_contribution(bid_px_0, bid_sz_0, p_bid_px_0, p_bid_sz_0, ask_px_0, ask_sz_0, p_ask_px_0, p_ask_sz_0) AS e_0,
+        ofi_contribution(bid_px_1, bid_sz_1, p_bid_px_1, p_bid_sz_1, ask_px_1, ask_sz_1, p_ask_px_1, p_ask_sz_1) AS e_1,
+        ofi_contribution(bid_px_2, bid_sz_2, p_bid_px_2, p_bid_sz_2, ask_px_2, ask_sz_2, p_ask_px_2, p_ask_sz_2) AS e_2,
+        ofi_contribution(bid_px_3, bid_sz_3, p_bid_px_3, p_bid_sz_3, ask_px_3, ask_sz_3, p_ask_px_3, p_ask_sz_3) AS e_3,
+        ofi_contribution(bid_px_4, bid_sz_4, p_bid_px_4, p_bid_sz_4, ask_px_4, ask_sz_4, p_ask_px_4, p_ask_sz_4) AS e_4,
+        ofi_contribution(bid_px_5, bid_sz_5, p_bid_px_5, p_bid_sz_5, ask_px_5, ask_sz_5, p_ask_px_5, p_ask_sz_5) AS e_5,
+        ofi_contribution(bid_px_6, bid_sz_6, p_bid_px_6, p_bid_sz_6, ask_px_6, ask_sz_6, p_ask_px_6, p_ask_sz_6) AS e_6,
+        ofi_contribution(bid_px_7, bid_sz_7, p_bid_px_7, p_bid_sz_7, ask_px_7, ask_sz_7, p_ask_px_7, p_ask_sz_7) AS e_7,
+        ofi_contribution(bid_px_8, bid_sz_8, p_bid_px_8, p_bid_sz_8, ask_px_8, ask_sz_8, p_ask_px_8, p_ask_sz_8) AS e_8,
+        ofi_contribution(bid_px_9, bid_sz_9, p_bid_px_9, p_bid_sz_9, ask_px_9, ask_sz_9, p_ask_px_9, p_ask_sz_9) AS e_9
     FROM steps
 ), flows AS (
     SELECT ts, mid, bid_px_0, bid_px_1, bid_px_2, bid_px_3, bid_px_4, bid_px_5, bid_px_6, bid_px_7, bid_px_8, bid_px_9, bid_sz_0, bid_sz_1, bid_sz_2, bid_sz_3, bid_sz_4, bid_sz_5, bid_sz_6, bid_sz_7, bid_sz_8, bid_sz_9, ask_px_0, ask_px_1, ask_px_2, ask_px_3, ask_px_4, ask_px_5, ask_px_6, ask_px_7, ask_px_8, ask_px_9, ask_sz_0, ask_sz_1, ask_sz_2, ask_sz_3, ask_sz_4, ask_sz_5, ask_sz_6, ask_sz_7, ask_sz_8, ask_sz_9,
