@@ -1,8 +1,10 @@
 """``atra``: run the pipeline from a shell, on the same Dagster instance the UI shows.
 
 ``atra run`` materialises the ``main`` job for a date (or a date range) x the configured
-symbols, one in-process run per partition (DuckDB steps one at a time), prints each run's
-check results and where the data is, and exits non-zero when a run or a check fails.
+symbols, stage by stage (every partition's raw data before any features: the cross-asset
+features of one symbol read the others' books), one in-process run per partition and stage
+(DuckDB steps one at a time), prints each run's check results and where the data is, and exits
+non-zero when a run or a check fails.
 """
 
 from __future__ import annotations
@@ -28,23 +30,26 @@ def _instance():
 
 
 def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None = None) -> list[dict]:
-    """Execute the ``main`` job once per (date, symbol); return one summary dict per run."""
+    """Execute the ``main`` job's stages in order, each once per (date, symbol); one summary per run."""
     import dagster as dg
 
-    from atra_pipeline.definitions import defs
+    from atra_pipeline.definitions import MAIN_STAGES, defs
     from atra_pipeline.partitions import partition_key
 
     job = defs.resolve_job_def("main")
+    graph = defs.resolve_asset_graph()
     instance = _instance()
     summaries = []
-    for date in dates:
-        for symbol in symbols:
-            config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    for stage in MAIN_STAGES:
+        selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name == stage)
+        config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+        for date, symbol in ((d, s) for d in dates for s in symbols):
             result = job.execute_in_process(partition_key=partition_key(date, symbol), instance=instance,
-                                            run_config=config, raise_on_error=False)
+                                            run_config=config, asset_selection=selection, raise_on_error=False)
             checks = [e.event_specific_data for e in result.all_events
                       if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
             summaries.append({
+                "stage": stage,
                 "partition": f"{date}|{symbol}",
                 "run_id": result.run_id,
                 "success": result.success,

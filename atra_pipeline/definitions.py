@@ -7,10 +7,13 @@ import dagster as dg
 from atra_pipeline.defs import features, raw
 from atra_pipeline.resources import RawSourceResource, default_duckdb
 
-# The pipeline end to end for one date x symbol partition; later stages join this selection.
+# The pipeline's stages (asset groups) in order; later stages join this tuple. One run of the
+# ``main`` job covers one date x symbol partition; ``atra run`` runs each stage for every
+# partition before the next stage, as cross-asset features need every symbol's raw data.
+MAIN_STAGES = ("raw", "features")
 main_job = dg.define_asset_job(
     "main",
-    selection=dg.AssetSelection.groups("raw", "features"),
+    selection=dg.AssetSelection.groups(*MAIN_STAGES),
     description="Raw order books and trades, features (later: labels, models, backtest, report).",
 )
 

@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from atra_pipeline.core.features.registry import REFERENCE_SYMBOL
 from atra_pipeline.core.storage import PartitionWindow
 
 DEFAULT_START_DATE = "2020-01-01"
@@ -16,6 +17,11 @@ def configured_symbols() -> list[str]:
     """``$ATRA_SYMBOLS`` (comma-separated) or the defaults."""
     raw = os.environ.get("ATRA_SYMBOLS", "")
     return [s.strip().upper() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+
+
+def reference_symbol() -> str:
+    """``$ATRA_REFERENCE_SYMBOL`` or BTCUSDT: the symbol the cross-asset features compare with."""
+    return os.environ.get("ATRA_REFERENCE_SYMBOL", "").strip().upper() or REFERENCE_SYMBOL
 
 
 date_partitions = dg.DailyPartitionsDefinition(

@@ -26,8 +26,9 @@ def test_quickstart_is_exactly_two_commands_that_the_makefile_and_ci_define():
 
 
 def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_path, monkeypatch):
-    """What `make run` does (`atra run`), on a fresh database and instance, for one symbol."""
+    """What `make run` does (`atra run`), on a fresh database and instance: every stage in order."""
     from atra_pipeline import cli
+    from atra_pipeline.partitions import DEFAULT_SYMBOLS
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ATRA_DUCKDB_PATH", str(tmp_path / "atra.duckdb"))
@@ -37,9 +38,12 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
 
     importlib.reload(definitions)  # resources read ATRA_DUCKDB_PATH when the definitions load
     try:
-        summaries = cli.run_partitions([cli.DEFAULT_DATE], ["BTCUSDT"])
+        summaries = cli.run_partitions([cli.DEFAULT_DATE], list(DEFAULT_SYMBOLS))
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)
-    assert len(summaries) == 1 and summaries[0]["success"], summaries
-    assert summaries[0]["checks_failed"] == [] and summaries[0]["checks_passed"] >= 16
+    # raw for every symbol first (cross-asset features read the others' books), then features
+    assert [(s["stage"], s["partition"].split("|")[1]) for s in summaries] == [
+        (stage, symbol) for stage in ("raw", "features") for symbol in DEFAULT_SYMBOLS]
+    assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
+    assert [s["checks_passed"] for s in summaries] == [11] * 3 + [5] * 3

@@ -1,4 +1,5 @@
-"""The features asset through Dagster: two days in order, every check passing, previous-day lineage."""
+"""The features asset through Dagster: two days in order, every check passing, previous-day and
+cross-asset lineage, and a clear failure when the reference's raw data are missing."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from atra_pipeline.definitions import defs
 from atra_pipeline.defs import features, raw
 from atra_pipeline.partitions import market_partitions, partition_key
 from atra_pipeline.resources import AtraDuckDB, RawSourceResource
-from atra_pipeline_tests.defs.helpers import check_results, count_rows
+from atra_pipeline_tests.defs.helpers import check_results, count_rows, materialize_raw
 
 
 def test_features_for_two_days_pass_every_check(tmp_path):
     resources = {"duckdb": AtraDuckDB(database=str(tmp_path / "atra.duckdb")), "raw_source": RawSourceResource()}
     for day in ("2024-08-07", "2024-08-08"):
+        assert materialize_raw(tmp_path / "atra.duckdb", day, "BTCUSDT").success  # SOLUSDT's cross-asset reference
         result = dg.materialize([*raw.assets, *raw.asset_checks, *features.assets],
                                 partition_key=partition_key(day, "SOLUSDT"), resources=resources, raise_on_error=False)
         assert result.success
@@ -21,14 +23,31 @@ def test_features_for_two_days_pass_every_check(tmp_path):
         assert len(checks) == 5 and all(checks.values()), checks
     meta = result.asset_materializations_for_node("features")[0].metadata
     assert meta["dagster/row_count"].value == 1440 and meta["data_from"].value == "2024-08-07 22:00:00"  # look-back: 1 h of rolling steps + 1 h windows
+    assert meta["cross_asset_peers"].value == "BTCUSDT" and meta["cross_asset_data_from"].value == "2024-08-07 22:00:00"
     assert count_rows(tmp_path / "atra.duckdb", "features") == 2 * 1440
 
 
-def test_features_depend_on_this_and_the_previous_day_of_the_same_symbol():
+def _upstream(asset: str, date: str, symbol: str) -> list[str]:
+    mapping = features.assets[0].get_partition_mapping(dg.AssetKey(asset))
+    child = market_partitions.subset_with_partition_keys([partition_key(date, symbol)])
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(child, market_partitions, market_partitions)
+    return sorted(str(k) for k in upstream.partitions_subset.get_partition_keys())
+
+
+def test_features_depend_on_this_and_the_previous_day_trades_of_the_symbol_and_books_of_every_symbol():
     key = dg.AssetKey("features")
     assert {dg.AssetKey("raw_l2_snapshots"), dg.AssetKey("raw_trades")} <= defs.resolve_asset_graph().get(key).parent_keys
-    mapping = features.assets[0].get_partition_mapping(dg.AssetKey("raw_l2_snapshots"))
-    child = market_partitions.subset_with_partition_keys([partition_key("2024-08-08", "ETHUSDT")])
-    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(child, market_partitions, market_partitions)
-    assert sorted(str(k) for k in upstream.partitions_subset.get_partition_keys()) == [
-        "2024-08-07|ETHUSDT", "2024-08-08|ETHUSDT"]
+    assert _upstream("raw_trades", "2024-08-08", "ETHUSDT") == ["2024-08-07|ETHUSDT", "2024-08-08|ETHUSDT"]
+    assert _upstream("raw_l2_snapshots", "2024-08-08", "ETHUSDT") == [
+        f"{d}|{s}" for d in ("2024-08-07", "2024-08-08") for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
+
+
+def test_features_without_the_references_raw_data_fail_and_name_the_missing_partition(tmp_path):
+    db = tmp_path / "atra.duckdb"
+    assert materialize_raw(db, "2024-08-08", "ETHUSDT").success
+    result = dg.materialize([*features.assets], partition_key=partition_key("2024-08-08", "ETHUSDT"),
+                            resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "raw_l2_snapshots has no rows for 2024-08-08|BTCUSDT" in failure.event_specific_data.error.message
+    assert count_rows(db, "raw_l2_snapshots", "ETHUSDT") > 0  # nothing else was touched

@@ -1,12 +1,14 @@
 """Build the feature rows of one partition in DuckDB: Python only orders the SQL families.
 
-Inputs are the stored ``raw_l2_snapshots`` (and later ``raw_trades``) of the partition's symbol
-from ``start - max look-back`` (the end of the previous day, when it is stored) to the end of
-the day. A feature at decision time ``t`` reads snapshots with ``ts <= t`` only; where the
+Inputs are the stored ``raw_l2_snapshots`` and ``raw_trades`` of the partition's symbol, and the
+books of its cross-asset ``peers`` (see ``registry.cross_asset_peers``), from ``start - max
+look-back`` (the end of the previous day, when it is stored) to the end of the day. A feature at decision time ``t`` reads snapshots with ``ts <= t`` only; where the
 stored data do not reach back a whole window (the first stored day), it is NULL (warm-up).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
@@ -14,6 +16,7 @@ import pandas as pd
 from atra_pipeline.core.features.registry import (
     BASE_FAMILIES,
     DERIVED_FAMILIES,
+    FAMILIES,
     FEATURES,
     derived_span_s,
     feature_columns,
@@ -41,20 +44,20 @@ def ensure_features_table(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, step_s: int = 60,
-                   cutoff: pd.Timestamp | None = None) -> str:
+                   cutoff: pd.Timestamp | None = None, peers: Sequence[str] = ()) -> str:
     """Compute ``window``'s feature rows into temp table ``fx_features``; return its name.
 
     One row per decision time ``start + k * step_s`` in ``[start, end)``, columns
     ``ts, symbol`` and the registry's features in registry order. ``cutoff`` ignores raw rows
-    after it (the data as they stood then), for the look-ahead check.
+    after it (the data as they stood then), for the look-ahead check. ``peers``: the symbols
+    whose books form the cross-asset reference; none leaves the cross-asset columns NULL.
     """
     if step_s <= 0 or 3600 % step_s:
         raise ValueError(f"step_s={step_s}: the decision step must divide an hour (1, 2, 5, 10, 15, 30, 60 s ...)")
     lookbacks = sorted({0, *(f.lookback_s for f in FEATURES if f.derived_from is None)})
-    span = -(-derived_span_s(step_s) // step_s) * step_s  # whole steps
-    grid_start = window.start - pd.Timedelta(seconds=span)
+    grid_start = window.start - pd.Timedelta(seconds=_span(step_s))
     cutoff = window.end if cutoff is None else pd.Timestamp(cutoff)
-    params = {**window.params, "step_s": step_s, "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
+    params = {**window.params, "step_s": step_s, "peers": list(peers), "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
               "grid_start": grid_start.to_pydatetime(),
               "load_start": (grid_start - pd.Timedelta(seconds=max_lookback_s())).to_pydatetime()}
     run_script(conn, load_sql("features/prepare_book.sql"), params)
@@ -74,6 +77,11 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
     return FEATURES_STAGE
 
 
+def _span(step_s: int) -> int:
+    """Seconds the decision grid starts before the day: the derived families' span in whole steps."""
+    return -(-derived_span_s(step_s) // step_s) * step_s
+
+
 def _run_family(conn: duckdb.DuckDBPyConnection, family: str, sql: str, params: dict) -> None:
     conn.execute(f"CREATE OR REPLACE TEMP TABLE fx_{family} AS {sql}", bind(sql, params))
     got = [d[0] for d in conn.execute(f"SELECT * FROM fx_{family} LIMIT 0").description][1:]
@@ -81,23 +89,44 @@ def _run_family(conn: duckdb.DuckDBPyConnection, family: str, sql: str, params: 
         raise ValueError(f"sql/features/{family}.sql returns {got}, the registry lists {feature_columns(family)}")
 
 
-def data_start(conn: duckdb.DuckDBPyConnection) -> pd.Timestamp | None:
-    """First snapshot the last build loaded: windows reaching before it are warm-up."""
-    first = conn.execute("SELECT min(ts) FROM fx_book").fetchall()[0][0]
-    return None if first is None else pd.Timestamp(first)
+def data_start(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, peers: Sequence[str] = (),
+               step_s: int = 60) -> dict[str, pd.Timestamp | None]:
+    """Per family, the first time the last build of ``window`` had data for: windows reaching
+    before it are warm-up. Cross-asset features need the symbol and every peer: the latest start."""
+    own = conn.execute("SELECT min(ts) FROM fx_book").fetchall()[0][0]
+    starts = {family: None if own is None else pd.Timestamp(own) for family in FAMILIES}
+    load_start = window.start - pd.Timedelta(seconds=_span(step_s) + max_lookback_s())
+    firsts = dict(conn.execute(
+        "SELECT symbol, min(ts) FROM raw_l2_snapshots WHERE list_contains($peers::VARCHAR[], symbol) "
+        "AND ts >= $load_start AND ts < $end GROUP BY symbol",
+        {"peers": list(peers), "load_start": load_start.to_pydatetime(), "end": window.end.to_pydatetime()},
+    ).fetchall())
+    # no peers (a one-symbol universe) or a peer without data: the family is warm-up throughout
+    times = [starts["cross_asset"], *(firsts.get(p) for p in peers)]
+    starts["cross_asset"] = None if not peers or None in times else max(pd.Timestamp(t) for t in times)
+    return starts
+
+
+def missing_peers(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, peers: Sequence[str]) -> list[str]:
+    """The peers without a stored snapshot in ``window``'s day (their raw partition is missing)."""
+    present = {r[0] for r in conn.execute(
+        "SELECT DISTINCT symbol FROM raw_l2_snapshots WHERE list_contains($peers::VARCHAR[], symbol) "
+        "AND ts >= $start AND ts < $end",
+        {"peers": list(peers), "start": window.start.to_pydatetime(), "end": window.end.to_pydatetime()}).fetchall()}
+    return [p for p in peers if p not in present]
 
 
 def lookahead_mismatches(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, times, step_s: int = 60,
-                         atol: float = 1e-9) -> list[dict]:
+                         atol: float = 1e-9, peers: Sequence[str] = ()) -> list[dict]:
     """Rebuild the features from raw data truncated at each ``t`` in ``times`` and compare the row
     at ``t`` with the full build. Returns one entry per differing (time, column); empty = no look-ahead.
     """
-    build_features(conn, window, step_s)
+    build_features(conn, window, step_s, peers=peers)
     full = conn.execute(f"SELECT * FROM {FEATURES_STAGE}").fetchdf().set_index("ts")
     mismatches = []
     for t in times:
         t = pd.Timestamp(t)
-        build_features(conn, window, step_s, cutoff=t)
+        build_features(conn, window, step_s, cutoff=t, peers=peers)
         row = conn.execute(f"SELECT * FROM {FEATURES_STAGE} WHERE ts = $t", {"t": t.to_pydatetime()}).fetchdf()
         truncated, complete = row.iloc[0], full.loc[t]
         for col in feature_columns():
@@ -105,5 +134,5 @@ def lookahead_mismatches(conn: duckdb.DuckDBPyConnection, window: PartitionWindo
             same = (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and abs(a - b) <= atol * max(1.0, abs(a)))
             if not same:
                 mismatches.append({"ts": str(t), "column": col, "full": a, "truncated": b})
-    build_features(conn, window, step_s)  # leave the full build staged
+    build_features(conn, window, step_s, peers=peers)  # leave the full build staged
     return mismatches

@@ -7,6 +7,7 @@ design excepted); the decision grid complete; and no look-ahead on sampled decis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,17 +44,21 @@ FEATURE_CHECKS = {
 }
 
 
-def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | None, step_s: int = 60) -> pd.DataFrame:
-    """True where a feature's window reaches before the first loaded snapshot (NaN by construction)."""
+def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | Mapping[str, pd.Timestamp | None] | None,
+                step_s: int = 60) -> pd.DataFrame:
+    """True where a feature's window reaches before the first data it reads (NaN by construction).
+
+    ``data_start``: one time for every family, or per family (``build.data_start``); None = no data.
+    """
     mask = pd.DataFrame(False, index=frame.index, columns=[f.name for f in FEATURES])
-    if data_start is None:
-        return mask | True
     for f in FEATURES:
-        mask[f.name] = frame["ts"] - pd.Timedelta(seconds=f.lookback(step_s)) < data_start
+        start = data_start.get(f.family) if isinstance(data_start, Mapping) else data_start
+        mask[f.name] = True if start is None else frame["ts"] - pd.Timedelta(seconds=f.lookback(step_s)) < start
     return mask
 
 
-def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex, data_start: pd.Timestamp | None,
+def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
+                   data_start: pd.Timestamp | Mapping[str, pd.Timestamp | None] | None,
                    max_nan_share: float = 0.05, step_s: int = 60) -> list[FeatureCheckOutcome]:
     """All rules but look-ahead (see :func:`lookahead_outcome`) on one partition's rows."""
     cols = [f.name for f in FEATURES]

@@ -10,12 +10,14 @@ over their span so that the first steps of a day lag into the previous day.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 OFI_WINDOWS = ("10s", "30s", "1m", "5m")
 RETURN_WINDOWS = ("10s", "1m", "5m", "15m", "1h")
 VOL_WINDOWS = ("1m", "5m", "15m", "1h")
-WINDOW_SECONDS = {"10s": 10, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "1h": 3600}
+WINDOW_SECONDS = {"10s": 10, "30s": 30, "1m": 60, "2m": 120, "5m": 300, "15m": 900, "1h": 3600}
+REFERENCE_SYMBOL = "BTCUSDT"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,31 @@ def _stability() -> list[Feature]:
     ]
 
 
+def _cross_asset() -> list[Feature]:
+    ref = "the reference (BTCUSDT; for BTCUSDT itself the equal-weighted mean of the other symbols)"
+    return [
+        Feature("xa_ref_ret_1m", "cross_asset", "1m", f"mid log return of {ref} over the last minute"),
+        Feature("xa_ref_ret_1m_prev", "cross_asset", "2m", "the reference's mid log return over the minute before that"),
+        Feature("xa_ref_ret_5m", "cross_asset", "5m", "the reference's mid log return over the last 5 minutes"),
+        Feature("xa_ref_ofi_norm_1m", "cross_asset", "1m", "the reference's ofi_norm_1m"),
+        Feature("xa_corr_1h", "cross_asset", "1h",
+                "Pearson correlation of 10-second mid log returns with the reference's, last 360 bars"),
+        Feature("xa_beta_1h", "cross_asset", "1h",
+                "OLS beta of 10-second mid log returns on the reference's, last 360 bars"),
+        Feature("xa_resid_ret_1m", "cross_asset", "1h", "ret_1m - xa_beta_1h * xa_ref_ret_1m: the move the reference does not explain"),
+    ]
+
+
+def cross_asset_peers(symbol: str, universe: Sequence[str], reference: str = REFERENCE_SYMBOL) -> list[str]:
+    """The symbols whose books form ``symbol``'s cross-asset reference: the reference symbol for
+    every other symbol, all the others for the reference itself ([] in a one-symbol universe)."""
+    if reference not in universe:
+        raise ValueError(f"cross-asset features need the reference symbol {reference} among the symbols {list(universe)}")
+    if symbol == reference:
+        return [s for s in universe if s != reference]
+    return [reference]
+
+
 CORE_COLUMNS = ("ofi_norm_1m", "pressure_imbalance_5", "ret_1m", "spread_bps")
 LAGS = (1, 2, 5)
 
@@ -165,7 +192,7 @@ def _time() -> list[Feature]:
 
 
 FEATURES: tuple[Feature, ...] = tuple(
-    _ofi() + _pressure() + _price() + _volume() + _stability() + _time() + _lags() + _rolling())
+    _ofi() + _pressure() + _price() + _volume() + _stability() + _cross_asset() + _time() + _lags() + _rolling())
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 if len(BY_NAME) != len(FEATURES):
     raise ValueError(f"feature names repeated: {sorted(n for n in BY_NAME if sum(f.name == n for f in FEATURES) > 1)}")

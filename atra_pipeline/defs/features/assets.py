@@ -4,22 +4,25 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.features.build import (
-    FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches,
+    FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches, missing_peers,
 )
 from atra_pipeline.core.features.quality import check_features, lookahead_outcome
-from atra_pipeline.core.features.registry import FEATURES, feature_columns
+from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
 from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
-from atra_pipeline.partitions import market_partitions, partition_window
+from atra_pipeline.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
-# The same symbol's book of this date and of the previous date (windows reach over midnight).
-SAME_AND_PREVIOUS_DAY = dg.MultiPartitionMapping({
-    "date": dg.DimensionPartitionMapping(
-        "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True)),
-    "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
-})
+# This date and the previous one (windows reach over midnight); the previous may not exist (first day).
+_SAME_AND_PREVIOUS_DATE = dg.DimensionPartitionMapping(
+    "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True))
+# Trades: the partition's own symbol. Books: every symbol, because the cross-asset family reads the
+# reference's book (or, for the reference, all the others').
+SAME_SYMBOL = dg.MultiPartitionMapping({
+    "date": _SAME_AND_PREVIOUS_DATE, "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping())})
+ALL_SYMBOLS = dg.MultiPartitionMapping({
+    "date": _SAME_AND_PREVIOUS_DATE, "symbol": dg.DimensionPartitionMapping("symbol", dg.AllPartitionMapping())})
 
 
 class FeaturesConfig(dg.Config):
@@ -40,23 +43,31 @@ REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.fa
     pool=DUCKDB_POOL,
     group_name="features",
     kinds={"duckdb"},
-    deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=SAME_AND_PREVIOUS_DAY),
-          dg.AssetDep(raw_trades, partition_mapping=SAME_AND_PREVIOUS_DAY)],
+    deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=ALL_SYMBOLS),
+          dg.AssetDep(raw_trades, partition_mapping=SAME_SYMBOL)],
     check_specs=feature_check_specs(),
     metadata={"table": "features", "feature_registry": dg.MetadataValue.md(REGISTRY_TABLE)},
 )
 def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
     """One row per symbol per decision time of the catalogue in ``sql/features/`` (table ``features``)."""
     window = partition_window(context)
+    peers = cross_asset_peers(window.symbol, symbol_partitions.get_partition_keys(), reference_symbol())
     with duckdb.get_connection() as conn:
+        if missing := missing_peers(conn, window, peers):
+            raise dg.Failure(
+                f"features {window.start.date()}|{window.symbol}: the cross-asset family reads the books of "
+                f"{', '.join(peers)}, but raw_l2_snapshots has no rows for "
+                f"{', '.join(f'{window.start.date()}|{m}' for m in missing)}. Materialize raw_l2_snapshots for "
+                "every symbol of the date first (`atra run` and a backfill do).")
         ensure_features_table(conn)
-        stage = build_features(conn, window, config.step_s)
-        first_data = data_start(conn)
+        stage = build_features(conn, window, config.step_s, peers=peers)
+        first_data = data_start(conn, window, peers, config.step_s)
         frame = conn.execute(f"SELECT * FROM {stage}").fetchdf()
         expected = pd.date_range(window.start, window.end, freq=f"{config.step_s}s", inclusive="left")
         outcomes = check_features(frame, expected, first_data, config.max_nan_share, config.step_s)
         sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples]
-        outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s), sample))
+        outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s, peers=peers),
+                                           sample))
         written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)
     nan_share = frame[feature_columns()].isna().mean().sort_values(ascending=False)
     return dg.MaterializeResult(
@@ -66,7 +77,9 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
             "features": len(feature_columns()),
             "first_ts": str(frame["ts"].min()),
             "last_ts": str(frame["ts"].max()),
-            "data_from": str(first_data),
+            "data_from": str(first_data["ofi"]),  # the symbol's own book: every family but cross_asset
+            "cross_asset_peers": ", ".join(peers) or "none (one-symbol universe: cross-asset columns NULL)",
+            "cross_asset_data_from": str(first_data["cross_asset"]),
             "nan_share_top": dg.MetadataValue.md(markdown_table(nan_share.head(8).rename("nan share").reset_index())),
         },
         check_results=[feature_check_result(o) for o in outcomes],

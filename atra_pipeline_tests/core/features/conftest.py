@@ -1,4 +1,4 @@
-"""Fixtures of the feature tests: two stored synthetic days of one symbol."""
+"""Fixtures of the feature tests: two stored synthetic days of ETHUSDT and its cross-asset reference."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from atra_pipeline.core.synthetic import generate_market_day
 from atra_pipeline_tests.conftest import DAY
 
 
+ETH_PEERS = ["BTCUSDT"]  # ETHUSDT's cross-asset reference (registry.cross_asset_peers)
+
+
 @pytest.fixture(scope="module")
 def two_days():
-    """ETHUSDT book and trades of 2024-08-07 and 2024-08-08 in an in-memory DuckDB."""
+    """ETHUSDT and BTCUSDT books and trades of 2024-08-07 and 2024-08-08 in an in-memory DuckDB."""
     conn = duckdb.connect()
     prepare(conn)
-    for day in ("2024-08-07", DAY):
-        book, trades = generate_market_day("ETHUSDT", day)
-        window = PartitionWindow.for_day("ETHUSDT", day)
-        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
-        replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, window)
+    for symbol in ("ETHUSDT", *ETH_PEERS):
+        for day in ("2024-08-07", DAY):
+            book, trades = generate_market_day(symbol, day)
+            window = PartitionWindow.for_day(symbol, day)
+            replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
+            replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, window)
     yield conn
     conn.close()

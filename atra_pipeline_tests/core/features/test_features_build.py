@@ -17,6 +17,7 @@ from atra_pipeline.core.features.registry import FAMILIES, FEATURES, feature_col
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.sql import load_sql
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
+from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 from atra_pipeline_tests.conftest import DAY, make_book
 
 H10 = sum(1 / m for m in range(1, 11))
@@ -80,13 +81,13 @@ def test_every_family_returns_exactly_its_registered_columns(conn, window, tiny)
 
 def test_previous_day_removes_the_warm_up_and_first_day_warm_up_is_only_nan(two_days):
     first, second = PartitionWindow.for_day("ETHUSDT", "2024-08-07"), PartitionWindow.for_day("ETHUSDT", DAY)
-    build_features(two_days, second)
+    build_features(two_days, second, peers=ETH_PEERS)
     frame = two_days.execute("SELECT * FROM fx_features").fetchdf()
     assert not frame[feature_columns()].isna().to_numpy().any()
-    build_features(two_days, first)
+    build_features(two_days, first, peers=ETH_PEERS)
     frame = two_days.execute("SELECT * FROM fx_features").fetchdf()
     outcomes = {o.name: o for o in check_features(frame, pd.date_range("2024-08-07", periods=1440, freq="60s"),
-                                                  data_start(two_days))}
+                                                  data_start(two_days, first, ETH_PEERS))}
     assert all(o.passed for o in outcomes.values()), [o.message() for o in outcomes.values()]
     assert outcomes["nan_share_within_limit"].figures["warmup_nan_cells"] > 0
     assert frame.loc[frame["ts"] >= pd.Timestamp("2024-08-07 01:00"), feature_columns()].notna().all().all()
@@ -94,7 +95,7 @@ def test_previous_day_removes_the_warm_up_and_first_day_warm_up_is_only_nan(two_
 
 def test_no_lookahead_on_synthetic_data(two_days):
     times = pd.to_datetime([f"{DAY} 00:00", f"{DAY} 09:17", f"{DAY} 23:59"])
-    assert lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times) == []
+    assert lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times, peers=ETH_PEERS) == []
 
 
 def test_a_leaking_family_is_caught(two_days, monkeypatch):
@@ -105,7 +106,7 @@ def test_a_leaking_family_is_caught(two_days, monkeypatch):
     monkeypatch.setattr(build_module, "load_sql",
                         lambda name: leaky if name == "features/pressure.sql" else real_load(name))
     times = pd.to_datetime([f"{DAY} 09:17", f"{DAY} 15:00"])
-    columns = {m["column"] for m in lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times)}
+    columns = {m["column"] for m in lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times, peers=ETH_PEERS)}
     assert "pressure_imbalance_1" in columns and not any(c.startswith("ofi_") for c in columns)
 
 
@@ -147,9 +148,9 @@ def test_volume_family_by_hand(conn, window):
 
 def test_lags_and_rolling_statistics_read_earlier_steps_including_the_previous_day(two_days):
     first, second = PartitionWindow.for_day("ETHUSDT", "2024-08-07"), PartitionWindow.for_day("ETHUSDT", DAY)
-    build_features(two_days, first)
+    build_features(two_days, first, peers=ETH_PEERS)
     day1 = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
-    build_features(two_days, second)
+    build_features(two_days, second, peers=ETH_PEERS)
     day2 = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
     both = pd.concat([day1, day2])
     for col in ("ofi_norm_1m", "pressure_imbalance_5", "ret_1m", "spread_bps"):

@@ -14,6 +14,7 @@ from atra_pipeline.core.features.quality import check_features, warmup_mask
 from atra_pipeline.core.features.registry import FEATURES, feature_columns
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
+from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 from atra_pipeline_tests.conftest import DAY, make_book
 
 STABILITY = feature_columns("stability")
@@ -126,19 +127,19 @@ def test_warm_up_is_null_until_the_registered_window_is_covered(stable, name):
 def test_stability_has_no_lookahead_on_synthetic_data(two_days):
     # 00:00 and 00:07 read the previous day's last hour; the others are mid-day and the day's end
     times = pd.to_datetime([f"{DAY} 00:00", f"{DAY} 00:07", f"{DAY} 13:41", f"{DAY} 23:59"])
-    mismatches = lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times)
+    mismatches = lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times, peers=ETH_PEERS)
     assert [m for m in mismatches if m["column"] in STABILITY] == []
 
 
 def test_stability_warm_up_is_exactly_the_uncovered_windows_on_synthetic_data(two_days):
     first = PartitionWindow.for_day("ETHUSDT", "2024-08-07")
-    build_features(two_days, first)
+    build_features(two_days, first, peers=ETH_PEERS)
     frame = two_days.execute("SELECT * FROM fx_features").fetchdf()
-    warm = warmup_mask(frame, data_start(two_days))[STABILITY]
+    warm = warmup_mask(frame, data_start(two_days, first, ETH_PEERS))[STABILITY]
     assert (frame[STABILITY].isna() == warm).all().all()  # NULL in the warm-up, set everywhere else
-    outcomes = check_features(frame, pd.date_range("2024-08-07", periods=1440, freq="60s"), data_start(two_days))
+    outcomes = check_features(frame, pd.date_range("2024-08-07", periods=1440, freq="60s"), data_start(two_days, first, ETH_PEERS))
     assert not [c for o in outcomes for c in o.columns if c in STABILITY], [o.message() for o in outcomes]
-    build_features(two_days, PartitionWindow.for_day("ETHUSDT", DAY))  # the previous day's hour is loaded
+    build_features(two_days, PartitionWindow.for_day("ETHUSDT", DAY), peers=ETH_PEERS)  # the previous day's hour is loaded
     assert two_days.execute("SELECT * FROM fx_features").fetchdf()[STABILITY].notna().all().all()
 
 
@@ -146,9 +147,9 @@ def test_values_do_not_depend_on_history_beyond_the_window(two_days, monkeypatch
     """Loading 2 h of the previous day instead of 1 h changes no value: no column reads further back
     than its registered window (a shock threshold or an uncapped age over the loaded data would)."""
     day = PartitionWindow.for_day("ETHUSDT", DAY)
-    build_features(two_days, day)
+    build_features(two_days, day, peers=ETH_PEERS)
     usual = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")[STABILITY]
     monkeypatch.setattr(build_module, "max_lookback_s", lambda: 7200)
-    build_features(two_days, day)
+    build_features(two_days, day, peers=ETH_PEERS)
     longer = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")[STABILITY]
     pd.testing.assert_frame_equal(usual, longer, rtol=1e-9, atol=1e-9)
