@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = run_partitions(_dates(args), symbols)
     print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
-    print(f"\nDuckDB database: {duckdb_path()}  (tables raw_l2_snapshots, raw_trades, features)")
+    print(f"\nDuckDB database: {duckdb_path()}  (tables raw_l2_snapshots, raw_trades, features, labels)")
     print(f"Dagster instance: {os.environ['DAGSTER_HOME']}")
     print("Open the Dagster UI with `make ui`, then http://127.0.0.1:3000 (runs, assets, check results).")
     print("All runs succeeded and every check passed." if ok else "Some runs or checks FAILED (see above).")

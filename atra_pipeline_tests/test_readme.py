@@ -42,8 +42,8 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)
-    # raw for every symbol first (cross-asset features read the others' books), then features
+    # raw for every symbol first (cross-asset features read the others' books), then features, labels
     assert [(s["stage"], s["partition"].split("|")[1]) for s in summaries] == [
-        (stage, symbol) for stage in ("raw", "features") for symbol in DEFAULT_SYMBOLS]
+        (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
-    assert [s["checks_passed"] for s in summaries] == [11] * 3 + [5] * 3
+    assert [s["checks_passed"] for s in summaries] == [11] * 3 + [5] * 3 + [5] * 3

@@ -63,6 +63,16 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
              params={"band_bps": 100.0}, summary={"max_deviation_bps": "coalesce(max(deviation_bps), 0)"}),
     SqlCheck("raw_trades", "amount_positive", "Trade amount finite and > 0.", blocking=True),
     SqlCheck("raw_trades", "trade_id_unique", "Trade ids unique per exchange and symbol.", blocking=True),
+    SqlCheck("labels", "t1_not_before_event", "The barrier touch t1 is at or after the event time.", blocking=True),
+    SqlCheck("labels", "holding_within_max", "t1 - event time is at most max_holding_s (the vertical barrier).",
+             blocking=True, params={"max_holding_s": 3600}, summary={"longest_holding_s": "coalesce(max(holding_s), 0)"}),
+    SqlCheck("labels", "values_in_allowed_sets",
+             "label in {0, 1}, side in {-1, 1}, outcome in {-1, 0, 1} matching barrier in {pt, sl, vertical}.",
+             blocking=True),
+    SqlCheck("labels", "weights_finite_positive", "Sample weights, uniqueness and targets finite and > 0.",
+             blocking=True),
+    SqlCheck("labels", "class_share_at_least", "Each meta-label class holds at least min_share of the events.",
+             blocking=False, params={"min_share": 0.05}),
 )
 
 

@@ -1,0 +1,120 @@
+"""Label one date x symbol partition: read its features and mid path from DuckDB, apply
+:mod:`atra_pipeline.core.labels`, return the rows of table ``labels`` and what happened.
+
+Pipeline: the mid as of each decision time -> barrier width (per-step EWM volatility scaled to the
+holding period) -> CUSUM events at decision times of the day -> the primary model's side from the
+features (OFI momentum) -> meta-labels on the full snapshot path, which runs into the next day
+up to the vertical barrier -> uniqueness and sample weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.features.build import ensure_features_table
+from atra_pipeline.core.labels import (
+    average_uniqueness,
+    cusum_events,
+    daily_volatility,
+    meta_labels,
+    sample_weights,
+)
+from atra_pipeline.core.sql import bind, load_sql
+from atra_pipeline.core.storage import PartitionWindow
+
+LABEL_COLUMNS = ["ts", "symbol", "side", "t1", "ret", "label", "outcome", "barrier", "target", "uniqueness", "weight"]
+PRIMARY_COLUMNS = ("ofi_norm_1m", "ofi_norm_1m_step_zscore_1h")
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """How events are chosen and labelled (the ``labels`` asset's config)."""
+
+    pt_sl: tuple[float, float] = (1.0, 1.0)
+    """Take-profit and stop-loss in units of the target; 0 disables one."""
+    max_holding_s: int = 3600
+    """Vertical barrier, seconds after the event."""
+    vol_span: int = 100
+    """EWM span, in decision steps, of the per-step volatility."""
+    cusum_k: float = 0.25
+    """CUSUM threshold in units of the target."""
+    z_threshold: float = 0.5
+    """The primary model bets where |ofi_norm_1m z-score over the last hour| exceeds this."""
+    min_return: float = 0.0
+    """Events whose target is at most this are left out."""
+    decay: float = 1.0
+    """Time decay of the sample weights: the oldest event's factor, in (0, 1]."""
+    balanced: bool = False
+    """Scale the weights so both meta-label classes weigh the same."""
+    warmup_s: int = 6 * 3600
+    """Path read before the day (previous partition) for the volatility and the CUSUM state."""
+
+
+def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
+                    settings: LabelSettings = LabelSettings()) -> tuple[pd.DataFrame, dict]:
+    """The ``labels`` rows of ``window`` (columns :data:`LABEL_COLUMNS`) and a report of counts."""
+    features = _features(conn, window)
+    step = features.index.to_series().diff().min() if len(features) > 1 else pd.Timedelta(minutes=1)
+    hold = pd.Timedelta(seconds=settings.max_holding_s)
+    path = _mid_path(conn, window, window.start - pd.Timedelta(seconds=settings.warmup_s), window.end + hold)
+    if path.empty or path.index[0] >= window.end:
+        raise DataError(f"raw_l2_snapshots {window.start.date()}|{window.symbol}", "no book snapshots: no price path")
+
+    grid = pd.date_range(path.index[0].ceil(step), window.end, freq=step, inclusive="left")
+    grid_close = _asof(path, grid)
+    target = daily_volatility(grid_close, span=settings.vol_span, lookback=step) * np.sqrt(hold / step)
+    cusum = cusum_events(grid_close, settings.cusum_k * target)
+    events = cusum[(cusum >= window.start) & (cusum < window.end)].intersection(features.index)
+    path_end = path.index[-1]  # the path is known up to its last snapshot
+    labels = meta_labels(path, features, events, target, settings.pt_sl, hold, threshold=settings.z_threshold,
+                         min_return=settings.min_return, path_end=path_end)
+    counts = dict(labels.attrs)
+    labels["target"] = target.reindex(labels.index, method="ffill")
+    labels["uniqueness"] = average_uniqueness(labels["t1"], path.index)
+    labels["weight"] = sample_weights(labels, path, decay=settings.decay, balanced=settings.balanced)
+    frame = labels.rename_axis("ts").reset_index().assign(symbol=window.symbol)[LABEL_COLUMNS]
+    shares = frame["label"].value_counts(normalize=True).reindex([0, 1], fill_value=0.0)
+    report = {
+        "decision_times": len(features),
+        "cusum_events": len(events),
+        "labelled": len(frame),
+        **{f"left_out_{k}": v for k, v in counts.items()},
+        "share_label_1": round(float(shares[1]), 4),
+        "share_label_0": round(float(shares[0]), 4),
+        "barriers": frame["barrier"].value_counts().to_dict(),
+        "path_end": str(path_end),
+        "settings": asdict(settings),
+    }
+    return frame, report
+
+
+def _features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow) -> pd.DataFrame:
+    ensure_features_table(conn)  # a database where features never ran has no table yet
+    sql = load_sql("labels/primary_features.sql")
+    frame = conn.execute(sql, bind(sql, window.params)).fetchdf().set_index("ts")
+    if frame.empty:
+        raise DataError(f"features {window.start.date()}|{window.symbol}",
+                        "no feature rows: materialize features for this partition first")
+    return frame
+
+
+def _mid_path(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, start: pd.Timestamp,
+              end: pd.Timestamp) -> pd.Series:
+    """Mids over [start, end], so a vertical barrier at exactly ``end`` has its price."""
+    sql = load_sql("labels/mid_path.sql")
+    params = {"symbol": window.symbol, "path_start": start.to_pydatetime(),
+              "path_end": (end + pd.Timedelta(microseconds=1)).to_pydatetime()}
+    frame = conn.execute(sql, bind(sql, params)).fetchdf()
+    return frame.set_index("ts")["mid"]
+
+
+def _asof(path: pd.Series, times: pd.DatetimeIndex) -> pd.Series:
+    """The last price at or before each time; times before the first price dropped."""
+    pos = np.searchsorted(path.index.as_unit("ns").asi8, times.as_unit("ns").asi8, side="right") - 1
+    keep = pos >= 0
+    return pd.Series(path.to_numpy()[pos[keep]], index=times[keep])
