@@ -3,7 +3,7 @@
 
 Pipeline: the mid as of each decision time -> barrier width (per-step EWM volatility scaled to the
 holding period) -> CUSUM events at decision times of the day -> the primary model's side from the
-features (OFI momentum) -> meta-labels on the full snapshot path, which runs into the next day
+features (order-flow momentum) -> meta-labels on the full snapshot path, which runs into the next day
 up to the vertical barrier -> uniqueness and sample weights.
 """
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.features.build import ensure_features_table
+from atra_pipeline.core.features.registry import CORE_COLUMNS
 from atra_pipeline.core.labels import (
     average_uniqueness,
     cusum_events,
@@ -28,7 +29,6 @@ from atra_pipeline.core.sql import bind, load_sql
 from atra_pipeline.core.storage import PartitionWindow
 
 LABEL_COLUMNS = ["ts", "symbol", "side", "t1", "ret", "label", "outcome", "barrier", "target", "uniqueness", "weight"]
-PRIMARY_COLUMNS = ("ofi_norm_1m", "ofi_norm_1m_step_zscore_1h")
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,16 @@ class LabelSettings:
 
     pt_sl: tuple[float, float] = (1.0, 1.0)
     """Take-profit and stop-loss in units of the target; 0 disables one."""
-    max_holding_s: int = 3600
+    max_holding_s: int = 300
     """Vertical barrier, seconds after the event."""
     vol_span: int = 100
     """EWM span, in decision steps, of the per-step volatility."""
-    cusum_k: float = 0.25
+    cusum_k: float = 0.5
     """CUSUM threshold in units of the target."""
+    primary_signal: str = "pressure_imbalance_5"
+    """The primary model's signal, a core feature (registry.CORE_COLUMNS, which have hourly z-scores)."""
     z_threshold: float = 0.5
-    """The primary model bets where |ofi_norm_1m z-score over the last hour| exceeds this."""
+    """The primary model bets where |the signal's z-score over the last hour| exceeds this."""
     min_return: float = 0.0
     """Events whose target is at most this are left out."""
     decay: float = 1.0
@@ -58,7 +60,7 @@ class LabelSettings:
 def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
                     settings: LabelSettings = LabelSettings()) -> tuple[pd.DataFrame, dict]:
     """The ``labels`` rows of ``window`` (columns :data:`LABEL_COLUMNS`) and a report of counts."""
-    features = _features(conn, window)
+    features = _features(conn, window, settings.primary_signal)
     step = features.index.to_series().diff().min() if len(features) > 1 else pd.Timedelta(minutes=1)
     hold = pd.Timedelta(seconds=settings.max_holding_s)
     path = _mid_path(conn, window, window.start - pd.Timedelta(seconds=settings.warmup_s), window.end + hold)
@@ -72,7 +74,7 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
     events = cusum[(cusum >= window.start) & (cusum < window.end)].intersection(features.index)
     path_end = path.index[-1]  # the path is known up to its last snapshot
     labels = meta_labels(path, features, events, target, settings.pt_sl, hold, threshold=settings.z_threshold,
-                         min_return=settings.min_return, path_end=path_end)
+                         min_return=settings.min_return, path_end=path_end, signal=settings.primary_signal)
     counts = dict(labels.attrs)
     labels["target"] = target.reindex(labels.index, method="ffill")
     labels["uniqueness"] = average_uniqueness(labels["t1"], path.index)
@@ -93,9 +95,11 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
     return frame, report
 
 
-def _features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow) -> pd.DataFrame:
+def _features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, signal: str) -> pd.DataFrame:
+    if signal not in CORE_COLUMNS:
+        raise ValueError(f"primary_signal={signal!r}: one of the core features {CORE_COLUMNS} (they have z-scores)")
     ensure_features_table(conn)  # a database where features never ran has no table yet
-    sql = load_sql("labels/primary_features.sql")
+    sql = load_sql("labels/primary_features.sql").format(signal=signal)
     frame = conn.execute(sql, bind(sql, window.params)).fetchdf().set_index("ts")
     if frame.empty:
         raise DataError(f"features {window.start.date()}|{window.symbol}",

@@ -270,32 +270,35 @@ def triple_barrier_labels(close: pd.Series, events: pd.DatetimeIndex, target: pd
 
 # -- meta-labels ---------------------------------------------------------------------------------
 
-def ofi_momentum_side(features: pd.DataFrame, threshold: float = 1.0, signal: str = "ofi_norm_1m",
-                      zscore: str = "ofi_norm_1m_step_zscore_1h") -> pd.Series:
-    """The primary model of the meta-labelling: OFI momentum.
+def flow_momentum_side(features: pd.DataFrame, threshold: float = 1.0, signal: str = "pressure_imbalance_5",
+                       zscore: str | None = None) -> pd.Series:
+    """The primary model of the meta-labelling: order-flow momentum.
 
     Bet with the order flow when it is unusual: side :math:`= \\mathrm{sign}(\\text{signal}_t)`
-    where :math:`|z_t| >` ``threshold`` (``zscore``: the signal's z-score over the last hour of
-    decision steps), else 0 (no bet). Order-flow imbalance predicts short-horizon mid moves
-    (Cont, Kukanov & Stoikov 2014); the meta-label then learns when to trust it (AFML 3.6).
-    ``features`` is indexed by decision time.
+    where :math:`|z_t| >` ``threshold``, ``z`` the signal's z-score over the last hour of decision
+    steps (column ``zscore``, default ``<signal>_step_zscore_1h``), else 0 (no bet). The default
+    signal is the top-5 depth imbalance: resting depth leans towards the side the flow is coming
+    from, and that imbalance predicts short-horizon mid moves (Cont, Kukanov & Stoikov 2014;
+    Cartea, Donnelly & Jaimungal 2018). ``signal="ofi_norm_1m"`` gives OFI momentum. The
+    meta-label then learns when to trust the bet (AFML 3.6). ``features`` is indexed by time.
     """
-    fire = features[zscore].abs() > threshold
-    return np.sign(features[signal]).where(fire, 0.0).fillna(0.0).rename("side")
+    z = features[zscore or f"{signal}_step_zscore_1h"]
+    return np.sign(features[signal]).where(z.abs() > threshold, 0.0).fillna(0.0).rename("side")
 
 
 def meta_labels(close: pd.Series, features: pd.DataFrame, events: pd.DatetimeIndex, target: pd.Series,
                 pt_sl: tuple[float, float], max_holding: pd.Timedelta, threshold: float = 1.0,
-                min_return: float = 0.0, path_end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Meta-labels (AFML 3.6) of the OFI-momentum primary model at ``events``.
+                min_return: float = 0.0, path_end: pd.Timestamp | None = None,
+                signal: str = "pressure_imbalance_5") -> pd.DataFrame:
+    """Meta-labels (AFML 3.6) of the order-flow momentum primary model at ``events``.
 
-    The side comes from :func:`ofi_momentum_side` at each event; events where it does not bet
+    The side comes from :func:`flow_momentum_side` (on ``signal``) at each event; events where it does not bet
     are left out (counted in ``attrs['no_side']``). The label is 1 when the side's trade, exited
     at the first barrier, made money, else 0. Returns :func:`triple_barrier_labels`'s frame plus
     ``side`` and ``outcome`` (the barrier in the side's terms: 1 take-profit, -1 stop-loss,
     0 vertical, for a multiclass model).
     """
-    side = ofi_momentum_side(features, threshold).reindex(pd.DatetimeIndex(events))
+    side = flow_momentum_side(features, threshold, signal).reindex(pd.DatetimeIndex(events))
     out = triple_barrier_labels(close, events, target, pt_sl, max_holding, side=side,
                                 min_return=min_return, path_end=path_end)
     out["side"] = side.reindex(out.index).astype(int)

@@ -16,7 +16,7 @@ from atra_pipeline.core.labels import (
     cusum_events,
     daily_volatility,
     meta_labels,
-    ofi_momentum_side,
+    flow_momentum_side,
     sample_weights,
     triple_barrier_labels,
 )
@@ -239,12 +239,14 @@ def test_daily_volatility_is_the_ewm_std_of_lookback_returns():
 
 # -- meta-labels ---------------------------------------------------------------------------------
 
-def test_ofi_momentum_side_and_meta_labels():
+def test_flow_momentum_side_and_meta_labels():
     times = pd.DatetimeIndex([at(0), at(2), at(4)])
-    features = pd.DataFrame({"ofi_norm_1m": [5.0, -3.0, 4.0], "ofi_norm_1m_step_zscore_1h": [1.5, -2.0, 0.5]},
+    features = pd.DataFrame({"pressure_imbalance_5": [0.3, -0.2, 0.4], "pressure_imbalance_5_step_zscore_1h": [1.5, -2.0, 0.5],
+                             "ofi_norm_1m": [-5.0, np.nan, 4.0], "ofi_norm_1m_step_zscore_1h": [-1.5, np.nan, 3.0]},
                             index=times)
-    side = ofi_momentum_side(features, threshold=1.0)
+    side = flow_momentum_side(features, threshold=1.0)
     assert list(side) == [1.0, -1.0, 0.0]  # the last z-score is too small: no bet
+    assert list(flow_momentum_side(features, 1.0, signal="ofi_norm_1m")) == [-1.0, 0.0, 1.0]  # NaN: no bet
     close = path([100, 101.5, 101.0, 99.0, 99.2, 99.0, 99.0])
     out = meta_labels(close, features, times, pd.Series(0.01, index=close.index), (1, 1), pd.Timedelta(seconds=2))
     assert list(out.index) == [at(0), at(2)] and out.attrs["no_side"] == 1

@@ -59,12 +59,12 @@ def test_labels_pass_every_check_and_count_paths_waiting_for_the_next_date(store
 def test_rematerializing_replaces_the_partition(stored):
     assert _materialize(stored, labels.assets, DAYS[0]).success
     before = count_rows(stored, "labels")
-    again = _materialize(stored, labels.assets, DAYS[0], config={"max_holding_s": 1800})
-    assert again.success and _labels_meta(again)["settings"].value["max_holding_s"] == 1800
+    again = _materialize(stored, labels.assets, DAYS[0], config={"max_holding_s": 120})
+    assert again.success and _labels_meta(again)["settings"].value["max_holding_s"] == 120
     with duckdb.connect(str(stored), read_only=True) as conn:
         longest = conn.execute("SELECT max(epoch(t1 - ts)) FROM labels WHERE ts < DATE '2024-08-08'").fetchall()[0][0]
         days = conn.execute("SELECT count(DISTINCT ts::DATE) FROM labels").fetchall()[0][0]
-    assert longest <= 1800 and days <= 2 and count_rows(stored, "labels") != before
+    assert longest <= 120 and days <= 2 and count_rows(stored, "labels") != before
 
 
 def test_labels_without_features_fail_and_name_the_partition(tmp_path):

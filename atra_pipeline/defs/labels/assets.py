@@ -29,6 +29,7 @@ class LabelsConfig(dg.Config):
     max_holding_s: int = DEFAULTS.max_holding_s
     vol_span: int = DEFAULTS.vol_span
     cusum_k: float = DEFAULTS.cusum_k
+    primary_signal: str = DEFAULTS.primary_signal
     z_threshold: float = DEFAULTS.z_threshold
     min_return: float = DEFAULTS.min_return
     decay: float = DEFAULTS.decay
@@ -49,7 +50,7 @@ class LabelsConfig(dg.Config):
     metadata={"table": "labels", "columns": ", ".join(LABEL_COLUMNS)},
 )
 def labels(context: dg.AssetExecutionContext, config: LabelsConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """Meta-labels of the OFI-momentum primary model at CUSUM events, with sample weights (table ``labels``).
+    """Meta-labels of the order-flow momentum primary model at CUSUM events, with sample weights (table ``labels``).
 
     Events whose barrier path is not complete yet (the next date's book not stored) are left out
     and counted (``left_out_incomplete``); materialise again once the next date is in.
