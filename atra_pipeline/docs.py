@@ -11,6 +11,7 @@ import sys
 
 from atra_pipeline.core.expectations import declarations
 from atra_pipeline.core.features.registry import FEATURES
+from atra_pipeline.core.gate import GATE_RULES
 from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.core.quality import SQL_CHECKS
 from atra_pipeline.core.schema import L2_COLUMN_DOCS, TRADE_COLUMN_DOCS
@@ -46,7 +47,12 @@ def features_section() -> str:
     return f"{len(FEATURES)} columns.\n\n" + _table(["feature", "family", "window", "description"], rows)
 
 
-SECTIONS = {"schema": schema_section, "checks": checks_section, "features": features_section}
+def gate_section() -> str:
+    rows = [[f"`{r.name}`", r.description, "-" if r.threshold is None else str(r.threshold)] for r in GATE_RULES]
+    return _table(["rule", "passes when", "default threshold"], rows)
+
+
+SECTIONS = {"schema": schema_section, "checks": checks_section, "features": features_section, "gate": gate_section}
 
 
 def render(text: str) -> str:

@@ -42,8 +42,13 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)
-    # raw for every symbol first (cross-asset features read the others' books), then features, labels
-    assert [(s["stage"], s["partition"].split("|")[1]) for s in summaries] == [
-        (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS]
+    # raw for every symbol first (cross-asset features read the others' books), then features,
+    # labels, and one models run (candidate, out-of-fold predictions, the gate)
+    assert [(s["stage"], s["partition"].split("|")[-1]) for s in summaries] == [
+        (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("models", "-")]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
-    assert [s["checks_passed"] for s in summaries] == [11] * 3 + [5] * 3 + [5] * 3
+    assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [5] * 3 + [5] * 3
+    models = summaries[-1]
+    assert models["checks_passed"] + len(models["warnings"]) == 6  # 2 candidate checks + 4 gate rules
+    assert all(w.startswith("approved_model.") for w in models["warnings"])  # only the gate may say no
+    assert "latest model m" in cli._registry_summary_for(tmp_path / "atra.duckdb")

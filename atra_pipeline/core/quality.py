@@ -147,3 +147,13 @@ def run_asset_checks(conn: duckdb.DuckDBPyConnection, asset: str, window: Partit
         tables["book"] = "raw_l2_snapshots"
     relations = partition_views(conn, window, tables)
     return [run_check(conn, check, relations, window, overrides) for check in checks_for(asset)]
+
+
+def record_check_outcomes(conn: duckdb.DuckDBPyConnection, asset: str, window: PartitionWindow,
+                          passed: dict[str, bool]) -> None:
+    """Keep what each check of ``asset`` found on partition ``window`` in ``asset_check_log``
+    (replacing the partition's previous entries), for later gates to read in SQL."""
+    rows = pd.DataFrame({"asset": asset, "check_name": list(passed), "symbol": window.symbol,
+                         "day": window.start.date(), "passed": list(passed.values()),
+                         "evaluated_at": pd.Timestamp.now(tz="UTC").tz_localize(None)})
+    conn.execute("INSERT OR REPLACE INTO asset_check_log SELECT * FROM rows")

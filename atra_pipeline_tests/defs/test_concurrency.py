@@ -61,10 +61,14 @@ def test_parallel_multiprocess_runs_never_overlap_duckdb_steps(tmp_path):
         intervals = sorted(i for r in runs for i in _step_intervals(instance, r.dagster_run.run_id))
         blocked = sum("blocked by limit for pool duckdb" in (rec.message or "")
                       for r in runs for rec in instance.all_logs(r.dagster_run.run_id))
+        spans = sorted((r.start_time, r.end_time) for r in runs)
 
     assert len(intervals) == 4 * len(SYMBOLS)  # two assets and two GE checks per run, each its own process
     for (_, end, a), (start, _, b) in zip(intervals, intervals[1:]):
         assert start >= end, f"{a} and {b} held the database at the same time"
-    assert blocked > 0  # the runs did contend, and the pool made them wait
+    # runs that were alive at the same time contended for the database, and the pool made them
+    # wait (on a loaded machine the processes may also start so far apart that they never meet)
+    if any(later_start < end for (_, end), (later_start, _) in zip(spans, spans[1:])):
+        assert blocked > 0
     for symbol in SYMBOLS:
         assert count_rows(db, "raw_l2_snapshots", symbol) == 86_400_000 // INTERVAL_MS

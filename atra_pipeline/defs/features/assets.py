@@ -8,6 +8,7 @@ from atra_pipeline.core.features.build import (
 )
 from atra_pipeline.core.features.quality import check_features, lookahead_outcome
 from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
+from atra_pipeline.core.quality import record_check_outcomes
 from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
@@ -69,6 +70,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
         outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s, peers=peers),
                                            sample))
         written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)
+        record_check_outcomes(conn, "features", window, {o.name: o.passed for o in outcomes})
     nan_share = frame[feature_columns()].isna().mean().sort_values(ascending=False)
     return dg.MaterializeResult(
         metadata={

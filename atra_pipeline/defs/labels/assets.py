@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.labelling import LABEL_COLUMNS, LabelSettings, label_partition
-from atra_pipeline.core.quality import run_asset_checks
+from atra_pipeline.core.quality import record_check_outcomes, run_asset_checks
 from atra_pipeline.core.storage import read_partition, replace_partition
 from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
 from atra_pipeline.defs.features.assets import features
@@ -61,6 +61,7 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, duckdb: Atra
         frame, report = label_partition(conn, window, settings)
         written = replace_partition(conn, "labels", frame, LABEL_COLUMNS, window)
         outcomes = run_asset_checks(conn, "labels", window, {"max_holding_s": settings.max_holding_s})
+        record_check_outcomes(conn, "labels", window, {o.check.name: o.passed for o in outcomes})
         preview = read_partition(conn, "labels", window, limit=5)
     context.log.info(f"labels {window.symbol} {window.start.date()}: {written}; {report['left_out_incomplete']} incomplete")
     classes = pd.DataFrame({"label": [1, 0], "share": [report["share_label_1"], report["share_label_0"]],

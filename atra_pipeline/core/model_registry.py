@@ -1,0 +1,121 @@
+"""The model registry in DuckDB (``model_registry``, ``oof_predictions``): register a trained
+candidate with its provenance, load a model back, and record the gate's decision.
+
+Status moves ``candidate`` -> ``approved`` or ``rejected``; approving a model retires the one
+approved before, so exactly one model is live. A rejected candidate keeps its reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import asdict, dataclass
+
+import duckdb
+import lightgbm as lgb
+import pandas as pd
+
+from atra_pipeline.core.model import TrainingResult, TrainingSettings
+from atra_pipeline.core.paths import PROJECT_ROOT
+
+OOF_COLUMNS = ["model_id", "ts", "symbol", "fold", "probability", "label", "weight", "ret"]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: str
+    created_at: pd.Timestamp
+    train_start: str
+    train_end: str
+    partitions: list[str]
+    code_version: str | None
+    params: dict
+    features: list[str]
+    metrics: dict
+    model_text: str
+    status: str
+    reason: str
+
+    def booster(self) -> lgb.Booster:
+        return lgb.Booster(model_str=self.model_text)
+
+
+def code_version() -> str | None:
+    """``$ATRA_CODE_VERSION`` or the git commit of the project, when it is a git checkout."""
+    if os.environ.get("ATRA_CODE_VERSION"):
+        return os.environ["ATRA_CODE_VERSION"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+
+
+def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, settings: TrainingSettings,
+                       train_start: str, train_end: str, partitions: list[str]) -> str:
+    """Store ``result`` as a candidate with its out-of-fold predictions (one transaction); return its id."""
+    created = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    model_text = result.booster.model_to_string()
+    # time of creation, then a random part: two trainings in one second (a re-run) stay distinct
+    model_id = f"m{created:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
+    row = {
+        "model_id": model_id, "created_at": created, "train_start": train_start, "train_end": train_end,
+        "partitions": _json(partitions), "code_version": code_version(),
+        "params": _json({"lightgbm": result.best_params, "training": asdict(settings)}),
+        "features": _json(list(result.booster.feature_name())),
+        "metrics": _json({**result.metrics, "study": result.study_summary,
+                          "folds": result.fold_metrics.to_dict(orient="records")}),
+        "model_text": model_text, "status": "candidate", "reason": "",
+    }
+    oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"INSERT INTO model_registry ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     list(row.values()))
+        conn.execute("INSERT INTO oof_predictions SELECT * FROM oof")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return model_id
+
+
+def load_model(conn: duckdb.DuckDBPyConnection, model_id: str) -> ModelRecord:
+    rows = conn.execute("SELECT * FROM model_registry WHERE model_id = ?", [model_id]).fetchdf()
+    if rows.empty:
+        raise KeyError(f"model {model_id!r} is not in the registry")
+    r = rows.iloc[0]
+    return ModelRecord(r["model_id"], pd.Timestamp(r["created_at"]), str(r["train_start"]), str(r["train_end"]),
+                       json.loads(r["partitions"]), r["code_version"], json.loads(r["params"]),
+                       json.loads(r["features"]), json.loads(r["metrics"]), r["model_text"], r["status"], r["reason"])
+
+
+def latest(conn: duckdb.DuckDBPyConnection, status: str) -> str | None:
+    """The id of the most recently created model with ``status`` (None if there is none)."""
+    row = conn.execute("SELECT model_id FROM model_registry WHERE status = ? ORDER BY created_at DESC, model_id DESC "
+                       "LIMIT 1", [status]).fetchall()
+    return row[0][0] if row else None
+
+
+def decide(conn: duckdb.DuckDBPyConnection, model_id: str, approve: bool, reason: str) -> str | None:
+    """Approve ``model_id`` (retiring the previously approved model) or reject it, with ``reason``.
+    Returns the id of the model live afterwards."""
+    previous = latest(conn, "approved")
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if approve:
+            conn.execute("UPDATE model_registry SET status = 'retired', reason = ? WHERE status = 'approved'",
+                         [f"replaced by {model_id}"])
+        conn.execute("UPDATE model_registry SET status = ?, reason = ? WHERE model_id = ?",
+                     ["approved" if approve else "rejected", reason, model_id])
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return model_id if approve else previous

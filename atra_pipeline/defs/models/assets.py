@@ -1,0 +1,157 @@
+"""Models stage: tune and cross-validate a candidate, keep its out-of-fold predictions, and gate it."""
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from atra_pipeline.core.cv import leakage
+from atra_pipeline.core.features.registry import feature_columns
+from atra_pipeline.core.gate import GATE_RULES, evaluate_gate, gate_table
+from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
+from atra_pipeline.core.model_registry import decide, latest, load_model, register_candidate
+from atra_pipeline.core.sql import bind, load_sql
+from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.defs.features.assets import features
+from atra_pipeline.defs.labels.assets import labels
+from atra_pipeline.partitions import symbol_partitions
+from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+
+MODEL_FEATURES = [*feature_columns(), "side"]  # the registry's columns and the primary model's side
+DEFAULTS = TrainingSettings()
+
+
+class ModelCandidateConfig(dg.Config):
+    """Training range and study settings; see :class:`atra_pipeline.core.model.TrainingSettings`."""
+
+    start_date: str = ""
+    """First event date (inclusive); empty: the first stored label."""
+    end_date: str = ""
+    """Last event date (inclusive); empty: the last stored label."""
+    trials: int = DEFAULTS.trials
+    cv: Literal["purged_kfold", "cpcv", "walk_forward"] = DEFAULTS.cv
+    n_splits: int = DEFAULTS.n_splits
+    n_test_splits: int = DEFAULTS.n_test_splits
+    embargo: float = DEFAULTS.embargo
+    objective: Literal["binary", "multiclass"] = DEFAULTS.objective
+    threshold: float = DEFAULTS.threshold
+    seed: int = DEFAULTS.seed
+    max_estimators: int = DEFAULTS.max_estimators
+
+    def settings(self) -> TrainingSettings:
+        fields = TrainingSettings.__dataclass_fields__
+        return TrainingSettings(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+
+def _training_frame(conn, config: ModelCandidateConfig) -> tuple[pd.DataFrame, str, str]:
+    start, end = conn.execute("SELECT min(ts)::DATE, max(ts)::DATE FROM labels").fetchall()[0]
+    if start is None:
+        raise dg.Failure("model_candidate: the labels table is empty; materialise labels first")
+    start, end = config.start_date or str(start), config.end_date or str(end)
+    sql = load_sql("models/training_set.sql")
+    frame = conn.execute(sql, bind(sql, {"start_date": start, "end_date": end,
+                                         "symbols": symbol_partitions.get_partition_keys()})).fetchdf()
+    if frame.empty:
+        raise dg.Failure(f"model_candidate: no labelled events with features in {start} .. {end}")
+    return frame, start, end
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("model_candidate", deps=[labels, features], group_name="models", kinds={"lightgbm", "duckdb"},
+                     description="An Optuna-tuned LightGBM meta-label model under purged CV, in table model_registry."),
+        dg.AssetSpec("oof_predictions", deps=["model_candidate"], group_name="models", kinds={"duckdb"},
+                     description="Out-of-fold probabilities of the candidate (table oof_predictions)."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("registry_round_trip", asset="model_candidate", blocking=True,
+                          description="The model loaded back from the registry predicts exactly as trained."),
+        dg.AssetCheckSpec("every_event_predicted_out_of_fold", asset="oof_predictions", blocking=True,
+                          description="Every event outside a walk-forward's first training window has an "
+                                      "out-of-fold probability in [0, 1] from a fold that did not train on it."),
+    ],
+    pool=DUCKDB_POOL,
+    op_tags={"atra/memory": "heavy"},  # keep apart from other memory-heavy steps on a shared worker
+)
+def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateConfig, duckdb: AtraDuckDB):
+    settings = config.settings()
+    storage = f"sqlite:///{Path(duckdb.database).parent / 'optuna.sqlite3'}"
+    with duckdb.get_connection() as conn:
+        frame, start, end = _training_frame(conn, config)
+        target = "label" if settings.objective == "binary" else "outcome"
+        data = TrainingSet.from_frame(frame, MODEL_FEATURES, target)
+        context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
+        result = train_candidate(data, settings, storage=storage, label=target)
+        partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
+        model_id = register_candidate(conn, result, settings, start, end, partitions)
+        record = load_model(conn, model_id)
+        n_oof = conn.execute("SELECT count(*), count(DISTINCT (ts, symbol)), min(probability), max(probability) "
+                             "FROM oof_predictions WHERE model_id = ?", [model_id]).fetchall()[0]
+    reloaded = record.booster().predict(data.X.iloc[:2000])
+    round_trip = bool(np.array_equal(reloaded, result.booster.predict(data.X.iloc[:2000])))
+    tested = set(zip(result.oof["ts"], result.oof["symbol"]))
+    audit = leakage(data.X.index, data.t1, result.folds)
+    expected = len(data.y) if settings.cv != "walk_forward" else len(tested)
+    covers = n_oof[1] == expected and 0 <= n_oof[2] and n_oof[3] <= 1 and not any(audit.values())
+    m = result.metrics
+    top = result.importance.head(15).rename("mean |SHAP|").reset_index().rename(columns={"index": "feature"})
+    folds = result.fold_metrics[["fold", "train_events", "test_events", "test_start", "test_end", "best_iteration",
+                                 "auc", "log_loss", "prior_log_loss", "precision", "hit_rate"]].round(4)
+    yield dg.MaterializeResult(asset_key="model_candidate", metadata={
+        "model_id": model_id,
+        "train_range": f"{start} .. {end}",
+        "events": len(data.y),
+        "partitions": len(partitions),
+        "oof_auc": float(m["auc"]), "oof_log_loss": float(m["log_loss"]), "prior_log_loss": float(m["prior_log_loss"]),
+        "precision_at_threshold": float(m["precision"]), "hit_rate_taken": float(m["hit_rate"]),
+        "trades_taken": int(m["trades_taken"]), "pbo": float(m["pbo"]),
+        "study": dg.MetadataValue.json({k: (v.item() if hasattr(v, "item") else v) for k, v in result.study_summary.items()}),
+        "best_params": dg.MetadataValue.json(result.best_params),
+        "folds": dg.MetadataValue.md(markdown_table(folds, max_rows=50)),
+        "top_features_shap": dg.MetadataValue.md(markdown_table(top, max_rows=15)),
+        "timings_s": dg.MetadataValue.json({k: round(float(v), 3) for k, v in result.timings.items()}),
+    })
+    yield dg.AssetCheckResult(check_name="registry_round_trip", asset_key="model_candidate", passed=round_trip,
+                              metadata={"compared_rows": len(reloaded)})
+    yield dg.MaterializeResult(asset_key="oof_predictions", metadata={
+        "model_id": model_id, "dagster/row_count": int(n_oof[0]), "events_predicted": int(n_oof[1]),
+    })
+    yield dg.AssetCheckResult(check_name="every_event_predicted_out_of_fold", asset_key="oof_predictions",
+                              passed=bool(covers), metadata={"events": expected, "predicted": int(n_oof[1]),
+                                                             "min_probability": float(n_oof[2]),
+                                                             "max_probability": float(n_oof[3]),
+                                                             **audit})
+
+
+@dg.asset(
+    deps=["model_candidate"],
+    group_name="models",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    check_specs=[dg.AssetCheckSpec(r.name, asset="approved_model", description=r.description, blocking=False)
+                 for r in GATE_RULES],
+)
+def approved_model(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.MaterializeResult:
+    """The gate: the newest candidate replaces the live model only if every gate rule passes;
+    a rejected candidate stays in the registry with its reasons and the live model stays."""
+    with duckdb.get_connection() as conn:
+        candidate = latest(conn, "candidate")
+        if candidate is None:
+            live = latest(conn, "approved")
+            return dg.MaterializeResult(metadata={"decision": "no pending candidate", "live_model": str(live)})
+        record = load_model(conn, candidate)
+        outcomes = evaluate_gate(conn, record)
+        approve = all(o.passed for o in outcomes)
+        reasons = "; ".join(o.message() for o in outcomes if not o.passed) or "every gate rule passed"
+        live = decide(conn, candidate, approve, reasons)
+    context.log.info(f"candidate {candidate}: {'approved' if approve else 'rejected'} ({reasons}); live model {live}")
+    return dg.MaterializeResult(
+        metadata={"candidate": candidate, "decision": "approved" if approve else "rejected", "reasons": reasons,
+                  "live_model": str(live), "gate": dg.MetadataValue.md(markdown_table(gate_table(outcomes)))},
+        check_results=[dg.AssetCheckResult(check_name=o.rule.name, passed=o.passed, severity=dg.AssetCheckSeverity.WARN,
+                                            description=o.message(),
+                                            metadata={"figure": str(o.figure), "threshold": str(o.threshold)})
+                       for o in outcomes],
+    )

@@ -1,0 +1,108 @@
+"""The models stage through Dagster on constructed labels and features: a candidate with its
+study, folds and SHAP table; the gate approving a good candidate, rejecting a noise one (the
+approved model stays live) and one trained on a partition whose look-ahead check failed."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from atra_pipeline.core.features.build import ensure_features_table
+from atra_pipeline.core.features.registry import feature_columns
+from atra_pipeline.core.labelling import LABEL_COLUMNS
+from atra_pipeline.core.storage import PartitionWindow, prepare
+from atra_pipeline.defs import models
+from atra_pipeline.resources import AtraDuckDB
+from atra_pipeline_tests.defs.helpers import check_results
+
+DAYS = ("2024-08-06", "2024-08-07")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+def store(db, signal: float, seed: int, lookahead_ok: bool = True) -> None:
+    """Every 2 minutes an event per symbol; labels win more often when ``pressure_imbalance_5``
+    agrees (``signal``); the features checks logged as passed unless told otherwise."""
+    rng = np.random.default_rng(seed)
+    with duckdb.connect(str(db)) as conn:
+        prepare(conn)
+        ensure_features_table(conn)
+        conn.execute("DELETE FROM features; DELETE FROM labels; DELETE FROM asset_check_log")
+        for day in DAYS:
+            for symbol in SYMBOLS:
+                ts = pd.date_range(day, periods=720, freq="2min")
+                feats = pd.DataFrame(rng.normal(size=(len(ts), len(feature_columns()))), columns=feature_columns())
+                feats.insert(0, "symbol", symbol)
+                feats.insert(0, "ts", ts)
+                conn.execute("INSERT INTO features BY NAME SELECT * FROM feats")
+                win = rng.random(len(ts)) < 0.5 + signal * np.tanh(feats["pressure_imbalance_5"].to_numpy())
+                rows = pd.DataFrame({
+                    "ts": ts, "symbol": symbol, "side": rng.choice([-1, 1], len(ts)), "t1": ts + pd.Timedelta(minutes=5),
+                    "ret": np.where(win, 0.001, -0.001), "label": win.astype(int), "outcome": np.where(win, 1, -1),
+                    "barrier": np.where(win, "pt", "sl"), "target": 0.002, "uniqueness": 1.0, "weight": 1.0,
+                })[LABEL_COLUMNS]
+                conn.execute("INSERT INTO labels SELECT * FROM rows")
+                conn.execute("INSERT INTO asset_check_log VALUES ('features', 'no_lookahead', ?, ?, ?, now())",
+                             [symbol, day, lookahead_ok or (day, symbol) != (DAYS[1], SYMBOLS[1])])
+
+
+def train(db, trials: int = 3) -> dg.ExecuteInProcessResult:
+    return dg.materialize(models.assets, resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False,
+                          run_config={"ops": {"model_candidate": {"config": {"trials": trials, "max_estimators": 80}}}})
+
+
+def meta(result, asset: str) -> dict:
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset)
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def registry(db) -> pd.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute("SELECT model_id, status, reason FROM model_registry ORDER BY created_at, model_id").fetchdf()
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "atra.duckdb"
+
+
+def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_stays_live(db):
+    store(db, signal=0.25, seed=1)
+    good = train(db)
+    assert good.success
+    checks = check_results(good)
+    assert checks["model_candidate.registry_round_trip"] and checks["oof_predictions.every_event_predicted_out_of_fold"]
+    assert all(checks[f"approved_model.{name}"] for name in ("auc_above_floor", "log_loss_beats_prior",
+                                                            "features_no_lookahead")), checks
+    candidate = meta(good, "model_candidate")
+    assert candidate["events"] == 2 * 2 * 720 and candidate["oof_auc"] > 0.6
+    assert "pressure_imbalance_5" in candidate["top_features_shap"].splitlines()[2]  # ranked first
+    assert "test_start" in candidate["folds"].splitlines()[0] and candidate["study"]["trials_total"] == 3
+
+    gate = meta(good, "approved_model")
+    first = registry(db).iloc[-1]
+    if gate["decision"] == "approved":
+        assert first["status"] == "approved" and gate["live_model"] == first["model_id"]
+    else:  # only the overfitting statistic may reject a good candidate on 3 trials
+        assert not checks["approved_model.pbo_below_threshold"] and "pbo" in gate["reasons"]
+
+    store(db, signal=0.0, seed=2)
+    noise = train(db)
+    assert noise.success  # a rejection is a decision, not a failed run
+    gate = meta(noise, "approved_model")
+    assert gate["decision"] == "rejected"
+    assert "auc_above_floor: FAILED" in gate["reasons"] or "log_loss_beats_prior: FAILED" in gate["reasons"]
+    rows = registry(db)
+    assert rows.iloc[-1]["status"] == "rejected" and rows.iloc[-1]["reason"] == gate["reasons"]
+    assert list(rows["status"]).count("approved") == (1 if first["status"] == "approved" else 0)
+
+
+def test_a_candidate_on_a_partition_with_lookahead_is_rejected(db):
+    store(db, signal=0.25, seed=3, lookahead_ok=False)
+    result = train(db)
+    assert result.success and not check_results(result)["approved_model.features_no_lookahead"]
+    gate = meta(result, "approved_model")
+    assert gate["decision"] == "rejected" and f"{DAYS[1]}|{SYMBOLS[1]}" in gate["reasons"]
+    assert registry(db)["status"].tolist() == ["rejected"]
