@@ -49,6 +49,6 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
     assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [5] * 3 + [5] * 3
     models = summaries[-1]
-    assert models["checks_passed"] + len(models["warnings"]) == 6  # 2 candidate checks + 4 gate rules
+    assert models["checks_passed"] + len(models["warnings"]) == 7  # 2 candidate, 1 OOF check, 4 gate rules
     assert all(w.startswith("approved_model.") for w in models["warnings"])  # only the gate may say no
     assert "latest model m" in cli._registry_summary_for(tmp_path / "atra.duckdb")

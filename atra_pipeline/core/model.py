@@ -311,6 +311,9 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
     oof_p = oof["probability"].to_numpy()
     y_oof = oof["label"].to_numpy() if n_classes == 2 else (oof["label"].to_numpy() == 2).astype(int)
     metrics = classification_report(y_oof, oof_p, oof["weight"].to_numpy(), oof["ret"].to_numpy(), settings.threshold)
+    # every event is predicted out of fold; walk-forward: every event from the first test window on
+    first_tested = min(te.min() for _, te in folds_pos) if settings.cv == "walk_forward" else 0
+    metrics["oof_events_expected"] = int(len(data.y) - first_tested)
     if n_classes > 2:  # the multiclass log-loss is the study's objective value
         metrics["log_loss"], metrics["prior_log_loss"] = best.value, prior_log_loss(data.y, data.weight, 3)
 

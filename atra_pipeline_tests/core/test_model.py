@@ -140,3 +140,12 @@ def test_registry_round_trip_and_decisions(conn):
     assert load_model(conn, first_id).status == "retired" and latest(conn, "approved") == third_id
     with pytest.raises(KeyError, match="not in the registry"):
         load_model(conn, "nope")
+
+
+def test_multiclass_on_barrier_outcomes():
+    data = synthetic_events(n=1500, signal=0.5, seed=6)
+    data.y = np.where(data.y == 1, 2, np.where(np.arange(len(data.y)) % 5 == 0, 1, 0))  # tp / vertical / sl
+    result = train_candidate(data, TrainingSettings(trials=2, objective="multiclass", max_estimators=60))
+    assert result.booster.predict(data.X.iloc[:3]).shape == (3, 3)
+    assert result.metrics["log_loss"] < result.metrics["prior_log_loss"] and result.metrics["auc"] > 0.6
+    assert result.oof["probability"].between(0, 1).all()  # P(take-profit)

@@ -73,7 +73,8 @@ def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_s
     good = train(db)
     assert good.success
     checks = check_results(good)
-    assert checks["model_candidate.registry_round_trip"] and checks["oof_predictions.every_event_predicted_out_of_fold"]
+    assert checks["model_candidate.registry_round_trip"] and checks["model_candidate.folds_leak_nothing"]
+    assert checks["oof_predictions.every_event_predicted_out_of_fold"]
     assert all(checks[f"approved_model.{name}"] for name in ("auc_above_floor", "log_loss_beats_prior",
                                                             "features_no_lookahead")), checks
     candidate = meta(good, "model_candidate")

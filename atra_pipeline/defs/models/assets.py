@@ -58,24 +58,24 @@ def _training_frame(conn, config: ModelCandidateConfig) -> tuple[pd.DataFrame, s
     return frame, start, end
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec("model_candidate", deps=[labels, features], group_name="models", kinds={"lightgbm", "duckdb"},
-                     description="An Optuna-tuned LightGBM meta-label model under purged CV, in table model_registry."),
-        dg.AssetSpec("oof_predictions", deps=["model_candidate"], group_name="models", kinds={"duckdb"},
-                     description="Out-of-fold probabilities of the candidate (table oof_predictions)."),
-    ],
+@dg.asset(
+    deps=[labels, features],
+    group_name="models",
+    kinds={"lightgbm", "duckdb"},
+    pool=DUCKDB_POOL,
+    op_tags={"atra/memory": "heavy"},  # keep apart from other memory-heavy steps on a shared worker
     check_specs=[
         dg.AssetCheckSpec("registry_round_trip", asset="model_candidate", blocking=True,
                           description="The model loaded back from the registry predicts exactly as trained."),
-        dg.AssetCheckSpec("every_event_predicted_out_of_fold", asset="oof_predictions", blocking=True,
-                          description="Every event outside a walk-forward's first training window has an "
-                                      "out-of-fold probability in [0, 1] from a fold that did not train on it."),
+        dg.AssetCheckSpec("folds_leak_nothing", asset="model_candidate", blocking=True,
+                          description="No fold trains on an event it tests, or on one whose label overlaps a "
+                                      "test block's span (purging audit)."),
     ],
-    pool=DUCKDB_POOL,
-    op_tags={"atra/memory": "heavy"},  # keep apart from other memory-heavy steps on a shared worker
 )
-def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateConfig, duckdb: AtraDuckDB):
+def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateConfig,
+                    duckdb: AtraDuckDB) -> dg.MaterializeResult:
+    """An Optuna-tuned LightGBM meta-label model under purged CV (tables model_registry and, for its
+    out-of-fold predictions, oof_predictions)."""
     settings = config.settings()
     storage = f"sqlite:///{Path(duckdb.database).parent / 'optuna.sqlite3'}"
     with duckdb.get_connection() as conn:
@@ -87,19 +87,14 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
         model_id = register_candidate(conn, result, settings, start, end, partitions)
         record = load_model(conn, model_id)
-        n_oof = conn.execute("SELECT count(*), count(DISTINCT (ts, symbol)), min(probability), max(probability) "
-                             "FROM oof_predictions WHERE model_id = ?", [model_id]).fetchall()[0]
     reloaded = record.booster().predict(data.X.iloc[:2000])
     round_trip = bool(np.array_equal(reloaded, result.booster.predict(data.X.iloc[:2000])))
-    tested = set(zip(result.oof["ts"], result.oof["symbol"]))
     audit = leakage(data.X.index, data.t1, result.folds)
-    expected = len(data.y) if settings.cv != "walk_forward" else len(tested)
-    covers = n_oof[1] == expected and 0 <= n_oof[2] and n_oof[3] <= 1 and not any(audit.values())
     m = result.metrics
     top = result.importance.head(15).rename("mean |SHAP|").reset_index().rename(columns={"index": "feature"})
     folds = result.fold_metrics[["fold", "train_events", "test_events", "test_start", "test_end", "best_iteration",
                                  "auc", "log_loss", "prior_log_loss", "precision", "hit_rate"]].round(4)
-    yield dg.MaterializeResult(asset_key="model_candidate", metadata={
+    return dg.MaterializeResult(metadata={
         "model_id": model_id,
         "train_range": f"{start} .. {end}",
         "events": len(data.y),
@@ -112,21 +107,48 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         "folds": dg.MetadataValue.md(markdown_table(folds, max_rows=50)),
         "top_features_shap": dg.MetadataValue.md(markdown_table(top, max_rows=15)),
         "timings_s": dg.MetadataValue.json({k: round(float(v), 3) for k, v in result.timings.items()}),
-    })
-    yield dg.AssetCheckResult(check_name="registry_round_trip", asset_key="model_candidate", passed=round_trip,
-                              metadata={"compared_rows": len(reloaded)})
-    yield dg.MaterializeResult(asset_key="oof_predictions", metadata={
-        "model_id": model_id, "dagster/row_count": int(n_oof[0]), "events_predicted": int(n_oof[1]),
-    })
-    yield dg.AssetCheckResult(check_name="every_event_predicted_out_of_fold", asset_key="oof_predictions",
-                              passed=bool(covers), metadata={"events": expected, "predicted": int(n_oof[1]),
-                                                             "min_probability": float(n_oof[2]),
-                                                             "max_probability": float(n_oof[3]),
-                                                             **audit})
+    }, check_results=[
+        dg.AssetCheckResult(check_name="registry_round_trip", passed=round_trip, metadata={"compared_rows": len(reloaded)}),
+        dg.AssetCheckResult(check_name="folds_leak_nothing", passed=not any(audit.values()),
+                            metadata={"folds": len(result.folds), **audit}),
+    ])
 
 
 @dg.asset(
     deps=["model_candidate"],
+    group_name="models",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    check_specs=[dg.AssetCheckSpec(
+        "every_event_predicted_out_of_fold", asset="oof_predictions", blocking=True,
+        description="Every event of the newest model (outside a walk-forward's first training window) has an "
+                    "out-of-fold probability in [0, 1]; the backtest reads only these.")],
+)
+def oof_predictions(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.MaterializeResult:
+    """The newest model's out-of-fold probabilities (table ``oof_predictions``), written with the
+    candidate by the same training and checked here before the backtest reads them."""
+    with duckdb.get_connection() as conn:
+        model_id = conn.execute("SELECT model_id FROM model_registry ORDER BY created_at DESC, model_id DESC LIMIT 1"
+                                ).fetchall()
+        if not model_id:
+            raise dg.Failure("oof_predictions: no model in the registry; materialise model_candidate first")
+        record = load_model(conn, model_id[0][0])
+        rows, events, low, high = conn.execute(
+            "SELECT count(*), count(DISTINCT (ts, symbol)), min(probability), max(probability) "
+            "FROM oof_predictions WHERE model_id = ?", [record.model_id]).fetchall()[0]
+    expected = record.metrics["oof_events_expected"]
+    passed = events == expected and low is not None and 0 <= low and high <= 1
+    return dg.MaterializeResult(
+        metadata={"model_id": record.model_id, "dagster/row_count": int(rows), "events_predicted": int(events)},
+        check_results=[dg.AssetCheckResult(
+            check_name="every_event_predicted_out_of_fold", passed=bool(passed),
+            metadata={"events_expected": int(expected), "events_predicted": int(events),
+                      "min_probability": float(low or 0), "max_probability": float(high or 0)})],
+    )
+
+
+@dg.asset(
+    deps=["oof_predictions"],
     group_name="models",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
