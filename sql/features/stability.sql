@@ -4,8 +4,8 @@
 -- Per snapshot (computed in prepare_book.sql's single pass, so no second window pass over the
 -- snapshots here): spread in bps 1e4 (ask0 - bid0) / mid; top-5 depth d5 = bid plus ask sizes
 -- over levels 0-4 (base units); whether the best bid / best ask price differs from the previous
--- snapshot. Cumulative sums (c_*, compensated fsum so a window's
--- difference keeps its precision over a day of snapshots) turn the window (t - w, t] into the
+-- snapshot. Cumulative sums (c_*, exact or compensated so a window's difference keeps its
+-- precision over a day of snapshots) turn the window (t - w, t] into the
 -- difference of two as-of lookups, as in ofi.sql. A NULL state as of t - w (no snapshot at or
 -- before it) is a window the loaded data do not cover: the column is NULL (warm-up).
 -- Means and standard deviations are per snapshot, population (ddof = 0): sd = sqrt(E[x^2] - E[x]^2),
@@ -15,7 +15,7 @@ WITH prior AS (
     -- Each snapshot u against the mean of the snapshots in the 5 minutes before it, (u - 300 s, u):
     -- cumulative sums up to u without u, minus the state as of u - 300 s (NULL: data do not reach back).
     SELECT u.ts, u.spread, u.d5,
-        (u.c_s - u.spread - p.c_s) / nullif(u.c_n - 1 - p.c_n, 0) AS s_prior_5m,
+        ((u.c_s - p.c_s)::DOUBLE - u.spread) / nullif(u.c_n - 1 - p.c_n, 0) AS s_prior_5m,
         (u.c_d - u.d5 - p.c_d) / nullif(u.c_n - 1 - p.c_n, 0) AS d_prior_5m
     FROM fx_book AS u ASOF LEFT JOIN fx_book AS p ON u.ts - INTERVAL 300 SECOND >= p.ts
 ), shocks AS (
@@ -59,8 +59,8 @@ WITH prior AS (
 ), moments AS (
     -- window means m and variances v; a NULL as-of-(t - w) state makes them NULL (warm-up)
     SELECT *,
-        (s0 - s300) / nullif(n0 - n300, 0) AS ms5, (q0 - q300) / nullif(n0 - n300, 0) - ms5 * ms5 AS vs5,
-        (s0 - s3600) / nullif(n0 - n3600, 0) AS ms60, (q0 - q3600) / nullif(n0 - n3600, 0) - ms60 * ms60 AS vs60,
+        (s0 - s300)::DOUBLE / nullif(n0 - n300, 0) AS ms5, (q0 - q300)::DOUBLE / nullif(n0 - n300, 0) - ms5 * ms5 AS vs5,
+        (s0 - s3600)::DOUBLE / nullif(n0 - n3600, 0) AS ms60, (q0 - q3600)::DOUBLE / nullif(n0 - n3600, 0) - ms60 * ms60 AS vs60,
         (d0 - d60) / nullif(n0 - n60, 0) AS md1, (e0 - e60) / nullif(n0 - n60, 0) - md1 * md1 AS vd1,
         (d0 - d300) / nullif(n0 - n300, 0) AS md5, (e0 - e300) / nullif(n0 - n300, 0) - md5 * md5 AS vd5
     FROM s
