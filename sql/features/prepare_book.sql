@@ -13,8 +13,8 @@
 -- running sum, ~3x slower here. A streaming window reads its input in the order it arrives,
 -- which DuckDB keeps from the ORDER BY but does not promise for a subquery, so c_n checks
 -- that each pass saw every snapshot right after the previous one by ts and fails the build
--- otherwise. Running sums add in ts order (compensated fsum where a window is a small
--- difference of large sums).
+-- otherwise. Running sums are fsum: streamed, it is correctly rounded at every row (and costs
+-- no more than sum), so a window's difference of two of them is as precise as doubles allow.
 -- Instantaneous families (pressure) read the raw snapshot as of each decision time instead.
 CREATE OR REPLACE TEMP TABLE fx_book AS
 WITH steps AS (
@@ -76,17 +76,16 @@ WITH steps AS (
     FROM levels
 )
 SELECT ts, mid, spread, d5, bid_moved, ask_moved,
-    sum(ofi_0) OVER c AS c_ofi_0,
-    sum(ofi_w) OVER c AS c_ofi_w,
-    sum(depth_0) OVER c AS c_depth_0,
-    sum(r * r) OVER c AS c_r2,
+    fsum(ofi_0) OVER c AS c_ofi_0,
+    fsum(ofi_w) OVER c AS c_ofi_w,
+    fsum(depth_0) OVER c AS c_depth_0,
+    fsum(r * r) OVER c AS c_r2,
     -- both passes must have seen the snapshots in ts order (see the note at the top)
     CASE WHEN p_ts IS NOT DISTINCT FROM lag(ts) OVER w AND (p_ts IS NULL OR p_ts <= ts) THEN count(*) OVER c
          ELSE error('prepare_book.sql: snapshots reached a window pass out of ts order') END AS c_n,
     -- stability's sums. The spread's are exact (fixed point, 1e-20 bps): its variance over a window
     -- is often a tiny difference E[x^2] - E[x]^2, and a running double sum, even correctly
     -- rounded, rounds by an amount that depends on how much history was loaded before the window.
-    -- Depth sums: compensated (fsum), so a window's difference keeps its precision over a day.
     sum(spread::DECIMAL(38, 20)) OVER c AS c_s, sum((spread * spread)::DECIMAL(38, 20)) OVER c AS c_s2,
     fsum(d5) OVER c AS c_d, fsum(d5 * d5) OVER c AS c_d2,
     -- snapshots where the touch moved (sum, not count(*) FILTER: that window path is ~50x slower)

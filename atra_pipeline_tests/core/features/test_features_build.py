@@ -98,7 +98,8 @@ def test_no_lookahead_on_synthetic_data(two_days):
 
 
 def test_a_leaking_family_is_caught(two_days, monkeypatch):
-    leaky = load_sql("features/pressure.sql").replace("ON g.ts >= s.ts", "ON g.ts + INTERVAL 30 SECOND >= s.ts")
+    leaky = load_sql("features/pressure.sql").replace("ASOF LEFT JOIN fx_book AS s ON g.ts >= s.ts",
+                                                      "ASOF LEFT JOIN fx_book AS s ON g.ts + INTERVAL 30 SECOND >= s.ts")
     assert leaky != load_sql("features/pressure.sql")
     real_load = sql_module.load_sql
     monkeypatch.setattr(build_module, "load_sql",
