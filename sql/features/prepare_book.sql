@@ -75,7 +75,7 @@ WITH steps AS (
         ask_px_0 <> p_ask_px_0 AS ask_moved
     FROM levels
 )
-SELECT ts, mid, spread, d5, bid_moved, ask_moved,
+SELECT ts, mid, spread, d5,
     fsum(ofi_0) OVER c AS c_ofi_0,
     fsum(ofi_w) OVER c AS c_ofi_w,
     fsum(depth_0) OVER c AS c_depth_0,
@@ -89,7 +89,10 @@ SELECT ts, mid, spread, d5, bid_moved, ask_moved,
     sum(spread::DECIMAL(38, 20)) OVER c AS c_s, sum((spread * spread)::DECIMAL(38, 20)) OVER c AS c_s2,
     fsum(d5) OVER c AS c_d, fsum(d5 * d5) OVER c AS c_d2,
     -- snapshots where the touch moved (sum, not count(*) FILTER: that window path is ~50x slower)
-    sum(CASE WHEN bid_moved OR ask_moved THEN 1 ELSE 0 END) OVER c AS c_chg
+    sum(CASE WHEN bid_moved OR ask_moved THEN 1 ELSE 0 END) OVER c AS c_chg,
+    -- last best-bid / best-ask price change so far
+    max(CASE WHEN bid_moved THEN ts END) OVER c AS bid_moved_at,
+    max(CASE WHEN ask_moved THEN ts END) OVER c AS ask_moved_at
 FROM flows
 WINDOW w AS (), c AS (ROWS UNBOUNDED PRECEDING);
 

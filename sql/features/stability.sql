@@ -23,24 +23,23 @@ WITH prior AS (
     -- above 2x its prior 5-minute mean, a depth shock a top-5 depth below 1/2 of its prior 5-minute
     -- mean; unknown (not a shock) where the data do not reach 5 minutes before u.
     SELECT ts, spread > 2 * s_prior_5m AS spread_shock, d5 < 0.5 * d_prior_5m AS depth_shock FROM prior
-), last_event AS (
-    -- the last touch move and the last shock at or before t: an as-of lookup into the events
-    -- alone is cheaper than a running max over every snapshot (a second single-threaded pass)
-    SELECT g.ts, b.ts AS bid_at, a.ts AS ask_at, ss.ts AS spread_shock_at, ds.ts AS depth_shock_at
+), last_shock AS (
+    -- the last shock at or before t: an as-of lookup into the shocks alone is cheaper than a
+    -- running max over every snapshot (a second pass in ts order)
+    SELECT g.ts, ss.ts AS spread_shock_at, ds.ts AS depth_shock_at
     FROM fx_grid AS g
-    ASOF LEFT JOIN (SELECT ts FROM fx_book WHERE bid_moved) AS b ON g.ts >= b.ts
-    ASOF LEFT JOIN (SELECT ts FROM fx_book WHERE ask_moved) AS a ON g.ts >= a.ts
     ASOF LEFT JOIN (SELECT ts FROM shocks WHERE spread_shock) AS ss ON g.ts >= ss.ts
     ASOF LEFT JOIN (SELECT ts FROM shocks WHERE depth_shock) AS ds ON g.ts >= ds.ts
 ), probes AS (
     SELECT g.ts, l.lookback_s, g.ts - to_seconds(l.lookback_s) AS at
     FROM fx_grid AS g CROSS JOIN (SELECT unnest([0, 60, 300, 900, 3600]) AS lookback_s) AS l
 ), state AS (
-    SELECT p.ts, p.lookback_s, m.spread, m.d5, m.c_s, m.c_s2, m.c_d, m.c_d2, m.c_chg, m.c_n
+    SELECT p.ts, p.lookback_s, m.spread, m.d5, m.c_s, m.c_s2, m.c_d, m.c_d2, m.c_chg, m.c_n, m.bid_moved_at, m.ask_moved_at
     FROM probes AS p ASOF LEFT JOIN fx_book AS m ON p.at >= m.ts
 ), s AS (
     SELECT ts,
         max(spread) FILTER (lookback_s = 0) AS spread, max(d5) FILTER (lookback_s = 0) AS d5,
+        max(bid_moved_at) FILTER (lookback_s = 0) AS bid_at, max(ask_moved_at) FILTER (lookback_s = 0) AS ask_at,
         max(c_s) FILTER (lookback_s = 0) AS s0, max(c_s) FILTER (lookback_s = 300) AS s300,
         max(c_s) FILTER (lookback_s = 3600) AS s3600,
         max(c_s2) FILTER (lookback_s = 0) AS q0, max(c_s2) FILTER (lookback_s = 300) AS q300,
@@ -70,7 +69,7 @@ WITH prior AS (
         CASE WHEN vs60 > 1e-12 * ms60 * ms60 THEN sqrt(vs60) WHEN vs60 IS NOT NULL THEN 0 END AS sds60,
         CASE WHEN vd1 > 1e-12 * md1 * md1 THEN sqrt(vd1) WHEN vd1 IS NOT NULL THEN 0 END AS sdd1,
         CASE WHEN vd5 > 1e-12 * md5 * md5 THEN sqrt(vd5) WHEN vd5 IS NOT NULL THEN 0 END AS sdd5
-    FROM moments JOIN last_event USING (ts)
+    FROM moments JOIN last_shock USING (ts)
 )
 SELECT ts,
     -- quote lifetime: seconds from the last change of the best price to t, capped at 3600 s (also
