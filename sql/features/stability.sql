@@ -3,11 +3,11 @@
 --
 -- Per snapshot (computed in prepare_book.sql's single pass, so no second window pass over the
 -- snapshots here): spread in bps 1e4 (ask0 - bid0) / mid; top-5 depth d5 = bid plus ask sizes
--- over levels 0-4 (base units); whether the best bid / best ask price differs from the previous
--- snapshot. Cumulative sums (c_*, exact or compensated so a window's difference keeps its
--- precision over a day of snapshots) turn the window (t - w, t] into the
--- difference of two as-of lookups, as in ofi.sql. A NULL state as of t - w (no snapshot at or
--- before it) is a window the loaded data do not cover: the column is NULL (warm-up).
+-- over levels 0-4 (base units); the time the best bid / best ask price last changed. Cumulative
+-- sums (c_*, exact or compensated so a window's difference keeps its precision over a day of
+-- snapshots) turn the window (t - w, t] into the difference of two as-of lookups, as in ofi.sql.
+-- A NULL state as of t - w (no snapshot at or before it) is a window the loaded data do not
+-- cover: the column is NULL (warm-up).
 -- Means and standard deviations are per snapshot, population (ddof = 0): sd = sqrt(E[x^2] - E[x]^2),
 -- set to 0 where that variance is below 1e-12 E[x]^2 (rounding of the sums, not variation); a
 -- window without any snapshot (a stale feed) has no mean or sd: NULL, while its change count is 0.
