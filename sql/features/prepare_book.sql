@@ -4,9 +4,21 @@
 -- of two as-of lookups, which is much faster than RANGE window frames.
 -- Written out level by level (not with list lambdas): the per-snapshot pass is the catalogue's
 -- largest cost, and scalar columns through one window pass are several times faster.
+-- Every per-snapshot value of every family (stability's spread, top-5 depth and touch moves
+-- too) comes out of this one lag pass and one cumulative pass, and only scalar columns are kept:
+-- writing the 40 book columns or lists of them into the table cost more than the families that
+-- read them.
+-- Both passes are streaming windows (empty OVER, ROWS UNBOUNDED PRECEDING) over the snapshots
+-- sorted once by ts: a window with ORDER BY ts sorts again and builds a segment tree for every
+-- running sum, ~3x slower here. A streaming window reads its input in the order it arrives,
+-- which DuckDB keeps from the ORDER BY but does not promise for a subquery, so c_n checks
+-- that each pass saw every snapshot right after the previous one by ts and fails the build
+-- otherwise. Running sums are fsum: streamed, it is correctly rounded at every row (and costs
+-- no more than sum), so a window's difference of two of them is as precise as doubles allow.
+-- Instantaneous families (pressure) read the raw snapshot as of each decision time instead.
 CREATE OR REPLACE TEMP TABLE fx_book AS
 WITH steps AS (
-    SELECT *, (bid_px_0 + ask_px_0) / 2 AS mid, lag((bid_px_0 + ask_px_0) / 2) OVER w AS prev_mid,
+    SELECT *, lag(ts) OVER w AS p_ts, (bid_px_0 + ask_px_0) / 2 AS mid, lag((bid_px_0 + ask_px_0) / 2) OVER w AS prev_mid,
         lag(bid_px_0) OVER w AS p_bid_px_0, lag(bid_sz_0) OVER w AS p_bid_sz_0,
         lag(bid_px_1) OVER w AS p_bid_px_1, lag(bid_sz_1) OVER w AS p_bid_sz_1,
         lag(bid_px_2) OVER w AS p_bid_px_2, lag(bid_sz_2) OVER w AS p_bid_sz_2,
@@ -26,11 +38,16 @@ WITH steps AS (
         lag(ask_px_6) OVER w AS p_ask_px_6, lag(ask_sz_6) OVER w AS p_ask_sz_6,
         lag(ask_px_7) OVER w AS p_ask_px_7, lag(ask_sz_7) OVER w AS p_ask_sz_7,
         lag(ask_px_8) OVER w AS p_ask_px_8, lag(ask_sz_8) OVER w AS p_ask_sz_8,
-        lag(ask_px_9) OVER w AS p_ask_px_9, lag(ask_sz_9) OVER w AS p_ask_sz_9
-    FROM raw_l2_snapshots
-    -- $cutoff < $end only when checking look-ahead: the data as they stood at that time
-    WHERE symbol = $symbol AND ts >= $load_start AND ts < $end AND ts <= $cutoff
-    WINDOW w AS (ORDER BY ts)
+        lag(ask_px_9) OVER w AS p_ask_px_9, lag(ask_sz_9) OVER w AS p_ask_sz_9,
+        -- list_sum skips a missing level (NULL) rather than making the depth NULL
+        list_sum([bid_sz_0, bid_sz_1, bid_sz_2, bid_sz_3, bid_sz_4]) + list_sum([ask_sz_0, ask_sz_1, ask_sz_2, ask_sz_3, ask_sz_4]) AS d5
+    FROM (
+        SELECT * FROM raw_l2_snapshots
+        -- $cutoff < $end only when checking look-ahead: the data as they stood at that time
+        WHERE symbol = $symbol AND ts >= $load_start AND ts < $end AND ts <= $cutoff
+        ORDER BY ts
+    )
+    WINDOW w AS ()
 ), levels AS (
     -- order-flow contribution of each level, ofi_contribution in sql/schema/003_feature_macros.sql
     SELECT *,
@@ -46,25 +63,38 @@ WITH steps AS (
         ofi_contribution(bid_px_9, bid_sz_9, p_bid_px_9, p_bid_sz_9, ask_px_9, ask_sz_9, p_ask_px_9, p_ask_sz_9) AS e_9
     FROM steps
 ), flows AS (
-    SELECT ts, mid, bid_px_0, bid_px_1, bid_px_2, bid_px_3, bid_px_4, bid_px_5, bid_px_6, bid_px_7, bid_px_8, bid_px_9, bid_sz_0, bid_sz_1, bid_sz_2, bid_sz_3, bid_sz_4, bid_sz_5, bid_sz_6, bid_sz_7, bid_sz_8, bid_sz_9, ask_px_0, ask_px_1, ask_px_2, ask_px_3, ask_px_4, ask_px_5, ask_px_6, ask_px_7, ask_px_8, ask_px_9, ask_sz_0, ask_sz_1, ask_sz_2, ask_sz_3, ask_sz_4, ask_sz_5, ask_sz_6, ask_sz_7, ask_sz_8, ask_sz_9,
+    SELECT ts, p_ts, mid, d5,
         e_0 AS ofi_0,
         -- level weights 1/(m+1), normalised to sum to 1 over the 10 levels (harmonic number H10)
         (e_0 / 1 + e_1 / 2 + e_2 / 3 + e_3 / 4 + e_4 / 5 + e_5 / 6 + e_6 / 7 + e_7 / 8 + e_8 / 9 + e_9 / 10) / 2.9289682539682538 AS ofi_w,
-        coalesce(ln(mid / prev_mid), 0) AS r
+        (bid_sz_0 + ask_sz_0) / 2 AS depth_0,
+        coalesce(ln(mid / prev_mid), 0) AS r,
+        1e4 * (ask_px_0 - bid_px_0) / mid AS spread,
+        -- NULL on the first loaded snapshot (nothing to compare with): not counted as a change
+        bid_px_0 <> p_bid_px_0 AS bid_moved,
+        ask_px_0 <> p_ask_px_0 AS ask_moved
     FROM levels
 )
-SELECT ts, mid, bid_px_0, ask_px_0, bid_sz_0, ask_sz_0, ofi_0, ofi_w, r,
-    [bid_px_0, bid_px_1, bid_px_2, bid_px_3, bid_px_4, bid_px_5, bid_px_6, bid_px_7, bid_px_8, bid_px_9] AS bid_px,
-    [bid_sz_0, bid_sz_1, bid_sz_2, bid_sz_3, bid_sz_4, bid_sz_5, bid_sz_6, bid_sz_7, bid_sz_8, bid_sz_9] AS bid_sz,
-    [ask_px_0, ask_px_1, ask_px_2, ask_px_3, ask_px_4, ask_px_5, ask_px_6, ask_px_7, ask_px_8, ask_px_9] AS ask_px,
-    [ask_sz_0, ask_sz_1, ask_sz_2, ask_sz_3, ask_sz_4, ask_sz_5, ask_sz_6, ask_sz_7, ask_sz_8, ask_sz_9] AS ask_sz,
-    sum(ofi_0) OVER c AS c_ofi_0,
-    sum(ofi_w) OVER c AS c_ofi_w,
-    sum((bid_sz_0 + ask_sz_0) / 2) OVER c AS c_depth_0,
-    sum(r * r) OVER c AS c_r2,
-    count(*) OVER c AS c_n
+SELECT ts, mid, spread, d5,
+    fsum(ofi_0) OVER c AS c_ofi_0,
+    fsum(ofi_w) OVER c AS c_ofi_w,
+    fsum(depth_0) OVER c AS c_depth_0,
+    fsum(r * r) OVER c AS c_r2,
+    -- both passes must have seen the snapshots in ts order (see the note at the top)
+    CASE WHEN p_ts IS NOT DISTINCT FROM lag(ts) OVER w AND (p_ts IS NULL OR p_ts <= ts) THEN count(*) OVER c
+         ELSE error('prepare_book.sql: snapshots reached a window pass out of ts order') END AS c_n,
+    -- stability's sums. The spread's are exact (fixed point, 1e-20 bps): its variance over a window
+    -- is often a tiny difference E[x^2] - E[x]^2, and a running double sum, even correctly
+    -- rounded, rounds by an amount that depends on how much history was loaded before the window.
+    sum(spread::DECIMAL(38, 20)) OVER c AS c_s, sum((spread * spread)::DECIMAL(38, 20)) OVER c AS c_s2,
+    fsum(d5) OVER c AS c_d, fsum(d5 * d5) OVER c AS c_d2,
+    -- snapshots where the touch moved (sum, not count(*) FILTER: that window path is ~50x slower)
+    sum(CASE WHEN bid_moved OR ask_moved THEN 1 ELSE 0 END) OVER c AS c_chg,
+    -- last best-bid / best-ask price change so far
+    max(CASE WHEN bid_moved THEN ts END) OVER c AS bid_moved_at,
+    max(CASE WHEN ask_moved THEN ts END) OVER c AS ask_moved_at
 FROM flows
-WINDOW c AS (ORDER BY ts ROWS UNBOUNDED PRECEDING);
+WINDOW w AS (), c AS (ROWS UNBOUNDED PRECEDING);
 
 -- The decision grid: every $step_s seconds in [$grid_start, $end). The partition's rows are the
 -- times from $start on; the earlier ones feed the derived families (lags, rolling statistics).

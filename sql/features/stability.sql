@@ -1,64 +1,45 @@
 -- Microstructure stability: how long the quotes at the touch live, how often they move, how noisy
 -- the spread and the top-5 depth are, and how the book recovers from shocks (resilience).
 --
--- Per snapshot (from fx_book; prepare_book.sql stays shared): spread in bps 1e4 (ask0 - bid0) / mid;
--- top-5 depth d5 = bid plus ask sizes over levels 0-4 (base units); whether the best bid / best ask
--- price differs from the previous snapshot. Cumulative sums (c_*, compensated fsum so a window's
--- difference keeps its precision over a day of snapshots) turn the window (t - w, t] into the
--- difference of two as-of lookups, as in ofi.sql. A NULL state as of t - w (no snapshot at or
--- before it) is a window the loaded data do not cover: the column is NULL (warm-up).
+-- Per snapshot (computed in prepare_book.sql's single pass, so no second window pass over the
+-- snapshots here): spread in bps 1e4 (ask0 - bid0) / mid; top-5 depth d5 = bid plus ask sizes
+-- over levels 0-4 (base units); the time the best bid / best ask price last changed. Cumulative
+-- sums (c_*, exact or compensated so a window's difference keeps its precision over a day of
+-- snapshots) turn the window (t - w, t] into the difference of two as-of lookups, as in ofi.sql.
+-- A NULL state as of t - w (no snapshot at or before it) is a window the loaded data do not
+-- cover: the column is NULL (warm-up).
 -- Means and standard deviations are per snapshot, population (ddof = 0): sd = sqrt(E[x^2] - E[x]^2),
 -- set to 0 where that variance is below 1e-12 E[x]^2 (rounding of the sums, not variation); a
 -- window without any snapshot (a stale feed) has no mean or sd: NULL, while its change count is 0.
-WITH snap AS (
-    SELECT ts,
-        1e4 * (ask_px_0 - bid_px_0) / mid AS spread,
-        list_sum(list_slice(bid_sz, 1, 5)) + list_sum(list_slice(ask_sz, 1, 5)) AS d5,
-        -- NULL on the first loaded snapshot (nothing to compare with): not counted as a change
-        bid_px_0 <> lag(bid_px_0) OVER o AS bid_moved,
-        ask_px_0 <> lag(ask_px_0) OVER o AS ask_moved
-    FROM fx_book
-    WINDOW o AS (ORDER BY ts)
-), cum AS (
-    SELECT *,
-        fsum(spread) OVER c AS c_s, fsum(spread * spread) OVER c AS c_s2,
-        fsum(d5) OVER c AS c_d, fsum(d5 * d5) OVER c AS c_d2,
-        -- snapshots where the touch moved (sum, not count(*) FILTER: that window path is ~50x slower)
-        sum(CASE WHEN bid_moved OR ask_moved THEN 1 ELSE 0 END) OVER c AS c_chg,
-        count(*) OVER c AS c_n,
-        max(ts) FILTER (bid_moved) OVER c AS bid_moved_at,          -- last best-bid price change so far
-        max(ts) FILTER (ask_moved) OVER c AS ask_moved_at
-    FROM snap
-    WINDOW c AS (ORDER BY ts ROWS UNBOUNDED PRECEDING)
-), prior AS (
+WITH prior AS (
     -- Each snapshot u against the mean of the snapshots in the 5 minutes before it, (u - 300 s, u):
     -- cumulative sums up to u without u, minus the state as of u - 300 s (NULL: data do not reach back).
-    SELECT u.*,
-        (u.c_s - u.spread - p.c_s) / nullif(u.c_n - 1 - p.c_n, 0) AS s_prior_5m,
+    SELECT u.ts, u.spread, u.d5,
+        ((u.c_s - p.c_s)::DOUBLE - u.spread) / nullif(u.c_n - 1 - p.c_n, 0) AS s_prior_5m,
         (u.c_d - u.d5 - p.c_d) / nullif(u.c_n - 1 - p.c_n, 0) AS d_prior_5m
-    FROM cum AS u ASOF LEFT JOIN cum AS p ON u.ts - INTERVAL 300 SECOND >= p.ts
-), marks AS (
+    FROM fx_book AS u ASOF LEFT JOIN fx_book AS p ON u.ts - INTERVAL 300 SECOND >= p.ts
+), shocks AS (
     -- Shocks (Foucault, Kadan & Kandel 2005; Large 2007 resiliency): a spread shock at u is a spread
     -- above 2x its prior 5-minute mean, a depth shock a top-5 depth below 1/2 of its prior 5-minute
     -- mean; unknown (not a shock) where the data do not reach 5 minutes before u.
-    SELECT *,
-        max(ts) FILTER (spread > 2 * s_prior_5m) OVER c AS spread_shock_at,
-        max(ts) FILTER (d5 < 0.5 * d_prior_5m) OVER c AS depth_shock_at
-    FROM prior
-    WINDOW c AS (ORDER BY ts ROWS UNBOUNDED PRECEDING)
+    SELECT ts, spread > 2 * s_prior_5m AS spread_shock, d5 < 0.5 * d_prior_5m AS depth_shock FROM prior
+), last_shock AS (
+    -- the last shock at or before t: an as-of lookup into the shocks alone is cheaper than a
+    -- running max over every snapshot (a second pass in ts order)
+    SELECT g.ts, ss.ts AS spread_shock_at, ds.ts AS depth_shock_at
+    FROM fx_grid AS g
+    ASOF LEFT JOIN (SELECT ts FROM shocks WHERE spread_shock) AS ss ON g.ts >= ss.ts
+    ASOF LEFT JOIN (SELECT ts FROM shocks WHERE depth_shock) AS ds ON g.ts >= ds.ts
 ), probes AS (
     SELECT g.ts, l.lookback_s, g.ts - to_seconds(l.lookback_s) AS at
     FROM fx_grid AS g CROSS JOIN (SELECT unnest([0, 60, 300, 900, 3600]) AS lookback_s) AS l
 ), state AS (
-    SELECT p.ts, p.lookback_s, m.spread, m.d5, m.c_s, m.c_s2, m.c_d, m.c_d2, m.c_chg, m.c_n,
-        m.bid_moved_at, m.ask_moved_at, m.spread_shock_at, m.depth_shock_at
-    FROM probes AS p ASOF LEFT JOIN marks AS m ON p.at >= m.ts
+    SELECT p.ts, p.lookback_s, m.spread, m.d5, m.c_s, m.c_s2, m.c_d, m.c_d2, m.c_chg, m.c_n, m.bid_moved_at, m.ask_moved_at
+    FROM probes AS p ASOF LEFT JOIN fx_book AS m ON p.at >= m.ts
 ), s AS (
     SELECT ts,
         max(spread) FILTER (lookback_s = 0) AS spread, max(d5) FILTER (lookback_s = 0) AS d5,
         max(bid_moved_at) FILTER (lookback_s = 0) AS bid_at, max(ask_moved_at) FILTER (lookback_s = 0) AS ask_at,
-        max(spread_shock_at) FILTER (lookback_s = 0) AS spread_shock_at,
-        max(depth_shock_at) FILTER (lookback_s = 0) AS depth_shock_at,
         max(c_s) FILTER (lookback_s = 0) AS s0, max(c_s) FILTER (lookback_s = 300) AS s300,
         max(c_s) FILTER (lookback_s = 3600) AS s3600,
         max(c_s2) FILTER (lookback_s = 0) AS q0, max(c_s2) FILTER (lookback_s = 300) AS q300,
@@ -77,8 +58,8 @@ WITH snap AS (
 ), moments AS (
     -- window means m and variances v; a NULL as-of-(t - w) state makes them NULL (warm-up)
     SELECT *,
-        (s0 - s300) / nullif(n0 - n300, 0) AS ms5, (q0 - q300) / nullif(n0 - n300, 0) - ms5 * ms5 AS vs5,
-        (s0 - s3600) / nullif(n0 - n3600, 0) AS ms60, (q0 - q3600) / nullif(n0 - n3600, 0) - ms60 * ms60 AS vs60,
+        (s0 - s300)::DOUBLE / nullif(n0 - n300, 0) AS ms5, (q0 - q300)::DOUBLE / nullif(n0 - n300, 0) - ms5 * ms5 AS vs5,
+        (s0 - s3600)::DOUBLE / nullif(n0 - n3600, 0) AS ms60, (q0 - q3600)::DOUBLE / nullif(n0 - n3600, 0) - ms60 * ms60 AS vs60,
         (d0 - d60) / nullif(n0 - n60, 0) AS md1, (e0 - e60) / nullif(n0 - n60, 0) - md1 * md1 AS vd1,
         (d0 - d300) / nullif(n0 - n300, 0) AS md5, (e0 - e300) / nullif(n0 - n300, 0) - md5 * md5 AS vd5
     FROM s
@@ -88,7 +69,7 @@ WITH snap AS (
         CASE WHEN vs60 > 1e-12 * ms60 * ms60 THEN sqrt(vs60) WHEN vs60 IS NOT NULL THEN 0 END AS sds60,
         CASE WHEN vd1 > 1e-12 * md1 * md1 THEN sqrt(vd1) WHEN vd1 IS NOT NULL THEN 0 END AS sdd1,
         CASE WHEN vd5 > 1e-12 * md5 * md5 THEN sqrt(vd5) WHEN vd5 IS NOT NULL THEN 0 END AS sdd5
-    FROM moments
+    FROM moments JOIN last_shock USING (ts)
 )
 SELECT ts,
     -- quote lifetime: seconds from the last change of the best price to t, capped at 3600 s (also
