@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.features.build import build_features
-from atra_pipeline.core.features.registry import FEATURES, feature_columns
+from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.sql import bind, load_sql, run_script
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
@@ -51,6 +51,11 @@ GB = 1024**3
 
 def window_of(symbol: str, date: str = DATE) -> PartitionWindow:
     return PartitionWindow.for_day(symbol, date)
+
+
+def peers(symbol: str) -> list[str]:
+    """The books ``symbol``'s cross-asset family reads, as the asset passes them."""
+    return cross_asset_peers(symbol, SYMBOLS)
 
 
 def fill(path: Path, days: list[tuple[str, str]], cache: dict) -> None:
@@ -85,7 +90,7 @@ def scan_raw(conn: duckdb.DuckDBPyConnection, build: dict) -> None:
 
 def build_all(conn: duckdb.DuckDBPyConnection, step_s: int) -> None:
     for symbol in SYMBOLS:
-        build_features(conn, window_of(symbol), step_s)
+        build_features(conn, window_of(symbol), step_s, peers=peers(symbol))
 
 
 class TimedConnection:
@@ -120,7 +125,7 @@ def breakdown(conn: duckdb.DuckDBPyConnection, step_s: int, repeat: int) -> dict
     for _ in range(repeat):
         timed = TimedConnection(conn)
         for symbol in SYMBOLS:
-            build_features(timed, window_of(symbol), step_s)
+            build_features(timed, window_of(symbol), step_s, peers=peers(symbol))
         totals: dict[str, float] = {}
         for label, seconds in timed.timings:
             totals[label] = totals.get(label, 0.0) + seconds
@@ -131,7 +136,7 @@ def breakdown(conn: duckdb.DuckDBPyConnection, step_s: int, repeat: int) -> dict
 def build_params(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, step_s: int = STEP_S) -> dict:
     """The parameters build_features binds for ``window`` (load_start, lookbacks_s, grid_start, ...)."""
     timed = TimedConnection(conn)
-    build_features(timed, window, step_s)
+    build_features(timed, window, step_s, peers=peers(window.symbol))
     return timed.params
 
 
@@ -227,7 +232,7 @@ def week_child(path: str, step_s: int) -> None:
     start = time.perf_counter()
     rows = 0
     for date in WEEK:
-        build_features(conn, window_of(WEEK_SYMBOL, date), step_s)
+        build_features(conn, window_of(WEEK_SYMBOL, date), step_s, peers=peers(WEEK_SYMBOL))
         rows += conn.execute("SELECT count(*) FROM fx_features").fetchall()[0][0]
     seconds = time.perf_counter() - start
     peak = peak_rss()
@@ -273,7 +278,7 @@ def main() -> None:
         tmp = Path(tmp)
         prev = str((pd.Timestamp(DATE) - pd.Timedelta(days=1)).date())
         fill(tmp / "features.duckdb", [(s, d) for d in (prev, DATE) for s in SYMBOLS], cache)
-        fill(tmp / "week.duckdb", [(WEEK_SYMBOL, d) for d in WEEK], cache)
+        fill(tmp / "week.duckdb", [(s, d) for d in WEEK for s in SYMBOLS], cache)  # with its cross-asset peers
         n_book = sum(len(cache[(s, DATE)][0]) for s in SYMBOLS)
         n_trades = sum(len(cache[(s, DATE)][1]) for s in SYMBOLS)
         cache.clear()
@@ -296,7 +301,7 @@ def main() -> None:
                 duck = conn.execute("SELECT * FROM bench_families").fetchdf().set_index("ts")
                 agreement.append(compare(duck, pandas_families(raws[s], window_of(s))))
             # the catalogue build gives the same values as the isolated families
-            build_features(conn, window_of(SYMBOLS[-1]), STEP_S)
+            build_features(conn, window_of(SYMBOLS[-1]), STEP_S, peers=peers(SYMBOLS[-1]))
             cols = feature_columns("ofi") + feature_columns("price")
             same = conn.execute("SELECT count(*) FROM fx_features f JOIN bench_families b USING (ts) WHERE "
                                 + " OR ".join(f"f.{c} IS DISTINCT FROM b.{c}" for c in cols)).fetchall()[0][0]
