@@ -34,8 +34,9 @@ def _instance():
 def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None = None,
                    stage_config: dict[str, dict] | None = None, stages: tuple[str, ...] | None = None) -> list[dict]:
     """Execute the ``main`` job's stages in order, a partitioned stage once per (date, symbol) and
-    an unpartitioned one (models) once; one summary per run. ``stage_config``: extra run config
-    per stage (e.g. ``{"models": {"ops": {"model_candidate": {"config": {"trials": 10}}}}}``)."""
+    an unpartitioned one (research: model, backtest, report, gate) once; one summary per run.
+    ``stage_config``: extra run config per stage (e.g.
+    ``{"research": {"ops": {"model_candidate": {"config": {"trials": 10}}}}}``)."""
     import dagster as dg
 
     from atra_pipeline.definitions import MAIN_STAGES, defs
@@ -46,7 +47,7 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     instance = _instance()
     summaries = []
     for stage in stages or MAIN_STAGES:
-        selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name == stage)
+        selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name in MAIN_STAGES[stage])
         config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {}),
                   **(stage_config or {}).get(stage, {})}
         partitioned = graph.get(selection[0]).partitions_def is not None
@@ -124,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     model_config = {"trials": args.trials}
     if args.command == "train":
         model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)
-        summaries = run_partitions([], [], stage_config={"models": _model_run_config(model_config)}, stages=("models",))
+        summaries = run_partitions([], [], stage_config={"research": _model_run_config(model_config)}, stages=("research",))
     else:
         symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-        summaries = run_partitions(_dates(args), symbols, stage_config={"models": _model_run_config(model_config)})
+        summaries = run_partitions(_dates(args), symbols, stage_config={"research": _model_run_config(model_config)})
     print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")

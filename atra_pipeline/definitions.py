@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import dagster as dg
 
-from atra_pipeline.defs import features, labels, models, raw
+from atra_pipeline.defs import backtest, features, labels, models, raw
 from atra_pipeline.resources import RawSourceResource, default_duckdb
 
-# The pipeline's stages (asset groups) in order; later stages join this tuple. One run of the
-# ``main`` job covers one date x symbol partition; ``atra run`` runs each stage for every
-# partition before the next stage, as cross-asset features need every symbol's raw data.
-MAIN_STAGES = ("raw", "features", "labels", "models")
+# The pipeline's stages in order, each a set of asset groups; later stages join this mapping.
+# ``atra run`` runs a partitioned stage for every date x symbol partition before the next stage
+# (cross-asset features need every symbol's raw data), and the research stage once.
+MAIN_STAGES = {"raw": ("raw",), "features": ("features",), "labels": ("labels",),
+               "research": ("models", "backtest")}
 main_job = dg.define_asset_job(
     "main",
-    selection=dg.AssetSelection.groups(*MAIN_STAGES),
-    description="Raw order books and trades, features, labels, a model candidate and its gate (later: backtest, report).",
+    selection=dg.AssetSelection.groups(*(g for groups in MAIN_STAGES.values() for g in groups)),
+    description="Raw order books and trades, features, labels, a model candidate, its backtest, risk report and gate.",
 )
 
 # Tune, validate and gate a candidate on the stored labels (`atra train`, or run config for trials).
-train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups("models"),
-                                description="Train a model candidate on stored labels and features, then gate it.")
+train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*MAIN_STAGES["research"]),
+                                description="Train a model candidate on stored labels and features, backtest, "
+                                            "report and gate it.")
 
 defs = dg.Definitions(
-    assets=[*raw.assets, *features.assets, *labels.assets, *models.assets],
-    asset_checks=[*raw.asset_checks, *features.asset_checks, *labels.asset_checks, *models.asset_checks],
+    assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets],
+    asset_checks=[*raw.asset_checks, *features.asset_checks, *labels.asset_checks, *models.asset_checks,
+                  *backtest.asset_checks],
     jobs=[main_job, train_job],
     resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
 )

@@ -43,12 +43,15 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
         monkeypatch.undo()
         importlib.reload(definitions)
     # raw for every symbol first (cross-asset features read the others' books), then features,
-    # labels, and one models run (candidate, out-of-fold predictions, the gate)
+    # labels, and one research run (candidate, out-of-fold predictions, backtest, risk report, gate)
     assert [(s["stage"], s["partition"].split("|")[-1]) for s in summaries] == [
-        (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("models", "-")]
+        (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("research", "-")]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
     assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [5] * 3 + [5] * 3
     models = summaries[-1]
-    assert models["checks_passed"] + len(models["warnings"]) == 7  # 2 candidate, 1 OOF check, 4 gate rules
-    assert all(w.startswith("approved_model.") for w in models["warnings"])  # only the gate may say no
+    # 2 candidate checks, 1 OOF, 1 backtest, 1 report, 5 gate rules; only the gate may say no
+    assert models["checks_passed"] + len(models["warnings"]) == 10
+    assert all(w.startswith("approved_model.") for w in models["warnings"])
     assert "latest model m" in cli._registry_summary_for(tmp_path / "atra.duckdb")
+    reports = list((tmp_path / "reports").glob("m*.html"))
+    assert len(reports) == 1 and "data:image/png;base64," in reports[0].read_text()

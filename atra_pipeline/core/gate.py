@@ -28,6 +28,9 @@ GATE_RULES: tuple[GateRule, ...] = (
     GateRule("log_loss_beats_prior", "Weighted out-of-fold log-loss below the class-prior baseline's."),
     GateRule("pbo_below_threshold",
              "Probability of backtest overfitting (CSCV over the study's trials x folds) below the threshold.", 0.5),
+    GateRule("dsr_above_threshold",
+             "Deflated Sharpe Ratio of the backtest of the out-of-fold predictions (deflated by the Sharpe "
+             "ratios of the study's trials) above the threshold.", 0.9),
     GateRule("features_no_lookahead",
              "The features look-ahead check passed on every partition the candidate was trained on."),
 )
@@ -67,6 +70,12 @@ def evaluate_gate(conn: duckdb.DuckDBPyConnection, record: ModelRecord,
                     f"PBO {pbo:.3f} vs {t['pbo_below_threshold']}" if _finite(pbo)
                     else "PBO undefined: fewer than 2 complete trials"),
     ]
+    dsr = conn.execute("SELECT max(value) FILTER (metric = 'deflated_sharpe_ratio'), max(value) FILTER (metric = 'days') "
+                       "FROM risk_metrics WHERE model_id = ?", [record.model_id]).fetchall()[0]
+    out.append(GateOutcome(rules["dsr_above_threshold"], _finite(dsr[0]) and dsr[0] > t["dsr_above_threshold"], dsr[0],
+                           t["dsr_above_threshold"],
+                           f"DSR {dsr[0]:.3f} over {dsr[1]:.0f} days vs {t['dsr_above_threshold']}" if _finite(dsr[0])
+                           else "no Deflated Sharpe Ratio: no risk report, or too few days of returns"))
     out.append(_lookahead_outcome(conn, rules["features_no_lookahead"], record.partitions))
     return out
 

@@ -171,3 +171,35 @@ def summary(returns: pd.Series, periods_per_year: int = 365) -> dict[str, float]
         "var_99": value_at_risk(returns, 0.99), "cvar_99": conditional_value_at_risk(returns, 0.99),
         "probabilistic_sharpe_ratio": probabilistic_sharpe_ratio(returns),
     }
+
+
+def trade_summary(ledger: pd.DataFrame, daily_equity: pd.Series) -> dict[str, float]:
+    """Per-trade figures of a backtest ledger (``core.backtest.run_backtest``): win rate, profit
+    factor (gross wins over gross losses, net of costs), average win and loss, turnover (traded
+    notional, both legs, over mean equity, per day), exposure (share of time with a position
+    open), mean MAE and MFE (as returns, when the ledger has them) and costs as a share of the
+    gross P&L at mids (slippage + fees + funding over the sum of |gross P&L|)."""
+    pnl = ledger["net_pnl"].to_numpy(dtype=float)
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    days = max(len(daily_equity), 1)
+    held = np.asarray((pd.DatetimeIndex(ledger["exit_fill_ts"]) - pd.DatetimeIndex(ledger["entry_fill_ts"])).total_seconds())
+    span = days * 86400.0
+    costs = ledger[["slippage_cost", "fee_cost", "funding_cost"]].to_numpy(dtype=float).sum()
+    gross = np.abs(ledger["gross_pnl"].to_numpy(dtype=float)).sum()
+    out = {
+        "trades": float(len(pnl)),
+        "win_rate": float(len(wins) / len(pnl)) if len(pnl) else float("nan"),
+        "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) and losses.sum() < 0 else float("nan"),
+        "average_win": float(wins.mean()) if len(wins) else float("nan"),
+        "average_loss": float(losses.mean()) if len(losses) else float("nan"),
+        "turnover_per_day": float(2 * ledger["notional"].sum() / daily_equity.mean() / days) if len(pnl) else 0.0,
+        "exposure": float(min(1.0, held.sum() / span / max(ledger["symbol"].nunique(), 1))) if len(pnl) else 0.0,
+        "cost_share_of_gross": float(costs / gross) if gross > 0 else float("nan"),
+        "slippage_cost": float(ledger["slippage_cost"].sum()),
+        "fee_cost": float(ledger["fee_cost"].sum()),
+        "funding_cost": float(ledger["funding_cost"].sum()),
+    }
+    for col in ("mae", "mfe"):
+        if col in ledger:
+            out[f"mean_{col}"] = float(ledger[col].mean()) if len(pnl) else float("nan")
+    return out

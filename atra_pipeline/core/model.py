@@ -1,16 +1,17 @@
 """Meta-label model: Optuna-tuned LightGBM under purged cross-validation, out-of-fold predictions,
 the metrics a quant reads, and the probability of backtest overfitting.
 
-Each trial trains one LightGBM per fold with early stopping on that fold and is scored by the
-weighted out-of-fold log-loss; the median pruner stops a trial whose running score after a fold
-is worse than the median of earlier trials at that fold. Every fold's ``lgb.Dataset`` (binned
+Each trial trains one LightGBM per fold, with early stopping on the latest part of the fold's
+training events (never on the test fold), and is scored by the weighted out-of-fold log-loss;
+the median pruner stops a trial whose running score after a fold is worse than the median of
+earlier trials at that fold. Every fold's ``lgb.Dataset`` (binned
 features, labels, weights) is built once and reused by all trials. After the study, the best
 parameters are re-run over the folds for the out-of-fold predictions and the fold metrics, and a
 final model is fitted on every event with the median of the folds' best iteration counts.
 
-Early stopping on the fold it then scores makes the fold score slightly optimistic (the round
-count is chosen on it); the number of rounds is one hyper-parameter among eight, and the gate's
-overfitting statistic (:func:`probability_of_backtest_overfitting`) covers the whole selection.
+Choosing among trials by their out-of-fold score still flatters the best one; the gate's
+overfitting statistics (:func:`probability_of_backtest_overfitting`, and the Deflated Sharpe
+Ratio over the trials' Sharpe ratios) account for that selection.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import optuna
 import pandas as pd
 from scipy.stats import rankdata
 
-from atra_pipeline.core.cv import CombinatorialPurgedKFold, PurgedKFold, walk_forward_splits
+from atra_pipeline.core.cv import CombinatorialPurgedKFold, PurgedKFold, purged_train, walk_forward_splits
 
 CvKind = Literal["purged_kfold", "cpcv", "walk_forward"]
 EPS = 1e-15
@@ -53,6 +54,8 @@ class TrainingSettings:
     """Probability above which the meta-model takes a trade (precision and hit rate)."""
     seed: int = 7
     early_stopping_rounds: int = 30
+    early_stopping_fraction: float = 0.2
+    """The latest share of each fold's training events held out for early stopping (never the test fold)."""
     max_estimators: int = 400
     reuse_datasets: bool = True
     """Build each fold's lgb.Dataset once for all trials (off: rebuilt every trial, for the benchmark)."""
@@ -167,6 +170,17 @@ def probability_of_backtest_overfitting(performance: np.ndarray) -> float:
     return float(np.mean(np.asarray(logits) <= 0))
 
 
+def trial_sharpe(data: TrainingSet, scores: np.ndarray, threshold: float) -> float:
+    """Per-day Sharpe ratio (not annualised) of a trial's cost-free strategy: the daily sum of the
+    side-signed returns of the events whose out-of-fold score exceeds ``threshold``, every day of
+    the data counted. The trials' spread of these is what the Deflated Sharpe Ratio deflates by."""
+    days = data.X.index.normalize()
+    taken = np.nan_to_num(scores, nan=0.0) > threshold
+    daily = pd.Series(np.where(taken, data.ret, 0.0), index=days).groupby(level=0).sum()
+    sd = daily.std(ddof=1)
+    return float(daily.mean() / sd) if len(daily) > 1 and sd > 0 else float("nan")
+
+
 # -- cross-validation and the study --------------------------------------------------------------
 
 def make_folds(data: TrainingSet, settings: TrainingSettings) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -185,18 +199,33 @@ def make_folds(data: TrainingSet, settings: TrainingSettings) -> list[tuple[np.n
 
 
 class _Fold:
-    """One fold's LightGBM datasets, built once (``reuse``) or on every request."""
+    """One fold's LightGBM datasets, built once (``reuse``) or on every request.
 
-    def __init__(self, data: TrainingSet, train: np.ndarray, test: np.ndarray, reuse: bool):
-        self.data, self.train, self.test, self.reuse = data, train, test, reuse
+    Early stopping must not see the test fold (choosing the round count on it inflates the
+    out-of-fold scores: on shuffled labels the OOF AUC of 20 trials came out 3-4 sd above 0.5).
+    So the latest ``valid_fraction`` of the fold's training events is the early-stopping set, the
+    rest, purged and embargoed around it like a test block, is fitted, and the test fold is only
+    predicted.
+    """
+
+    def __init__(self, data: TrainingSet, train: np.ndarray, test: np.ndarray, reuse: bool,
+                 valid_fraction: float = 0.2, embargo_ns: int = 0):
+        self.data, self.test, self.reuse = data, test, reuse
+        self.train = train  # every training event of the fold (what the leakage audit sees)
+        train = np.sort(train)
+        n_valid = max(1, int(round(len(train) * valid_fraction)))
+        self.stop_set = train[-n_valid:]
+        t0 = data.X.index.as_unit("ns").asi8
+        t1 = pd.DatetimeIndex(data.t1.to_numpy()).as_unit("ns").asi8
+        self.fit_set = np.intersect1d(purged_train(t0, t1, self.stop_set, embargo_ns), train[:-n_valid])
         self._sets = self._build() if reuse else None
 
     def _build(self) -> tuple[lgb.Dataset, lgb.Dataset]:
         d = self.data
         params = {"feature_pre_filter": False, "verbose": -1}  # min_data_in_leaf varies by trial
-        train = lgb.Dataset(d.X.iloc[self.train], d.y[self.train], weight=d.weight[self.train],
+        train = lgb.Dataset(d.X.iloc[self.fit_set], d.y[self.fit_set], weight=d.weight[self.fit_set],
                             params=params, free_raw_data=False)
-        valid = lgb.Dataset(d.X.iloc[self.test], d.y[self.test], weight=d.weight[self.test],
+        valid = lgb.Dataset(d.X.iloc[self.stop_set], d.y[self.stop_set], weight=d.weight[self.stop_set],
                             params=params, reference=train, free_raw_data=False)
         train.construct()
         valid.construct()
@@ -256,12 +285,15 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
         raise ValueError("no cross-validation fold: too few events for the configured splits")
     timings = {"trial_datasets_s": 0.0, "lightgbm_train_s": 0.0}
     start = time.perf_counter()
-    folds = [_Fold(data, tr, te, settings.reuse_datasets) for tr, te in folds_pos]
+    embargo_ns = int((data.X.index[-1] - data.X.index[0]).value * settings.embargo)
+    folds = [_Fold(data, tr, te, settings.reuse_datasets, settings.early_stopping_fraction, embargo_ns)
+             for tr, te in folds_pos]
     timings["initial_datasets_s"] = time.perf_counter() - start  # once, before the study (with reuse)
 
     def objective(trial: optuna.Trial) -> float:
         params, n_estimators = _params(trial, settings, n_classes)
         losses, weights, best_iters = [], [], []
+        scores = np.full(len(data.y), np.nan)
         for k, fold in enumerate(folds):
             t = time.perf_counter()
             sets = fold.sets()
@@ -269,6 +301,7 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
             booster, p, fit_s = _fit_fold(fold, sets, params, n_estimators, settings.early_stopping_rounds)
             timings["lightgbm_train_s"] += fit_s
             losses.append(log_loss(data.y[fold.test], p, data.weight[fold.test]))
+            scores[fold.test] = p if n_classes == 2 else p[:, 2]
             weights.append(data.weight[fold.test].sum())
             best_iters.append(booster.best_iteration or n_estimators)
             trial.report(float(np.average(losses, weights=weights)), k)
@@ -276,6 +309,7 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
                 raise optuna.TrialPruned()
         trial.set_user_attr("fold_losses", losses)
         trial.set_user_attr("best_iterations", best_iters)
+        trial.set_user_attr("sharpe", trial_sharpe(data, scores, settings.threshold))
         return float(np.average(losses, weights=weights))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -321,6 +355,8 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
     booster = lgb.train(params, full, num_boost_round=int(np.median(best_iters)))
     fold_losses = np.array([tr.user_attrs["fold_losses"] for tr in complete])  # trials x folds
     metrics["pbo"] = probability_of_backtest_overfitting(-fold_losses.T)
+    metrics["trial_sharpes"] = [float(tr.user_attrs.get("sharpe", float("nan"))) for tr in complete]
+    metrics["trials_complete"] = len(complete)
     summary = {
         "study_name": study.study_name, "trials_total": len(study.trials), "trials_this_run": remaining,
         "complete": len(complete), "pruned": sum(tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials),

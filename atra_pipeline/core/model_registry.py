@@ -70,7 +70,8 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
         "params": _json({"lightgbm": result.best_params, "training": asdict(settings)}),
         "features": _json(list(result.booster.feature_name())),
         "metrics": _json({**result.metrics, "study": result.study_summary,
-                          "folds": result.fold_metrics.to_dict(orient="records")}),
+                          "folds": result.fold_metrics.to_dict(orient="records"),
+                          "shap_top": result.importance.head(20).round(6).to_dict()}),
         "model_text": model_text, "status": "candidate", "reason": "",
     }
     oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]

@@ -148,7 +148,7 @@ def oof_predictions(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg
 
 
 @dg.asset(
-    deps=["oof_predictions"],
+    deps=["risk_report"],
     group_name="models",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
