@@ -93,7 +93,9 @@ def _registry_summary_for(database: Path) -> str:
     if not rows:
         return "no model trained yet"
     model_id, status, reason = rows[0]
-    return f"latest model {model_id}: {status} ({reason}); live model: {live[0][0] if live else 'none'}"
+    report = Path(database).parent / "reports" / f"{model_id}.html"
+    return (f"latest model {model_id}: {status} ({reason}); live model: {live[0][0] if live else 'none'}\n"
+            f"risk report: {report if report.exists() else 'not rendered'}")
 
 
 def _dates(args) -> list[str]:

@@ -55,3 +55,4 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert "latest model m" in cli._registry_summary_for(tmp_path / "atra.duckdb")
     reports = list((tmp_path / "reports").glob("m*.html"))
     assert len(reports) == 1 and "data:image/png;base64," in reports[0].read_text()
+    assert f"risk report: {reports[0]}" in cli._registry_summary_for(tmp_path / "atra.duckdb")
