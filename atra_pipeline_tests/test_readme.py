@@ -56,3 +56,10 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     reports = list((tmp_path / "reports").glob("m*.html"))
     assert len(reports) == 1 and "data:image/png;base64," in reports[0].read_text()
     assert f"risk report: {reports[0]}" in cli._registry_summary_for(tmp_path / "atra.duckdb")
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "atra.duckdb"), read_only=True) as conn:
+        scenarios = {r[0] for r in conn.execute("SELECT DISTINCT scenario FROM backtest_stress").fetchall()}
+        dsr = conn.execute("SELECT count(*) FROM risk_metrics WHERE metric = 'deflated_sharpe_ratio'").fetchall()[0][0]
+    assert scenarios == {"base", "fees_x2", "slippage_x3", "latency_plus_1s", "high_volatility", "low_volatility"}
+    assert dsr == 1

@@ -54,9 +54,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--db", help="keep the built DuckDB file here (default: a temporary one)")
     args = parser.parse_args()
     days = [d.strftime("%Y-%m-%d") for d in pd.date_range("2024-08-02", periods=args.days, freq="D")]
-    with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(Path(tmp) / "atra.duckdb")) as conn:
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect(args.db or str(Path(tmp) / "atra.duckdb")) as conn:
         prepare(conn)
         start = time.perf_counter()
         build(conn, days)

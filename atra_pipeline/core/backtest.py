@@ -34,10 +34,21 @@ LEVELS = 10
 NS_PER_8H = 8 * 3600 * 10**9
 
 
+# Base-tier fees in bps, (maker, taker), per exchange and market. The engine's orders are
+# marketable (they walk the book), so they pay the taker rate; the maker rate is listed for
+# comparison and for passive fills.
+EXCHANGE_FEES_BPS = {
+    "binance_usdm": (2.0, 4.0),   # USDT-M futures: the seed system's assumption
+    "binance_spot": (10.0, 10.0),
+    "bybit_linear": (2.0, 5.5),
+    "okx_swap": (2.0, 5.0),
+}
+
+
 @dataclass(frozen=True)
 class CostSettings:
-    taker_fee_bps: float = 4.0
-    """Binance USDT-M futures taker fee at the base tier (the seed system's assumption); spot is 10."""
+    taker_fee_bps: float = EXCHANGE_FEES_BPS["binance_usdm"][1]
+    """Fee per fill, bps of its notional; see EXCHANGE_FEES_BPS for other venues."""
     latency_ms: float = 250.0
     """Decision to order arrival: the fill uses the first snapshot at or after t + latency."""
     beyond_book_penalty_bps: float = 10.0
