@@ -71,6 +71,25 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     return summaries
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``10m``, ``1h`` or a plain number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+
+
+def _collect(args) -> int:
+    from atra_pipeline.definitions import defs
+
+    config = {"duration_s": parse_duration(args.duration), "interval_s": args.interval, "base_url": args.exchange_url}
+    result = defs.resolve_job_def("collect").execute_in_process(
+        instance=_instance(), run_config={"ops": {"collect_market_data": {"config": config}}}, raise_on_error=False)
+    summary = result.output_for_node("collect_market_data") if result.success else None
+    print(f"collect: {'succeeded' if result.success else 'FAILED'} {summary or ''}")
+    print(f"DuckDB database: {duckdb_path()}  (tables collected_l2_snapshots, collected_trades)")
+    return 0 if result.success else 1
+
+
 def _model_run_config(config: dict) -> dict:
     return {"ops": {"model_candidate": {"config": config}}}
 
@@ -122,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--end", default="", help="last event date, inclusive (default: the last stored label)")
     train.add_argument("--cv", default="purged_kfold", choices=["purged_kfold", "cpcv", "walk_forward"])
     train.add_argument("--n-splits", type=int, default=5)
+    coll = sub.add_parser("collect", help="run the live ccxt collector for a bounded time")
+    coll.add_argument("--duration", default="10m", help="how long: 90s, 10m, 1h (default 10m)")
+    coll.add_argument("--exchange-url", default="", help="send REST calls here (e.g. the local fake exchange)")
+    coll.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     args = parser.parse_args(argv)
 
+    if args.command == "collect":
+        return _collect(args)
     model_config = {"trials": args.trials}
     if args.command == "train":
         model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)

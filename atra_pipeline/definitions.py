@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from atra_pipeline.defs import backtest, features, labels, models, raw
+from atra_pipeline.defs.raw.collect import collect
 from atra_pipeline.resources import RawSourceResource, default_duckdb
 
 # The pipeline's stages in order, each a set of asset groups; later stages join this mapping.
@@ -27,6 +28,6 @@ defs = dg.Definitions(
     assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets],
     asset_checks=[*raw.asset_checks, *features.asset_checks, *labels.asset_checks, *models.asset_checks,
                   *backtest.asset_checks],
-    jobs=[main_job, train_job],
+    jobs=[main_job, train_job, collect],
     resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
 )

@@ -61,7 +61,7 @@ class RawSourceResource(dg.ConfigurableResource):
     (placeholders ``{symbol}``, ``{symbol_lower}``, ``{date}``, ``{yyyymmdd}``; globs allowed).
     """
 
-    kind: Literal["synthetic", "file"] = "synthetic"
+    kind: Literal["synthetic", "file", "ccxt"] = "synthetic"
     seed: int = 7
     interval_ms: int = 1000
     file_format: Literal["atra", "tardis", "binance"] = "atra"

@@ -9,8 +9,9 @@ Sources
     CSV or Parquet), ``tardis`` (Tardis.dev CSV) or ``binance`` (a raw Binance websocket capture,
     rebuilt into a book by :mod:`atra_pipeline.core.binance_capture`).
 ``ccxt``
-    Live collection (a later stage): it will append to the raw tables through the same
-    :func:`atra_pipeline.core.storage.replace_partition` seam and the same checks.
+    What the live collector (:mod:`atra_pipeline.core.collector`) appended to
+    ``collected_l2_snapshots`` / ``collected_trades``: the partition's day of them becomes the raw
+    partition, through the same :func:`atra_pipeline.core.storage.replace_partition` seam and checks.
 
 Paths are templates: ``{symbol}``, ``{symbol_lower}``, ``{date}`` (``2024-08-09``) and
 ``{yyyymmdd}`` are filled in per partition, then glob patterns are expanded (sorted by name).
@@ -41,7 +42,7 @@ DAY_MS = 86_400_000
 class SourceSpec:
     """How to obtain one partition's raw rows (see the module docstring)."""
 
-    kind: Literal["synthetic", "file"] = "synthetic"
+    kind: Literal["synthetic", "file", "ccxt"] = "synthetic"
     seed: int = 7
     interval_ms: int = 1000
     file_format: Literal["atra", "tardis", "binance"] = "atra"
@@ -116,6 +117,11 @@ def stage_partition(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: Ra
 def _stage(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
            window: PartitionWindow) -> tuple[str | pd.DataFrame, dict]:
     book = table == "raw_l2_snapshots"
+    if spec.kind == "ccxt":
+        source = "collected_l2_snapshots" if book else "collected_trades"
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE stage_collected AS SELECT * FROM {source} "
+                     "WHERE symbol = $symbol AND ts >= $start AND ts < $end ORDER BY ts", window.params)
+        return "stage_collected", {"source": "ccxt collector", "table": source}
     if spec.kind == "synthetic":
         frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms)
         rows = frames[0] if book else frames[1]
