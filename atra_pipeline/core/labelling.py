@@ -67,9 +67,7 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
     if path.empty or path.index[0] >= window.end:
         raise DataError(f"raw_l2_snapshots {window.start.date()}|{window.symbol}", "no book snapshots: no price path")
 
-    grid = pd.date_range(path.index[0].ceil(step), window.end, freq=step, inclusive="left")
-    grid_close = _asof(path, grid)
-    target = daily_volatility(grid_close, span=settings.vol_span, lookback=step) * np.sqrt(hold / step)
+    grid_close, target = barrier_target(path, step, window.end, settings)
     cusum = cusum_events(grid_close, settings.cusum_k * target)
     events = cusum[(cusum >= window.start) & (cusum < window.end)].intersection(features.index)
     path_end = path.index[-1]  # the path is known up to its last snapshot
@@ -93,6 +91,17 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
         "settings": asdict(settings),
     }
     return frame, report
+
+
+def barrier_target(path: pd.Series, step: pd.Timedelta, end: pd.Timestamp,
+                   settings: LabelSettings) -> tuple[pd.Series, pd.Series]:
+    """The mid as of each decision time before ``end`` and the barrier width there: the EWM
+    volatility (``vol_span`` steps) of one-step log returns, scaled to the holding period by
+    sqrt(holding / step). The live path sizes its proposals with the same width."""
+    grid = pd.date_range(path.index[0].ceil(step), end, freq=step, inclusive="left")
+    grid_close = _asof(path, grid)
+    hold = pd.Timedelta(seconds=settings.max_holding_s)
+    return grid_close, daily_volatility(grid_close, span=settings.vol_span, lookback=step) * np.sqrt(hold / step)
 
 
 def _features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, signal: str) -> pd.DataFrame:
