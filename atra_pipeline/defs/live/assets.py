@@ -1,0 +1,52 @@
+"""Live stage: score the latest decision time with the approved model (asset live_signals)."""
+
+import dagster as dg
+import pandas as pd
+
+from atra_pipeline.core.live import latest_decision_time, score, write_signals
+from atra_pipeline.core.model_registry import latest, load_model
+from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.partitions import configured_symbols
+from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+
+
+class LiveConfig(dg.Config):
+    decision_ts: str = ""
+    """The decision time to score; empty: the latest one every symbol has data for."""
+    step_s: int = 60
+    equity: float = 100_000.0
+    """Equity the size proposals are computed against."""
+
+
+@dg.asset(
+    deps=["approved_model"],
+    group_name="live",
+    kinds={"duckdb", "lightgbm"},
+    pool=DUCKDB_POOL,
+    check_specs=[dg.AssetCheckSpec("signals_use_the_approved_model", asset="live_signals", blocking=True,
+                                   description="Every signal of this run was scored by the registry's approved model.")],
+)
+def live_signals(context: dg.AssetExecutionContext, config: LiveConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
+    """One signal per symbol for the latest decision time (table live_signals): the feature row
+    from the research SQL over the collected data, scored by the approved model."""
+    symbols = configured_symbols()
+    with duckdb.get_connection() as conn:
+        model_id = latest(conn, "approved")
+        if model_id is None:
+            raise dg.Failure("no approved model in the registry: nothing may be scored live")
+        decision = pd.Timestamp(config.decision_ts) if config.decision_ts else latest_decision_time(conn, symbols, config.step_s)
+        if decision is None:
+            raise dg.Failure(f"no collected data for every symbol of {symbols} yet")
+        signals = score(conn, decision, symbols, load_model(conn, model_id), config.step_s, equity=config.equity)
+        written = write_signals(conn, signals)
+        approved_now = latest(conn, "approved")
+    latency = (signals["created_at"] - signals["data_ts"]).dt.total_seconds()
+    context.log.info(f"live {decision} model {model_id}: {written} new signals, latency {latency.max():.2f} s")
+    return dg.MaterializeResult(
+        metadata={"decision_ts": str(decision), "model_id": model_id, "new_signals": int(written),
+                  "max_signal_latency_s": float(latency.max()),
+                  "signals": dg.MetadataValue.md(markdown_table(signals.drop(columns=["created_at"]).round(6)))},
+        check_results=[dg.AssetCheckResult(check_name="signals_use_the_approved_model",
+                                           passed=bool((signals["model_id"] == approved_now).all()),
+                                           metadata={"approved": str(approved_now)})],
+    )

@@ -1,0 +1,69 @@
+"""The live job through Dagster: the sensor launches it for a new decision time, the asset writes
+signals with the approved model, the next tick does not launch the same decision time again,
+and nothing is scored without an approved model."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from atra_pipeline.core.model_registry import decide
+from atra_pipeline.core.storage import prepare
+from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.defs import live
+from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
+from atra_pipeline.resources import AtraDuckDB
+from atra_pipeline_tests.core import test_live as core_live
+
+
+@pytest.fixture(scope="module")
+def market():
+    return {(s, d): generate_market_day(s, d) for s in core_live.SYMBOLS for d in (core_live.PREVIOUS, core_live.DAY)}
+
+
+@pytest.fixture
+def db(tmp_path, market, monkeypatch):
+    monkeypatch.setenv("ATRA_SYMBOLS", ",".join(core_live.SYMBOLS))
+    path = tmp_path / "atra.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        prepare(conn)
+        core_live._store(conn, market, live_in_raw=False)
+        model = core_live._model(conn)
+    return path, model.model_id
+
+
+def _evaluate(path):
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"duckdb": AtraDuckDB(database=str(path))})
+        return live_sensor(context)
+
+
+def test_sensor_launches_once_per_decision_time_with_the_approved_model(db):
+    path, model_id = db
+    assert isinstance(_evaluate(path), dg.SkipReason)  # nothing approved yet: no live run
+    with duckdb.connect(str(path)) as conn:
+        decide(conn, model_id, True, "test")
+    request = _evaluate(path)
+    assert isinstance(request, dg.RunRequest) and request.tags[DECISION_TAG] == "2024-08-08T02:00:00"
+    assert isinstance(_evaluate(path), dg.RunRequest)  # no signals yet (e.g. the run failed): asked again
+
+    result = dg.materialize(live.assets, resources={"duckdb": AtraDuckDB(database=str(path))},
+                            run_config=request.run_config, selection=["live_signals"], raise_on_error=False)
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    with duckdb.connect(str(path), read_only=True) as conn:
+        rows = conn.execute("SELECT symbol, model_id, decision_ts FROM live_signals ORDER BY symbol").fetchall()
+    assert [(s, m) for s, m, _ in rows] == [("BTCUSDT", model_id), ("ETHUSDT", model_id)]
+    assert all(pd.Timestamp(t) == pd.Timestamp("2024-08-08 02:00") for *_, t in rows)
+    skip = _evaluate(path)
+    assert isinstance(skip, dg.SkipReason) and "already written" in skip.skip_message
+
+
+def test_the_live_asset_refuses_without_an_approved_model(db):
+    path, _ = db
+    result = dg.materialize(live.assets, resources={"duckdb": AtraDuckDB(database=str(path))},
+                            selection=["live_signals"], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "no approved model" in failure.event_specific_data.error.to_string()
