@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from atra_pipeline.defs import backtest, features, labels, live, models, raw
+from atra_pipeline.defs import backtest, execution, features, labels, live, models, raw
 from atra_pipeline.defs.raw.collect import collect
 from atra_pipeline.resources import RawSourceResource, default_duckdb
 
@@ -25,7 +25,8 @@ train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*MAI
                                             "report and gate it.")
 
 defs = dg.Definitions(
-    assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets, *live.assets],
+    assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets, *live.assets,
+            *execution.assets],
     asset_checks=[*raw.asset_checks, *features.asset_checks, *labels.asset_checks, *models.asset_checks,
                   *backtest.asset_checks],
     jobs=[main_job, train_job, collect, *live.jobs],

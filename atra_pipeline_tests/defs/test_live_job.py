@@ -67,3 +67,24 @@ def test_the_live_asset_refuses_without_an_approved_model(db):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "no approved model" in failure.event_specific_data.error.to_string()
+
+
+def test_execution_trades_the_newest_signals_on_paper_within_limits(db):
+    from atra_pipeline.defs import execution
+
+    path, model_id = db
+    with duckdb.connect(str(path)) as conn:
+        decide(conn, model_id, True, "test")
+    resources = {"duckdb": AtraDuckDB(database=str(path))}
+    assert dg.materialize(live.assets, resources=resources, selection=["live_signals"]).success
+    config = {"ops": {"execution": {"config": {"max_data_age_s": 1e12, "max_order_notional": 20_000}}}}  # replayed data
+    first = dg.materialize(execution.assets, resources=resources, run_config=config)
+    again = dg.materialize(execution.assets, resources=resources, run_config=config)  # a retried run
+    for result in (first, again):
+        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    with duckdb.connect(str(path), read_only=True) as conn:
+        bets = conn.execute("SELECT count(*) FROM live_signals WHERE side <> 0 AND size_notional > 0").fetchall()[0][0]
+        orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders").fetchall()[0]
+        biggest = conn.execute("SELECT coalesce(max(qty * price), 0) FROM fills").fetchall()[0][0]
+    assert orders[0] == orders[1] == bets  # one order per bet, none doubled by the retry
+    assert biggest <= 20_000 * (1 + 1e-9)

@@ -1,0 +1,73 @@
+"""Execution stage: the newest live signals turned into orders through a broker, behind the rails."""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+
+from atra_pipeline.core.execution import CcxtBroker, PaperBroker, RiskLimits, execute_signals, reconcile
+from atra_pipeline.core.model_registry import latest
+from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+
+LIMITS = RiskLimits()
+
+
+class ExecutionConfig(dg.Config):
+    broker: Literal["paper", "ccxt"] = "paper"
+    exchange: str = "binance"
+    sandbox: bool = True
+    max_position_notional: float = LIMITS.max_position_notional
+    max_order_notional: float = LIMITS.max_order_notional
+    max_daily_loss: float = LIMITS.max_daily_loss
+    max_consecutive_errors: int = LIMITS.max_consecutive_errors
+    max_data_age_s: float = LIMITS.max_data_age_s
+
+    def limits(self) -> RiskLimits:
+        return RiskLimits(**{k: getattr(self, k) for k in RiskLimits.__dataclass_fields__})
+
+
+@dg.asset(
+    deps=["live_signals"],
+    group_name="execution",
+    kinds={"duckdb"},
+    pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec("orders_within_limits", asset="execution", blocking=True,
+                          description="No filled order above max_order_notional; no position above max_position_notional."),
+        dg.AssetCheckSpec("ledger_reconciles", asset="execution", blocking=True,
+                          description="The fills ledger's positions equal the broker's."),
+    ],
+)
+def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
+    """Orders for the newest decision time's signals (tables orders, fills, risk_events)."""
+    limits = config.limits()
+    with duckdb.get_connection() as conn:
+        broker = PaperBroker(conn) if config.broker == "paper" else CcxtBroker(config.exchange, config.sandbox)
+        approved = latest(conn, "approved")
+        signals = conn.execute("SELECT * FROM live_signals WHERE decision_ts = (SELECT max(decision_ts) FROM live_signals)"
+                               ).fetchdf()
+        counts = execute_signals(conn, signals, broker, approved, limits)
+        worst = conn.execute(
+            "SELECT coalesce(max(f.qty * f.price), 0) FROM fills AS f JOIN orders AS o USING (client_order_id) "
+            "WHERE o.broker = ? AND o.model_id <> 'kill'", [broker.name]).fetchall()[0][0]
+        positions = conn.execute(
+            "SELECT f.symbol, sum(f.side * f.qty) AS qty, last(f.mid ORDER BY f.ts) AS mid FROM fills AS f "
+            "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? GROUP BY f.symbol", [broker.name]).fetchdf()
+        mismatches = reconcile(conn, broker)
+        recent = conn.execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT 10").fetchdf()
+    largest_position = float((positions["qty"].abs() * positions["mid"]).max()) if len(positions) else 0.0
+    context.log.info(f"execution ({broker.name}): {counts}")
+    return dg.MaterializeResult(
+        metadata={"broker": broker.name, **{k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()},
+                  "signals": len(signals), "recent_orders": dg.MetadataValue.md(markdown_table(recent))},
+        check_results=[
+            dg.AssetCheckResult(check_name="orders_within_limits",
+                                passed=bool(worst <= limits.max_order_notional * (1 + 1e-6)
+                                            and largest_position <= limits.max_position_notional * 1.01),
+                                metadata={"largest_order_notional": float(worst),
+                                          "largest_position_notional": largest_position}),
+            dg.AssetCheckResult(check_name="ledger_reconciles", passed=not mismatches,
+                                metadata={"mismatches": dg.MetadataValue.json({k: list(v) for k, v in mismatches.items()})}),
+        ],
+    )
