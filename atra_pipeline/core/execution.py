@@ -13,8 +13,10 @@ Safety rails (each refusal or trip is a ``risk_events`` row):
   person resets it (:func:`reset_kill_switch`);
 * a circuit breaker: after ``max_consecutive_errors`` broker errors in a row the run stops sending;
 * a stale-data guard: no order when the symbol's newest snapshot is older than ``max_data_age_s``;
-* idempotent client order ids, ``atra-<hash of model, symbol, decision time>``: a retried run
-  finds its order in ``orders`` and never sends it twice.
+* idempotent client order ids, ``atra-<hash of model, symbol, decision time>``: an order is in
+  ``orders`` as 'pending' before it goes out, so a retried run never sends it twice; one the
+  broker refused ('error', e.g. an outage) is sent again under the same id (exchanges reject a
+  repeated client id, so even a refusal that did reach the exchange cannot double).
 """
 
 from __future__ import annotations
@@ -203,6 +205,18 @@ def _record(conn, order: Order, status: str, reason: str, broker: str, fill: Fil
                      [fill.client_order_id, fill.ts, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.mid])
 
 
+def _capped_qty(book: pd.Series, side: int, cap: float, penalty: float) -> float:
+    """The largest quantity whose walk of ``book`` costs at most ``cap``: a quantity sized at the
+    touch walks to a worse average price p, and ``cap / p`` then costs no more than ``cap``
+    (a smaller order's average price is no worse)."""
+    name = "ask" if side > 0 else "bid"
+    px = book[[f"{name}_px_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
+    sz = book[[f"{name}_sz_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
+    first = cap / px[0]
+    vwap, _ = walk_book(px, sz, first, penalty, float(side))
+    return cap / max(vwap, px[0]) if side > 0 else cap / px[0]
+
+
 def _settle(conn, order: Order, status: str, reason: str, fill: Fill | None) -> None:
     conn.execute("UPDATE orders SET status = ?, reason = ?, broker_order_id = ? WHERE client_order_id = ?",
                  [status, reason, fill.broker_order_id if fill else None, order.client_order_id])
@@ -229,12 +243,16 @@ def execute_signals(conn: duckdb.DuckDBPyConnection, signals: pd.DataFrame, brok
         delta = target - position
         if abs(delta) * mid < 1e-9:
             continue
-        qty = min(abs(delta), limits.max_order_notional / mid)
+        penalty = getattr(broker, "costs", CostSettings()).beyond_book_penalty_bps * 1e-4
+        qty = min(abs(delta), _capped_qty(book, int(np.sign(delta)), limits.max_order_notional, penalty))
         order = Order(client_order_id(s.model_id, s.symbol, s.decision_ts), s.symbol, int(np.sign(delta)), qty,
                       pd.Timestamp(s.decision_ts), s.model_id)
-        if conn.execute("SELECT count(*) FROM orders WHERE client_order_id = ?", [order.client_order_id]).fetchall()[0][0]:
+        previous = conn.execute("SELECT status FROM orders WHERE client_order_id = ?", [order.client_order_id]).fetchall()
+        if previous and previous[0][0] != "error":
             counts["already_sent"] += 1
             continue
+        if previous:  # the broker refused it (outage): send again under the same id, which the exchange dedups
+            conn.execute("DELETE FROM orders WHERE client_order_id = ?", [order.client_order_id])
         reason = None
         if s.model_id != approved_model:
             reason = f"model {s.model_id} is not the approved model {approved_model}"

@@ -29,8 +29,11 @@ FAULTS = ("429", "500", "503", "timeout", "malformed", "401")
 class FakeBinance:
     """The server's state: books, trades, the queued faults and a log of what was asked."""
 
-    def __init__(self, port: int = 0, slow_s: float = 3.0):
+    def __init__(self, port: int = 0, slow_s: float = 3.0, prices: dict[str, float] | None = None,
+                 bid_size_factor: float = 1.0):
         self.lock = threading.Lock()
+        self.bid_size_factor = bid_size_factor  # > 1 leans the books towards buyers
+        self.prices = {s: spec[2] for s, spec in SYMBOLS.items()} | (prices or {})
         self.update_id = 1_000
         self.trade_id = 5_000
         self.step = 0
@@ -94,7 +97,7 @@ class FakeBinance:
                 "symbols": symbols}
 
     def _mid(self, symbol: str) -> float:
-        base = SYMBOLS[symbol][2]
+        base = self.prices[symbol]
         return round(base * (1 + 0.0005 * ((self.step * 7919) % 11 - 5) / 5), 2)
 
     def depth(self, symbol: str, limit: int) -> dict:
@@ -103,7 +106,8 @@ class FakeBinance:
             self.update_id += 3
             mid = self._mid(symbol)
             tick = float(SYMBOLS[symbol][3])
-            bids = [[f"{mid - tick * (i + 1):.2f}", f"{0.5 + 0.1 * ((self.step + i) % 7):.5f}"] for i in range(limit)]
+            bids = [[f"{mid - tick * (i + 1):.2f}", f"{(0.5 + 0.1 * ((self.step + i) % 7)) * self.bid_size_factor:.5f}"]
+                    for i in range(limit)]
             asks = [[f"{mid + tick * (i + 1):.2f}", f"{0.5 + 0.1 * ((self.step + 2 * i) % 5):.5f}"] for i in range(limit)]
             # each book poll also prints a trade, so trades accumulate like a market's
             self.trade_id += 1

@@ -60,7 +60,11 @@ def test_only_the_approved_model_trades_and_limits_hold(market):
     assert counts == {"filled": 0, "rejected": 1, "errors": 0, "already_sent": 0} and events(market) == ["limit"]
     later = signals((1, 10_000.0)).assign(decision_ts=pd.Timestamp("2024-08-08 00:00:09.5"))
     counts, broker = run(market, later, limits=RiskLimits(max_position_notional=500, max_order_notional=300))
-    assert counts["filled"] == 1 and ledger_positions(market, "paper")["BTCUSDT"] == pytest.approx(3.0)  # 300 / 100
+    # capped at 300 of notional at the walked price: 300 / 100.005 = 3.0 at the touch walks to
+    # (1 @ 100.005 + 2 @ 100.015) / 3, and 300 over that average is the order
+    vwap = (100.005 + 2 * 100.015) / 3
+    assert counts["filled"] == 1 and ledger_positions(market, "paper")["BTCUSDT"] == pytest.approx(300 / vwap)
+    assert market.execute("SELECT max(qty * price) FROM fills").fetchall()[0][0] <= 300 + 1e-9
 
 
 def test_stale_data_blocks_orders(market):
@@ -112,3 +116,12 @@ def test_reconciliation_finds_a_mismatch(market):
     _, broker = run(market, signals((1, 250.0)))
     market.execute("UPDATE paper_positions SET qty = qty + 1")
     assert reconcile(market, broker) == {"BTCUSDT": (pytest.approx(2.5), pytest.approx(3.5))}
+
+
+def test_orders_refused_in_an_outage_are_sent_again_once(market):
+    counts, _ = run(market, signals((1, 100.0)), broker=FailingBroker(market, now=lambda: NOW))
+    assert counts["errors"] == 1
+    counts, broker = run(market, signals((1, 100.0)))  # the outage is over: the same order, once
+    assert counts["filled"] == 1 and market.execute("SELECT count(*), min(status) FROM orders").fetchall() == [(1, "filled")]
+    counts, _ = run(market, signals((1, 100.0)))
+    assert counts["filled"] == 0 and reconcile(market, broker) == {}
