@@ -90,6 +90,43 @@ def _collect(args) -> int:
     return 0 if result.success else 1
 
 
+def _monitor(args) -> int:
+    import time
+
+    import duckdb
+    from prometheus_client import generate_latest, start_http_server
+
+    from atra_pipeline.core.observability import REGISTRY, refresh
+
+    def once() -> None:
+        try:
+            with duckdb.connect(str(duckdb_path()), read_only=True) as conn:
+                refresh(conn, pd.Timestamp.now(tz="UTC").tz_localize(None))
+        except duckdb.Error as error:  # a writer holds the file: keep the last values, try again
+            print(f"monitor: database busy ({type(error).__name__}); metrics kept", file=sys.stderr)
+
+    if args.once:
+        once()
+        print(generate_latest(REGISTRY).decode())
+        return 0
+    start_http_server(args.port, addr="127.0.0.1", registry=REGISTRY)
+    print(f"metrics on http://127.0.0.1:{args.port}/metrics (refreshed every {args.every} s; Ctrl-C to stop)")
+    while True:
+        once()
+        time.sleep(args.every)
+
+
+def _reset(args) -> int:
+    import duckdb
+
+    from atra_pipeline.core.execution import reset_kill_switch
+
+    with duckdb.connect(str(duckdb_path())) as conn:
+        reset_kill_switch(conn, args.who)
+    print(f"kill switch reset by {args.who}")
+    return 0
+
+
 def _model_run_config(config: dict) -> dict:
     return {"ops": {"model_candidate": {"config": config}}}
 
@@ -145,10 +182,20 @@ def main(argv: list[str] | None = None) -> int:
     coll.add_argument("--duration", default="10m", help="how long: 90s, 10m, 1h (default 10m)")
     coll.add_argument("--exchange-url", default="", help="send REST calls here (e.g. the local fake exchange)")
     coll.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    mon = sub.add_parser("monitor", help="serve the live path's Prometheus metrics")
+    mon.add_argument("--port", type=int, default=9108)
+    mon.add_argument("--every", type=float, default=5.0, help="seconds between refreshes from the database")
+    mon.add_argument("--once", action="store_true", help="refresh once, print the metrics and exit")
+    reset = sub.add_parser("reset-kill-switch", help="a person's decision to let execution trade again")
+    reset.add_argument("--who", required=True, help="who decided (kept in risk_events)")
     args = parser.parse_args(argv)
 
     if args.command == "collect":
         return _collect(args)
+    if args.command == "monitor":
+        return _monitor(args)
+    if args.command == "reset-kill-switch":
+        return _reset(args)
     model_config = {"trials": args.trials}
     if args.command == "train":
         model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)

@@ -1,19 +1,65 @@
-"""Metrics of the live path (Prometheus), one registry for every process that serves them."""
+"""Observability of the live path: structured JSON logs and Prometheus metrics.
+
+Metrics are declared once in :data:`METRICS`; ``atra monitor`` serves them, refreshed from the
+database (:func:`refresh`), so they hold whatever process wrote the rows, and the Grafana
+dashboard under ``deploy/grafana/`` queries exactly these names (a test checks it).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import logging
+import sys
+
+import duckdb
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 REGISTRY = CollectorRegistry()
+METRICS = {
+    "atra_signal_latency_seconds": Gauge("atra_signal_latency_seconds",
+                                         "Newest snapshot read to signal written, latest decision time", ["symbol"],
+                                         registry=REGISTRY),
+    "atra_orders": Gauge("atra_orders", "Orders in the ledger by status", ["status"], registry=REGISTRY),
+    "atra_order_rejections": Gauge("atra_order_rejections", "Risk events refusing or halting orders, by kind", ["kind"],
+                                   registry=REGISTRY),
+    "atra_pnl_quote": Gauge("atra_pnl_quote", "Today's P&L of the fills at their prices, fees included, quote currency",
+                            registry=REGISTRY),
+    "atra_kill_switch": Gauge("atra_kill_switch", "1 while the daily-loss kill switch is tripped", registry=REGISTRY),
+    "atra_collector_lag_seconds": Gauge("atra_collector_lag_seconds", "Age of the newest collected snapshot", ["symbol"],
+                                        registry=REGISTRY),
+}
+# counted where it happens (the run-failure sensor's process), not refreshed from the database
 LIVE_FAILURES = Counter("atra_live_failures", "Failed live runs", registry=REGISTRY)
-SIGNAL_LATENCY = Histogram("atra_signal_latency_seconds", "Newest snapshot read to signal written",
-                           buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=REGISTRY)
-ORDERS = Counter("atra_orders", "Orders sent to the broker", ["symbol", "status"], registry=REGISTRY)
-REJECTIONS = Counter("atra_order_rejections", "Orders refused by a safety rail or the broker", ["reason"],
-                     registry=REGISTRY)
-PNL = Gauge("atra_pnl_quote", "Realised P&L of the day, quote currency", registry=REGISTRY)
-KILL_SWITCH = Gauge("atra_kill_switch", "1 while the kill switch is tripped", registry=REGISTRY)
-COLLECTOR_LAG = Gauge("atra_collector_lag_seconds", "Age of the newest collected snapshot", ["symbol"],
-                      registry=REGISTRY)
-METRIC_NAMES = ("atra_live_failures_total", "atra_signal_latency_seconds", "atra_orders_total",
-                "atra_order_rejections_total", "atra_pnl_quote", "atra_kill_switch", "atra_collector_lag_seconds")
+METRIC_NAMES = (*METRICS, "atra_live_failures_total")
+
+
+def refresh(conn: duckdb.DuckDBPyConnection, now) -> None:
+    """Set every gauge of :data:`METRICS` from the tables."""
+    from atra_pipeline.core.execution import kill_switch_tripped
+
+    for symbol, latency in conn.execute(
+            "SELECT symbol, epoch(created_at - data_ts) FROM live_signals "
+            "WHERE decision_ts = (SELECT max(decision_ts) FROM live_signals)").fetchall():
+        METRICS["atra_signal_latency_seconds"].labels(symbol=symbol).set(latency)
+    for status, n in conn.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall():
+        METRICS["atra_orders"].labels(status=status).set(n)
+    for kind, n in conn.execute("SELECT kind, count(*) FROM risk_events GROUP BY kind").fetchall():
+        METRICS["atra_order_rejections"].labels(kind=kind).set(n)
+    pnl = conn.execute("SELECT coalesce(sum(-side * qty * price) - sum(fee), 0) FROM fills WHERE ts >= ?::DATE",
+                       [now]).fetchall()[0][0]
+    METRICS["atra_pnl_quote"].set(pnl)
+    METRICS["atra_kill_switch"].set(1.0 if kill_switch_tripped(conn) else 0.0)
+    for symbol, newest in conn.execute("SELECT symbol, max(ts) FROM collected_l2_snapshots GROUP BY symbol").fetchall():
+        METRICS["atra_collector_lag_seconds"].labels(symbol=symbol).set((now - newest).total_seconds())
+
+
+def live_logger(**context) -> structlog.stdlib.BoundLogger:
+    """A JSON logger bound to ``context`` (run id, symbol, model id ...) for every line it writes."""
+    if not structlog.is_configured():
+        structlog.configure(
+            processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
+                        structlog.processors.JSONRenderer()],
+            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        )
+    return structlog.get_logger("atra.live").bind(**context)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from atra_pipeline.core.execution import CcxtBroker, PaperBroker, RiskLimits, execute_signals, reconcile
 from atra_pipeline.core.model_registry import latest
+from atra_pipeline.core.observability import live_logger
 from atra_pipeline.defs.checks import markdown_table
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
@@ -57,6 +58,8 @@ def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb
         mismatches = reconcile(conn, broker)
         recent = conn.execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT 10").fetchdf()
     largest_position = float((positions["qty"].abs() * positions["mid"]).max()) if len(positions) else 0.0
+    live_logger(run_id=context.run_id, model_id=str(approved), broker=broker.name).info("execution", **{
+        k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()})
     context.log.info(f"execution ({broker.name}): {counts}")
     return dg.MaterializeResult(
         metadata={"broker": broker.name, **{k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()},

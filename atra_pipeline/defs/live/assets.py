@@ -5,6 +5,7 @@ import pandas as pd
 
 from atra_pipeline.core.live import latest_decision_time, score, write_signals
 from atra_pipeline.core.model_registry import latest, load_model
+from atra_pipeline.core.observability import live_logger
 from atra_pipeline.defs.checks import markdown_table
 from atra_pipeline.partitions import configured_symbols
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
@@ -41,6 +42,10 @@ def live_signals(context: dg.AssetExecutionContext, config: LiveConfig, duckdb: 
         written = write_signals(conn, signals)
         approved_now = latest(conn, "approved")
     latency = (signals["created_at"] - signals["data_ts"]).dt.total_seconds()
+    for row, seconds in zip(signals.itertuples(), latency):
+        live_logger(run_id=context.run_id, symbol=row.symbol, model_id=model_id).info(
+            "signal", decision_ts=str(decision), side=int(row.side), probability=row.probability,
+            size_notional=float(row.size_notional), latency_s=float(seconds))
     context.log.info(f"live {decision} model {model_id}: {written} new signals, latency {latency.max():.2f} s")
     return dg.MaterializeResult(
         metadata={"decision_ts": str(decision), "model_id": model_id, "new_signals": int(written),

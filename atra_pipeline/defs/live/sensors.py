@@ -46,7 +46,9 @@ def live_sensor(context: dg.SensorEvaluationContext, duckdb: AtraDuckDB):
 @dg.run_failure_sensor(monitored_jobs=[live_job], default_status=dg.DefaultSensorStatus.STOPPED)
 def live_failure_alert(context: dg.RunFailureSensorContext):
     """Alert on every failed live run: an error log line and the failure counter."""
-    from atra_pipeline.core.observability import LIVE_FAILURES
+    from atra_pipeline.core.observability import LIVE_FAILURES, live_logger
 
     LIVE_FAILURES.inc()
+    live_logger(run_id=context.dagster_run.run_id, job="live").error("live run failed",
+                                                                       message=context.failure_event.message)
     context.log.error(f"live run {context.dagster_run.run_id} failed: {context.failure_event.message}")

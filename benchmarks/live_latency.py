@@ -1,0 +1,101 @@
+"""Live latency: from the snapshot that completes a decision time landing in DuckDB to that
+decision's signal rows being written, with the collector polling the local fake exchange.
+
+Run: ``.venv/bin/python benchmarks/live_latency.py [--seconds 120] [--step 10]``.
+The collector runs in a thread on the real clock (1 poll a second per symbol); the main loop
+watches the collected table every 20 ms and, when every symbol has data past a new decision time,
+scores it with an approved model through the research feature SQL (core/live.py) and writes
+the signals. Prints the median, p90 and max of the latency over the decision times of the run
+(the sensor's own interval, 10 s at the least in Dagster, comes on top in production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
+from atra_pipeline.core.features.registry import feature_columns
+from atra_pipeline.core.live import latest_decision_time, score, write_signals
+from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
+from atra_pipeline.core.model_registry import decide, load_model, register_candidate
+from atra_pipeline.core.storage import prepare
+from atra_pipeline.testing.fake_binance import FakeBinance
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+def approved_model(conn):
+    rng = np.random.default_rng(0)
+    columns = [*feature_columns(), "side"]
+    index = pd.date_range("2024-07-01", periods=300, freq="1min")
+    X = pd.DataFrame(rng.normal(size=(300, len(columns))), index=index, columns=columns)
+    data = TrainingSet(X, (rng.random(300) < 0.6).astype(int), np.ones(300),
+                       pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(300), np.array(["BTCUSDT"] * 300))
+    settings = TrainingSettings(trials=1, max_estimators=20)
+    model_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-07-01", "2024-07-01", [])
+    decide(conn, model_id, True, "latency benchmark")
+    return load_model(conn, model_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--step", type=int, default=10, help="decision step, seconds")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, FakeBinance() as fake:
+        path = str(Path(tmp) / "atra.duckdb")
+        conn = duckdb.connect(path)
+        prepare(conn)
+        model = approved_model(conn)
+
+        @contextmanager
+        def connect():
+            yield duckdb.connect(path)
+
+        async def collect():
+            exchange = async_exchange("binance", base_url=fake.url)
+            try:
+                settings = CollectorSettings(symbols=tuple(SYMBOLS), interval_s=1.0, batch_rows=len(SYMBOLS))
+                await Collector(exchange, CollectedStore(connect), settings).run(duration_s=args.seconds)
+            finally:
+                await exchange.close()
+
+        thread = threading.Thread(target=lambda: asyncio.run(collect()), daemon=True)
+        thread.start()
+        done, latencies, compute = None, [], []
+        while thread.is_alive():
+            decision = latest_decision_time(conn, SYMBOLS, args.step)
+            if decision is not None and decision != done:
+                landed = pd.Timestamp(conn.execute(
+                    "SELECT min(first) FROM (SELECT symbol, min(ts) AS first FROM collected_l2_snapshots "
+                    "WHERE ts >= $t GROUP BY symbol)", {"t": decision.to_pydatetime()}).fetchall()[0][0])
+                start = time.perf_counter()
+                signals = score(conn, decision, SYMBOLS, model, args.step)
+                write_signals(conn, signals)
+                compute.append(time.perf_counter() - start)
+                if done is not None:  # the first decision time was already complete at start
+                    latencies.append((signals["created_at"].max() - landed).total_seconds())
+                done = decision
+            time.sleep(0.02)
+        conn.close()
+    lat = np.array(latencies)
+    print(f"Live latency over {args.seconds:.0f} s of collection ({len(SYMBOLS)} symbols, 1 poll/s, decision step "
+          f"{args.step} s): {len(lat)} decision times")
+    if len(lat):
+        print(f"snapshot landing -> signal rows written: median {np.median(lat):.3f} s, p90 {np.percentile(lat, 90):.3f} s, "
+              f"max {lat.max():.3f} s")
+        print(f"of which scoring {len(SYMBOLS)} symbols (feature SQL + model): median {np.median(compute):.3f} s")
+
+
+if __name__ == "__main__":
+    main()
