@@ -48,9 +48,11 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     summaries = []
     for stage in stages or MAIN_STAGES:
         selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name in MAIN_STAGES[stage])
-        config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {}),
-                  **(stage_config or {}).get(stage, {})}
         partitioned = graph.get(selection[0]).partitions_def is not None
+        base = run_config if partitioned or not run_config or "resources" not in run_config else {
+            k: v for k, v in run_config.items() if k != "resources"}  # the raw source configures partitioned stages only
+        config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(base or {}),
+                  **(stage_config or {}).get(stage, {})}
         for date, symbol in ((d, s) for d in dates for s in symbols) if partitioned else [("", "")]:
             key = partition_key(date, symbol) if partitioned else None
             result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,

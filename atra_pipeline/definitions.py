@@ -31,5 +31,6 @@ defs = dg.Definitions(
                   *backtest.asset_checks],
     jobs=[main_job, train_job, collect, *live.jobs],
     sensors=live.sensors,
+    schedules=live.schedules,
     resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
 )

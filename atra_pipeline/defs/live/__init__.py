@@ -1,9 +1,11 @@
 """Live stage: the live_signals asset, its job and sensors."""
 
 from atra_pipeline.defs.live.assets import live_signals
+from atra_pipeline.defs.live.schedules import daily, daily_schedule, weekly_retrain
 from atra_pipeline.defs.live.sensors import live_failure_alert, live_job, live_sensor
 
 assets = [live_signals]
 asset_checks: list = []
-jobs = [live_job]
+jobs = [live_job, daily]
+schedules = [daily_schedule, weekly_retrain]
 sensors = [live_sensor, live_failure_alert]
