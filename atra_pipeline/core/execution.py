@@ -128,17 +128,20 @@ class CcxtBroker:
 
     name = "ccxt"
 
-    def __init__(self, exchange_id: str = "binance", sandbox: bool = True, exchange=None):
+    def __init__(self, exchange_id: str = "binance", sandbox: bool = True, base_url: str | None = None):
         import ccxt
 
         prefix = f"ATRA_{exchange_id.upper()}_"
         key, secret = os.environ.get(prefix + "API_KEY"), os.environ.get(prefix + "API_SECRET")
-        if exchange is None:
-            if not key or not secret:
-                raise RuntimeError(f"set {prefix}API_KEY and {prefix}API_SECRET to trade on {exchange_id}")
-            exchange = getattr(ccxt, exchange_id)({"apiKey": key, "secret": secret, "enableRateLimit": True})
-            if sandbox:
-                exchange.set_sandbox_mode(True)
+        if not key or not secret:
+            raise RuntimeError(f"set {prefix}API_KEY and {prefix}API_SECRET to trade on {exchange_id}")
+        exchange = getattr(ccxt, exchange_id)({"apiKey": key, "secret": secret, "enableRateLimit": True})
+        if sandbox:
+            exchange.set_sandbox_mode(True)
+        if base_url:  # the local fake exchange of the tests
+            from atra_pipeline.testing.fake_binance import point_ccxt_at
+
+            point_ccxt_at(exchange, base_url)
         self.exchange = exchange
 
     def __repr__(self) -> str:  # never show credentials
@@ -149,9 +152,15 @@ class CcxtBroker:
 
         try:
             market = next(m["symbol"] for m in self.exchange.load_markets().values() if m["id"] == order.symbol)
-            sent = self.exchange.create_order(market, "market", "buy" if order.side > 0 else "sell", order.qty,
-                                              params={"newClientOrderId": order.client_order_id})
-            done = self.exchange.fetch_order(sent["id"], market)
+            try:
+                sent = self.exchange.create_order(market, "market", "buy" if order.side > 0 else "sell", order.qty,
+                                                  params={"newClientOrderId": order.client_order_id})
+                done = self.exchange.fetch_order(sent["id"], market)
+            except (ccxt.DuplicateOrderId, ccxt.InvalidOrder) as error:
+                if "Duplicate" not in str(error):
+                    raise
+                # sent before (a retry after a lost reply): the exchange has it under our id
+                done = self.exchange.fetch_order(None, market, params={"origClientOrderId": order.client_order_id})
         except ccxt.NetworkError as error:
             raise BrokerError(f"{self.exchange.id}: {type(error).__name__}") from None
         fee = float((done.get("fee") or {}).get("cost") or 0.0)
@@ -162,6 +171,10 @@ class CcxtBroker:
     def positions(self) -> dict[str, float]:
         balance = self.exchange.fetch_balance()
         return {f"{asset}USDT": float(v) for asset, v in balance.get("total", {}).items() if asset != "USDT" and v}
+
+    def cancel(self, symbol: str, client_order_id: str) -> dict:
+        market = next(m["symbol"] for m in self.exchange.load_markets().values() if m["id"] == symbol)
+        return self.exchange.cancel_order(None, market, params={"origClientOrderId": client_order_id})
 
 
 # -- the ledger ----------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """A local fake of Binance spot's public REST API, for tests and the README walkthrough.
 
 It answers the real paths with payloads in Binance's real shapes -- ``GET /api/v3/exchangeInfo``,
+``POST/GET/DELETE /api/v3/order`` and ``GET /api/v3/account`` (signed calls: the key is checked,
+not the signature; a repeated ``newClientOrderId`` is refused like Binance's -2010),
 ``/api/v3/depth``, ``/api/v3/trades``, ``/api/v3/aggTrades`` (with ``fromId``, what ccxt's
 ``fetch_trades`` calls), ``/api/v3/ping``, ``/api/v3/time`` -- for a few symbols
 whose book moves a little on every request, and can be told to misbehave on the next requests:
@@ -41,6 +43,10 @@ class FakeBinance:
         self.slow_s = slow_s
         self.requests: list[tuple[str, int]] = []  # (path, status)
         self.trades: dict[str, list[dict]] = {s: [] for s in SYMBOLS}
+        self.orders: dict[int, dict] = {}
+        self.balances: dict[str, float] = {"USDT": 1_000_000.0}
+        self.api_key: str | None = None  # when set, signed calls must carry it
+        self.seen_keys: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -128,6 +134,42 @@ class FakeBinance:
             return [{"a": t["id"], "p": t["price"], "q": t["qty"], "f": t["id"], "l": t["id"], "T": t["time"],
                      "m": t["isBuyerMaker"], "M": True} for t in rows]
 
+    def new_order(self, q: dict) -> tuple[int, dict]:
+        with self.lock:
+            if any(o["clientOrderId"] == q.get("newClientOrderId") for o in self.orders.values()):
+                return 400, {"code": -2010, "msg": "Duplicate order sent."}
+            symbol, qty = q["symbol"], float(q["quantity"])
+            base = SYMBOLS[symbol][0]
+            mid, tick = self._mid(symbol), float(SYMBOLS[symbol][3])
+            price = mid + tick if q["side"] == "BUY" else mid - tick
+            sign = 1 if q["side"] == "BUY" else -1
+            self.balances[base] = self.balances.get(base, 0.0) + sign * qty
+            self.balances["USDT"] -= sign * qty * price
+            order_id = 100 + len(self.orders)
+            now = int(time.time() * 1000)
+            order = {"symbol": symbol, "orderId": order_id, "orderListId": -1, "clientOrderId": q.get("newClientOrderId", f"x{order_id}"),
+                     "transactTime": now, "time": now, "updateTime": now, "price": "0.00000000", "origQty": f"{qty:.8f}",
+                     "executedQty": f"{qty:.8f}", "cummulativeQuoteQty": f"{qty * price:.8f}", "status": "FILLED",
+                     "timeInForce": "GTC", "type": "MARKET", "side": q["side"], "workingTime": now, "isWorking": True,
+                     "selfTradePreventionMode": "EXPIRE_MAKER", "origQuoteOrderQty": "0.00000000",
+                     "fills": [{"price": f"{price:.2f}", "qty": f"{qty:.8f}", "commission": f"{qty * price * 0.001:.8f}",
+                                "commissionAsset": "USDT", "tradeId": self.trade_id}]}
+            self.orders[order_id] = order
+            return 200, order
+
+    def find_order(self, q: dict) -> tuple[int, dict]:
+        with self.lock:
+            for o in self.orders.values():
+                if str(o["orderId"]) == q.get("orderId") or o["clientOrderId"] == q.get("origClientOrderId"):
+                    return 200, {k: v for k, v in o.items() if k != "fills"}
+        return 400, {"code": -2013, "msg": "Order does not exist."}
+
+    def account(self) -> dict:
+        with self.lock:
+            return {"makerCommission": 10, "takerCommission": 10, "canTrade": True, "accountType": "SPOT",
+                    "updateTime": int(time.time() * 1000), "permissions": ["SPOT"],
+                    "balances": [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"} for a, v in self.balances.items()]}
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _handler(self):
@@ -151,9 +193,41 @@ class FakeBinance:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
                     pass
 
+            def _signed(self) -> dict | None:
+                """The query and form parameters of a signed call, or None (answered 401) without the key."""
+                key = self.headers.get("X-MBX-APIKEY", "")
+                fake.seen_keys.append(key)
+                if fake.api_key is not None and key != fake.api_key:
+                    self._send(401, json.dumps({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}))
+                    return None
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                params = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                params.update({k: v[0] for k, v in parse_qs(body).items()})
+                return params
+
+            def do_POST(self):  # noqa: N802
+                if urlparse(self.path).path != "/api/v3/order":
+                    return self._send(404, json.dumps({"code": -1, "msg": "no such path"}))
+                if (q := self._signed()) is not None:
+                    status, body = fake.new_order(q)
+                    self._send(status, json.dumps(body))
+
+            def do_DELETE(self):  # noqa: N802
+                if (q := self._signed()) is not None:
+                    status, body = fake.find_order(q)
+                    if status == 200:
+                        body = {**body, "status": "CANCELED", "origClientOrderId": body["clientOrderId"]}
+                    self._send(status, json.dumps(body))
+
             def do_GET(self):  # noqa: N802 - the http.server interface
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path in ("/api/v3/order", "/api/v3/account"):
+                    if (q := self._signed()) is not None:
+                        status, body = fake.find_order(q) if url.path == "/api/v3/order" else (200, fake.account())
+                        self._send(status, json.dumps(body))
+                    return
                 data_path = url.path in ("/api/v3/depth", "/api/v3/trades", "/api/v3/aggTrades")
                 fault = None
                 if data_path:
@@ -203,6 +277,7 @@ def point_ccxt_at(exchange, base_url: str) -> None:
 
     exchange.urls["api"] = rebase(exchange.urls["api"])
     exchange.options["fetchMarkets"] = {"types": ["spot"]}
+    exchange.options["fetchCurrencies"] = False  # a private sapi call the fake does not serve
 
 
 def main() -> None:
