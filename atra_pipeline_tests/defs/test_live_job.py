@@ -34,10 +34,30 @@ def db(tmp_path, market, monkeypatch):
     return path, model.model_id
 
 
-def _evaluate(path):
+def _evaluate(path, instance=None):
+    if instance is not None:
+        return live_sensor(dg.build_sensor_context(instance=instance, resources={"duckdb": AtraDuckDB(database=str(path))}))
+    with dg.DagsterInstance.ephemeral() as fresh:
+        return _evaluate(path, fresh)
+
+
+def test_a_failed_live_run_is_retried_under_a_new_key_and_an_active_one_waits(db):
+    from atra_pipeline.definitions import defs
+
+    path, model_id = db
+    with duckdb.connect(str(path)) as conn:
+        decide(conn, model_id, True, "test")
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"duckdb": AtraDuckDB(database=str(path))})
-        return live_sensor(context)
+        first = _evaluate(path, instance)
+        job = defs.resolve_job_def("live")
+        instance.create_run_for_job(job_def=job, run_config=first.run_config, tags=first.tags,
+                                    status=dg.DagsterRunStatus.FAILURE)
+        retry = _evaluate(path, instance)
+        assert retry.run_key.endswith("|attempt-2") and retry.tags == first.tags
+        instance.create_run_for_job(job_def=job, run_config=retry.run_config, tags=retry.tags,
+                                    status=dg.DagsterRunStatus.STARTED)
+        waiting = _evaluate(path, instance)
+        assert isinstance(waiting, dg.SkipReason) and "in progress" in waiting.skip_message
 
 
 def test_sensor_launches_once_per_decision_time_with_the_approved_model(db):
@@ -47,7 +67,9 @@ def test_sensor_launches_once_per_decision_time_with_the_approved_model(db):
         decide(conn, model_id, True, "test")
     request = _evaluate(path)
     assert isinstance(request, dg.RunRequest) and request.tags[DECISION_TAG] == "2024-08-08T02:00:00"
-    assert isinstance(_evaluate(path), dg.RunRequest)  # no signals yet (e.g. the run failed): asked again
+    again = _evaluate(path)  # no signals yet: asked again, under the same run key (Dagster launches it once)
+    assert isinstance(again, dg.RunRequest) and again.run_key == request.run_key
+    assert request.run_key.endswith("|attempt-1")
 
     result = dg.materialize(live.assets, resources={"duckdb": AtraDuckDB(database=str(path))},
                             run_config=request.run_config, selection=["live_signals"], raise_on_error=False)

@@ -34,13 +34,17 @@ def live_sensor(context: dg.SensorEvaluationContext, duckdb: AtraDuckDB):
     if done:
         context.update_cursor(key)
         return dg.SkipReason(f"signals for {key} already written")
-    active = context.instance.get_runs(dg.RunsFilter(job_name="live", statuses=ACTIVE,
-                                                     tags={DECISION_TAG: decision.isoformat(), MODEL_TAG: model_id}))
-    if active:
+    tags = {DECISION_TAG: decision.isoformat(), MODEL_TAG: model_id}
+    if context.instance.get_runs(dg.RunsFilter(job_name="live", statuses=ACTIVE, tags=tags)):
         return dg.SkipReason(f"a live run for {key} is in progress")
+    failed = len(context.instance.get_runs(dg.RunsFilter(job_name="live", statuses=[dg.DagsterRunStatus.FAILURE],
+                                                         tags=tags)))
     context.update_cursor(key)
-    return dg.RunRequest(run_config={"ops": {"live_signals": {"config": {"decision_ts": decision.isoformat()}}}},
-                         tags={DECISION_TAG: decision.isoformat(), MODEL_TAG: model_id})
+    # the run key makes Dagster launch each (decision, model, attempt) once, however many ticks
+    # ask; a failed attempt makes the next one a new key: the retry
+    return dg.RunRequest(run_key=f"{key}|attempt-{failed + 1}",
+                         run_config={"ops": {"live_signals": {"config": {"decision_ts": decision.isoformat()}}}},
+                         tags=tags)
 
 
 @dg.run_failure_sensor(monitored_jobs=[live_job], default_status=dg.DefaultSensorStatus.STOPPED)
