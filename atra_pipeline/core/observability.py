@@ -59,7 +59,8 @@ def live_logger(**context) -> structlog.stdlib.BoundLogger:
         structlog.configure(
             processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
                         structlog.processors.JSONRenderer()],
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+            # the stream is looked up per logger, not fixed at configuration (it may be replaced since)
+            logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         )
     return structlog.get_logger("atra.live").bind(**context)
