@@ -110,3 +110,20 @@ def test_execution_trades_the_newest_signals_on_paper_within_limits(db):
         biggest = conn.execute("SELECT coalesce(max(qty * price), 0) FROM fills").fetchall()[0][0]
     assert orders[0] == orders[1] == bets  # one order per bet, none doubled by the retry
     assert biggest <= 20_000 * (1 + 1e-9)
+
+
+def test_a_failed_live_run_is_alerted_with_a_log_line_and_the_counter(tmp_path, capfd):
+    from atra_pipeline.core.observability import LIVE_FAILURES
+    from atra_pipeline.defs.live.sensors import live_failure_alert
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        failed = dg.materialize(live.assets, selection=["live_signals"], instance=instance, raise_on_error=False,
+                                resources={"duckdb": AtraDuckDB(database=str(tmp_path / "empty.duckdb"))})
+        assert not failed.success
+        before = LIVE_FAILURES._value.get()
+        context = dg.build_run_status_sensor_context(
+            sensor_name="live_failure_alert", dagster_event=failed.get_run_failure_event(), dagster_instance=instance,
+            dagster_run=failed.dagster_run).for_run_failure()
+        live_failure_alert(context)
+    assert LIVE_FAILURES._value.get() == before + 1
+    assert f'"run_id": "{failed.run_id}"' in capfd.readouterr().err
