@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from atra_pipeline.defs import backtest, execution, features, labels, live, models, raw
@@ -24,6 +26,16 @@ train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*MAI
                                 description="Train a model candidate on stored labels and features, backtest, "
                                             "report and gate it.")
 
+def _executor():
+    """``ATRA_EXECUTOR=k8s`` (the Helm deployment) runs each step in its own pod; otherwise Dagster's
+    default multiprocess executor."""
+    if os.environ.get("ATRA_EXECUTOR", "") == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return None
+
+
 defs = dg.Definitions(
     assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets, *live.assets,
             *execution.assets],
@@ -33,4 +45,5 @@ defs = dg.Definitions(
     sensors=live.sensors,
     schedules=live.schedules,
     resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
+    executor=_executor(),
 )
