@@ -126,17 +126,7 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
         conn.register(source, rows)
     select_cols = ", ".join(_identifier(c) for c in columns)
     try:
-        outside = conn.execute(
-            # Judge ts as it will be stored: a nanosecond value can round across the window's end.
-            f"SELECT count(*) FROM (SELECT symbol, CAST(ts AS TIMESTAMP) AS ts FROM {source}) "
-            "WHERE symbol IS DISTINCT FROM $symbol OR ts IS NULL OR ts < $start OR ts >= $end",
-            window.params,
-        ).fetchall()[0][0]
-        if outside:
-            raise ValueError(
-                f"{outside} rows to write into {table} lie outside partition "
-                f"{window.symbol} [{window.start}, {window.end}); nothing was written"
-            )
+        refuse_rows_outside(conn, source, table, window)
         conn.execute("BEGIN TRANSACTION")
         try:
             deleted = conn.execute(
@@ -154,6 +144,19 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
         if source == "_atra_incoming":
             conn.unregister(source)
     return {"deleted": int(deleted), "inserted": int(inserted)}
+
+
+def refuse_rows_outside(conn: duckdb.DuckDBPyConnection, source: str, table: str, window: PartitionWindow) -> None:
+    """Raise (before anything is written) if a row of relation ``source`` is not in ``window``."""
+    outside = conn.execute(
+        # Judge ts as it will be stored: a nanosecond value can round across the window's end.
+        f"SELECT count(*) FROM (SELECT symbol, CAST(ts AS TIMESTAMP) AS ts FROM {source}) "
+        "WHERE symbol IS DISTINCT FROM $symbol OR ts IS NULL OR ts < $start OR ts >= $end",
+        window.params,
+    ).fetchall()[0][0]
+    if outside:
+        raise ValueError(f"{outside} rows to write into {table} lie outside partition "
+                         f"{window.symbol} [{window.start}, {window.end}); nothing was written")
 
 
 def read_partition(conn: duckdb.DuckDBPyConnection, table: str, window: PartitionWindow,
