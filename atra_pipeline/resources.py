@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from atra_pipeline.core.parquet_store import attach_store
 from atra_pipeline.core.paths import duckdb_path
 from atra_pipeline.core.raw_sources import SourceSpec
 from atra_pipeline.core.storage import prepare
@@ -23,10 +25,26 @@ DUCKDB_POOL = "duckdb"
 
 class AtraDuckDB(DuckDBResource):
     """dagster-duckdb's resource, with the schema migrated on first use and the connection
-    always closed (also when the step fails), so no lock outlives its step."""
+    always closed (also when the step fails), so no lock outlives its step.
+
+    With ``storage_root`` (default ``$ATRA_STORAGE_ROOT``) the partitioned tables are Parquet files
+    under that root instead (:mod:`atra_pipeline.core.parquet_store`) and each step gets an
+    in-memory database of its own: steps on several processes or machines never share a file.
+    """
+
+    storage_root: str = os.environ.get("ATRA_STORAGE_ROOT", "")
 
     @contextmanager
     def get_connection(self):
+        if self.storage_root:
+            conn = duckdb.connect(":memory:")
+            try:
+                prepare(conn)
+                attach_store(conn, self.storage_root)
+                yield conn
+            finally:
+                conn.close()
+            return
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect_with_retry(self.database, {"custom_user_agent": "atra", **self.connection_config})

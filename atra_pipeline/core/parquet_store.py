@@ -23,6 +23,24 @@ import duckdb
 from atra_pipeline.core.storage import PartitionWindow, _identifier, refuse_rows_outside
 
 
+PARTITIONED_TABLES = ("raw_l2_snapshots", "raw_trades", "features", "labels")
+
+
+def store_of(conn: duckdb.DuckDBPyConnection) -> ParquetStore | None:
+    """The store a connection was opened for (``attach_store``), or None for the DuckDB file."""
+    try:
+        root = conn.execute("SELECT getvariable('atra_storage_root')").fetchall()[0][0]
+    except duckdb.Error:
+        return None
+    return ParquetStore(root) if root else None
+
+
+def attach_store(conn: duckdb.DuckDBPyConnection, root: str) -> None:
+    """Make ``conn`` read and write the partitioned tables as files under ``root``."""
+    conn.execute(f"SET VARIABLE atra_storage_root = '{root}'")
+    ParquetStore(root).attach(conn, list(PARTITIONED_TABLES))
+
+
 class ParquetStore:
     def __init__(self, root: str | os.PathLike):
         self.root = str(root).rstrip("/")
@@ -52,6 +70,7 @@ class ParquetStore:
             conn.execute(f"COPY (SELECT {cols} FROM {source}) TO '{write_to}' (FORMAT parquet)")
             if self.local:
                 os.replace(write_to, target)
+            self.attach(conn, [table])  # this connection now reads the new file too
         finally:
             if not isinstance(rows, str):
                 conn.unregister(source)
@@ -61,15 +80,16 @@ class ParquetStore:
         if self.local and not Path(path).exists():
             return 0
         try:
-            return int(conn.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0])
+            return int(conn.execute(f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false)").fetchall()[0][0])
         except duckdb.IOException:
             return 0
 
     def attach(self, conn: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         """Make each table in ``tables`` read the store's files, through a temporary view that
         shadows the (empty) table of the schema; a table without files keeps the empty table."""
+        # the file paths look like Hive partitions, but the columns are in the files already
         for table in tables:
             pattern = f"{self.root}/{_identifier(table)}/*/*/part.parquet"
             if self.local and not list(Path(self.root, table).glob("*/*/part.parquet")):
                 continue
-            conn.execute(f"CREATE OR REPLACE TEMP VIEW {_identifier(table)} AS SELECT * FROM read_parquet('{pattern}')")
+            conn.execute(f"CREATE OR REPLACE TEMP VIEW {_identifier(table)} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)")

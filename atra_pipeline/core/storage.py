@@ -118,6 +118,10 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
     dict
         ``{"deleted": rows removed, "inserted": rows written}``.
     """
+    from atra_pipeline.core.parquet_store import store_of  # the store module builds on this one
+
+    if (store := store_of(conn)) is not None:  # a connection of the scale-out path: the table is files
+        return store.replace_partition(conn, table, rows, columns, window)
     table = _identifier(table)
     if isinstance(rows, str):
         source = _identifier(rows)
