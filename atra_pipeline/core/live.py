@@ -59,7 +59,8 @@ def score(conn: duckdb.DuckDBPyConnection, decision_ts: pd.Timestamp, symbols: l
     with live_view(conn):
         for symbol in symbols:
             window = PartitionWindow.for_day(symbol, decision_ts.normalize())
-            build_features(conn, window, step_s, cutoff=decision_ts, peers=cross_asset_peers(symbol, symbols))
+            build_features(conn, window, step_s, cutoff=decision_ts, peers=cross_asset_peers(symbol, symbols),
+                           decisions_from=decision_ts)
             feats = conn.execute(f"SELECT * FROM {FEATURES_STAGE} WHERE ts = $t",
                                  {"t": decision_ts.to_pydatetime()}).fetchdf().set_index("ts")
             path_sql = load_sql("labels/mid_path.sql")

@@ -96,10 +96,11 @@ SELECT ts, mid, spread, d5,
 FROM flows
 WINDOW w AS (), c AS (ROWS UNBOUNDED PRECEDING);
 
--- The decision grid: every $step_s seconds in [$grid_start, $end). The partition's rows are the
+-- The decision grid: every $step_s seconds in [$grid_start, $end), none after $cutoff. The partition's rows are the
 -- times from $start on; the earlier ones feed the derived families (lags, rolling statistics).
 CREATE OR REPLACE TEMP TABLE fx_grid AS
-SELECT unnest(generate_series($grid_start::TIMESTAMP, $end::TIMESTAMP - to_microseconds(1), to_seconds($step_s))) AS ts;
+SELECT unnest(generate_series($grid_start::TIMESTAMP, least($end::TIMESTAMP - to_microseconds(1), $cutoff::TIMESTAMP),
+                              to_seconds($step_s))) AS ts;
 
 -- The book's cumulative state as of each decision time t and as of t - w for every look-back w
 -- the catalogue uses ($lookbacks_s, 0 = now). A window's sum is state(t) - state(t - w); a NULL

@@ -44,18 +44,25 @@ def ensure_features_table(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, step_s: int = 60,
-                   cutoff: pd.Timestamp | None = None, peers: Sequence[str] = ()) -> str:
+                   cutoff: pd.Timestamp | None = None, peers: Sequence[str] = (),
+                   decisions_from: pd.Timestamp | None = None) -> str:
     """Compute ``window``'s feature rows into temp table ``fx_features``; return its name.
 
     One row per decision time ``start + k * step_s`` in ``[start, end)``, columns
     ``ts, symbol`` and the registry's features in registry order. ``cutoff`` ignores raw rows
     after it (the data as they stood then), for the look-ahead check. ``peers``: the symbols
     whose books form the cross-asset reference; none leaves the cross-asset columns NULL.
+    ``decisions_from`` (a decision time of the window) computes only the rows from it on, loading
+    only the data their windows read (the live path scores one decision time this way); the
+    rows are the full build's. Decision times after ``cutoff`` are not computed.
     """
     if step_s <= 0 or 3600 % step_s:
         raise ValueError(f"step_s={step_s}: the decision step must divide an hour (1, 2, 5, 10, 15, 30, 60 s ...)")
     lookbacks = sorted({0, *(f.lookback_s for f in FEATURES if f.derived_from is None)})
-    grid_start = window.start - pd.Timedelta(seconds=_span(step_s))
+    first = window.start if decisions_from is None else max(window.start, pd.Timestamp(decisions_from))
+    if (first - window.start) % pd.Timedelta(seconds=step_s):
+        raise ValueError(f"decisions_from={decisions_from} is not a decision time of step {step_s} s")
+    grid_start = first - pd.Timedelta(seconds=_span(step_s))
     cutoff = window.end if cutoff is None else pd.Timestamp(cutoff)
     params = {**window.params, "step_s": step_s, "peers": list(peers), "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
               "grid_start": grid_start.to_pydatetime(),
@@ -73,7 +80,7 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
     joins = " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in DERIVED_FAMILIES)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {FEATURES_STAGE} AS SELECT ts, $symbol AS symbol, "
                  f"{', '.join(feature_columns())} FROM fx_base {joins} WHERE ts >= $start ORDER BY ts",
-                 {"symbol": window.symbol, "start": window.start.to_pydatetime()})
+                 {"symbol": window.symbol, "start": first.to_pydatetime()})
     return FEATURES_STAGE
 
 

@@ -170,3 +170,17 @@ def test_lags_and_rolling_statistics_read_earlier_steps_including_the_previous_d
 def test_decision_step_must_divide_an_hour(conn, window):
     with pytest.raises(ValueError, match="must divide an hour"):
         build_features(conn, window, step_s=7)
+
+
+def test_a_build_from_one_decision_time_gives_the_full_builds_row(two_days):
+    window = PartitionWindow.for_day("ETHUSDT", DAY)
+    build_features(two_days, window, peers=ETH_PEERS)
+    full = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
+    for t in pd.to_datetime([f"{DAY} 00:00", f"{DAY} 00:41", f"{DAY} 18:07"]):
+        build_features(two_days, window, cutoff=t, peers=ETH_PEERS, decisions_from=t)
+        one = two_days.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
+        assert list(one.index) == [t]  # nothing before it, nothing after the cutoff
+        pd.testing.assert_series_equal(one.loc[t, feature_columns()].astype(float),
+                                       full.loc[t, feature_columns()].astype(float), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="not a decision time"):
+        build_features(two_days, window, peers=ETH_PEERS, decisions_from=pd.Timestamp(f"{DAY} 00:00:30"))
