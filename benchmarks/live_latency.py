@@ -24,27 +24,12 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
-from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.live import latest_decision_time, score, write_signals
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
-from atra_pipeline.core.model_registry import decide, load_model, register_candidate
 from atra_pipeline.core.storage import prepare
 from atra_pipeline.testing.fake_binance import FakeBinance
+from atra_pipeline.testing.models import register_random_model
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-
-
-def approved_model(conn):
-    rng = np.random.default_rng(0)
-    columns = [*feature_columns(), "side"]
-    index = pd.date_range("2024-07-01", periods=300, freq="1min")
-    X = pd.DataFrame(rng.normal(size=(300, len(columns))), index=index, columns=columns)
-    data = TrainingSet(X, (rng.random(300) < 0.6).astype(int), np.ones(300),
-                       pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(300), np.array(["BTCUSDT"] * 300))
-    settings = TrainingSettings(trials=1, max_estimators=20)
-    model_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-07-01", "2024-07-01", [])
-    decide(conn, model_id, True, "latency benchmark")
-    return load_model(conn, model_id)
 
 
 def main() -> None:
@@ -56,7 +41,7 @@ def main() -> None:
         path = str(Path(tmp) / "atra.duckdb")
         conn = duckdb.connect(path)
         prepare(conn)
-        model = approved_model(conn)
+        model = register_random_model(conn)
 
         @contextmanager
         def connect():

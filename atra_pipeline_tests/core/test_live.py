@@ -4,18 +4,16 @@ written once."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from atra_pipeline.core.features.build import FEATURES_STAGE, build_features
 from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.live import latest_decision_time, live_view, score, write_signals
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
-from atra_pipeline.core.model_registry import load_model, register_candidate
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.testing.models import register_random_model
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 DAY, PREVIOUS = "2024-08-08", "2024-08-07"
@@ -43,14 +41,7 @@ def _store(conn, market, live_in_raw: bool) -> None:
 
 
 def _model(conn):
-    rng = np.random.default_rng(0)
-    columns = [*feature_columns(), "side"]
-    index = pd.date_range("2024-07-01", periods=400, freq="1min")
-    X = pd.DataFrame(rng.normal(size=(400, len(columns))), index=index, columns=columns)
-    data = TrainingSet(X, (X["pressure_imbalance_5"] > 0).astype(int).to_numpy(), np.ones(400),
-                       pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(400), np.array(["BTCUSDT"] * 400))
-    settings = TrainingSettings(trials=1, max_estimators=20)
-    return load_model(conn, register_candidate(conn, train_candidate(data, settings), settings, DAY, DAY, []))
+    return register_random_model(conn, win_rate=0.5, approve=False)
 
 
 def test_live_features_are_the_research_features_of_the_same_data(conn, market):

@@ -10,14 +10,10 @@ import time
 
 import dagster as dg
 import duckdb
-import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
 from atra_pipeline.core.execution import BrokerError, PaperBroker, RiskLimits, execute_signals, reconcile
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
-from atra_pipeline.core.model_registry import decide, register_candidate
-from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
@@ -25,6 +21,7 @@ from atra_pipeline.defs import live
 from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
 from atra_pipeline.resources import AtraDuckDB
 from atra_pipeline.testing.fake_binance import FakeBinance
+from atra_pipeline.testing.models import register_random_model
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START = pd.Timestamp("2024-08-08 02:00:00.5")  # the replayed clock: collection continues the stored day
@@ -43,20 +40,6 @@ def _history(conn) -> dict[str, float]:
             replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
             replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, window)
     return last
-
-
-def _approved_model(conn) -> str:
-    """A model that is confident (mostly label 1), so the live path has bets to trade."""
-    rng = np.random.default_rng(0)
-    columns = [*feature_columns(), "side"]
-    index = pd.date_range("2024-07-01", periods=300, freq="1min")
-    X = pd.DataFrame(rng.normal(size=(300, len(columns))), index=index, columns=columns)
-    data = TrainingSet(X, (rng.random(300) < 0.9).astype(int), np.ones(300),
-                       pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(300), np.array(["BTCUSDT"] * 300))
-    settings = TrainingSettings(trials=1, max_estimators=20)
-    model_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-08-07", "2024-08-07", [])
-    decide(conn, model_id, True, "end-to-end test")
-    return model_id
 
 
 class OutageBroker(PaperBroker):
@@ -80,7 +63,7 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
     with duckdb.connect(str(path)) as conn:
         prepare(conn)
         last = _history(conn)
-        model_id = _approved_model(conn)
+        model_id = register_random_model(conn, win_rate=0.9).model_id  # confident: its bets get sized
 
     # 1. collect for a bounded time, through 5xx, 429, a timeout and a malformed reply
     began = time.monotonic()
