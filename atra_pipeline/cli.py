@@ -141,18 +141,18 @@ def _registry_summary_for(database: Path) -> str:
     """The latest model's status and reason, read from the registry in ``database``."""
     import duckdb
 
+    from atra_pipeline.core.model_registry import latest, load_model
+
     try:
         with duckdb.connect(str(database), read_only=True) as conn:
-            rows = conn.execute("SELECT model_id, status, reason FROM model_registry ORDER BY created_at DESC, "
-                                "model_id DESC LIMIT 1").fetchall()
-            live = conn.execute("SELECT model_id FROM model_registry WHERE status = 'approved'").fetchall()
+            model_id, live = latest(conn), latest(conn, "approved")
+            record = load_model(conn, model_id) if model_id else None
     except duckdb.Error:
         return "no model registry yet"
-    if not rows:
+    if record is None:
         return "no model trained yet"
-    model_id, status, reason = rows[0]
     report = Path(database).parent / "reports" / f"{model_id}.html"
-    return (f"latest model {model_id}: {status} ({reason}); live model: {live[0][0] if live else 'none'}\n"
+    return (f"latest model {model_id}: {record.status} ({record.reason}); live model: {live or 'none'}\n"
             f"risk report: {report if report.exists() else 'not rendered'}")
 
 

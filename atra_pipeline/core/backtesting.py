@@ -12,6 +12,7 @@ import pandas as pd
 
 from atra_pipeline.core import metrics
 from atra_pipeline.core.backtest import BacktestSettings, daily_equity, run_backtest
+from atra_pipeline.core.montecarlo import monte_carlo
 from atra_pipeline.core.sql import bind, load_sql
 
 STRESS = {
@@ -128,3 +129,47 @@ def read_run(conn: duckdb.DuckDBPyConnection, model_id: str) -> BacktestRun:
     long = conn.execute("SELECT scenario, metric, value FROM backtest_stress WHERE model_id = ?", [model_id]).fetchdf()
     stress = long.pivot(index="scenario", columns="metric", values="value").reset_index()
     return BacktestRun(ledger, pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["day"])), {}, stress)
+
+
+def ledger_audit(ledger: pd.DataFrame) -> dict:
+    """What the ledger must satisfy: net P&L = gross at mids - slippage - fees - funding on every
+    trade, fills at or after their decision and barrier times, no two positions of a symbol open
+    at once. ``passed`` is all three."""
+    identity = bool(np.allclose(ledger["net_pnl"], ledger["gross_pnl"] - ledger["slippage_cost"] - ledger["fee_cost"]
+                                - ledger["funding_cost"], rtol=1e-9, atol=1e-6))
+    ordered = bool((ledger["entry_fill_ts"] >= ledger["ts"]).all() and (ledger["exit_fill_ts"] >= ledger["t1"]).all())
+    overlap = 0
+    for _, trades in ledger.sort_values("entry_fill_ts").groupby("symbol"):
+        overlap += int((trades["entry_fill_ts"].to_numpy()[1:] < trades["exit_fill_ts"].to_numpy()[:-1]).sum())
+    return {"passed": identity and ordered and not overlap, "pnl_identity": identity, "fills_after_decisions": ordered,
+            "overlapping_positions": overlap}
+
+
+def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_paths: int = 1000) -> tuple[dict, dict]:
+    """The risk report's figures of a backtest (return and trade metrics, PSR/DSR against the
+    study's trial Sharpe ratios, PBO, Monte Carlo of the trade sequence) and the Monte Carlo result."""
+    returns = run.equity.pct_change().dropna()
+    figures = {**metrics.summary(returns), **metrics.trade_summary(run.ledger, run.equity),
+               "deflated_sharpe_ratio": metrics.deflated_sharpe_ratio(returns, trial_sharpes) if len(returns) > 1
+               else float("nan"),
+               "expected_max_sharpe": metrics.expected_max_sharpe(trial_sharpes), "trials": float(len(trial_sharpes)),
+               "pbo": float(pbo), "days": float(len(returns))}
+    equity_before = run.ledger["equity_after"] - run.ledger["net_pnl"]
+    mc = monte_carlo((run.ledger["net_pnl"] / equity_before).to_numpy(), n_paths=n_paths)
+    figures.update({k: v for k, v in mc.items() if k != "fan"})
+    return figures, mc
+
+
+def write_risk_metrics(conn: duckdb.DuckDBPyConnection, model_id: str, figures: dict) -> None:
+    """Replace ``model_id``'s rows of ``risk_metrics`` in one transaction."""
+    rows = pd.DataFrame({"model_id": model_id, "metric": list(figures), "value": [float(v) for v in figures.values()]})
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("DELETE FROM risk_metrics WHERE model_id = ?", [model_id])
+        conn.register("risk_rows", rows)
+        conn.execute("INSERT INTO risk_metrics SELECT * FROM risk_rows")
+        conn.unregister("risk_rows")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise

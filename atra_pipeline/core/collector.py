@@ -140,7 +140,7 @@ class Collector:
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us"))
         self._last_ts: dict[str, pd.Timestamp] = {}
 
-    async def _call(self, what: str, fn):
+    async def _call(self, fn):
         s = self.settings
         for attempt in range(s.retries + 1):
             try:
@@ -165,7 +165,7 @@ class Collector:
                 return book_row(book, symbol, ex_name, self._receive_time(symbol))
 
             try:
-                book = await self._call(f"book {symbol}", fetch_book)
+                book = await self._call(fetch_book)
             except (ccxt.NetworkError, asyncio.TimeoutError):
                 return [], []  # given up for this tick; the next tick polls again
             self.stats.lag_s.append(time.perf_counter() - started)
@@ -173,8 +173,7 @@ class Collector:
             if self.settings.trades:
                 params = {"fromId": last_ids[symbol] + 1} if symbol in last_ids else {}
                 try:
-                    got = await self._call(f"trades {symbol}",
-                                           lambda: self.exchange.fetch_trades(market, limit=1000, params=params))
+                    got = await self._call(lambda: self.exchange.fetch_trades(market, limit=1000, params=params))
                 except (ccxt.NetworkError, asyncio.TimeoutError):
                     got = []  # the next poll asks from the same id again: nothing is lost
                 trades = trade_rows([t for t in got if int(t["id"]) > last_ids.get(symbol, -1)], symbol, ex_name)
@@ -193,7 +192,7 @@ class Collector:
 
     async def run(self, duration_s: float | None = None, polls: int | None = None) -> CollectorStats:
         """Poll every ``interval_s`` until ``duration_s`` seconds or ``polls`` rounds have passed."""
-        await self._call("markets", self.exchange.load_markets)
+        await self._call(self.exchange.load_markets)
         by_id = {m["id"]: m["symbol"] for m in self.exchange.markets.values()}
         missing = [s for s in self.settings.symbols if s not in by_id]
         if missing:

@@ -326,3 +326,17 @@ def reconcile(conn: duckdb.DuckDBPyConnection, broker: Broker, tolerance: float 
     ours, theirs = ledger_positions(conn, broker.name), broker.positions()
     return {s: (ours.get(s, 0.0), theirs.get(s, 0.0)) for s in set(ours) | set(theirs)
             if abs(ours.get(s, 0.0) - theirs.get(s, 0.0)) > tolerance}
+
+
+def limit_audit(conn: duckdb.DuckDBPyConnection, broker: str, limits: RiskLimits) -> dict:
+    """The largest filled order and the largest open position (at its last fill's mid) of
+    ``broker``'s ledger against the limits; ``passed`` when neither breaks one (the kill switch's
+    flattening orders excepted: closing is always allowed)."""
+    worst = conn.execute("SELECT coalesce(max(f.qty * f.price), 0) FROM fills AS f JOIN orders AS o USING (client_order_id) "
+                         "WHERE o.broker = ? AND o.model_id <> 'kill'", [broker]).fetchall()[0][0]
+    positions = conn.execute("SELECT sum(f.side * f.qty) AS qty, last(f.mid ORDER BY f.ts) AS mid FROM fills AS f "
+                             "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? GROUP BY f.symbol",
+                             [broker]).fetchdf()
+    largest = float((positions["qty"].abs() * positions["mid"]).max()) if len(positions) else 0.0
+    return {"passed": bool(worst <= limits.max_order_notional * (1 + 1e-6) and largest <= limits.max_position_notional * 1.01),
+            "largest_order_notional": float(worst), "largest_position_notional": largest}

@@ -97,10 +97,11 @@ def load_model(conn: duckdb.DuckDBPyConnection, model_id: str) -> ModelRecord:
                        json.loads(r["features"]), json.loads(r["metrics"]), r["model_text"], r["status"], r["reason"])
 
 
-def latest(conn: duckdb.DuckDBPyConnection, status: str) -> str | None:
-    """The id of the most recently created model with ``status`` (None if there is none)."""
-    row = conn.execute("SELECT model_id FROM model_registry WHERE status = ? ORDER BY created_at DESC, model_id DESC "
-                       "LIMIT 1", [status]).fetchall()
+def latest(conn: duckdb.DuckDBPyConnection, status: str | None = None) -> str | None:
+    """The id of the most recently created model (with ``status``, if given); None if there is none."""
+    where, args = ("WHERE status = ? ", [status]) if status else ("", [])
+    row = conn.execute(f"SELECT model_id FROM model_registry {where}ORDER BY created_at DESC, model_id DESC LIMIT 1",
+                       args).fetchall()
     return row[0][0] if row else None
 
 

@@ -3,15 +3,12 @@
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from atra_pipeline.core import metrics
 from atra_pipeline.core.backtest import BacktestSettings, CostSettings
-from atra_pipeline.core.backtesting import backtest_model, read_run, write_run
+from atra_pipeline.core.backtesting import backtest_model, ledger_audit, read_run, risk_figures, write_risk_metrics, write_run
 from atra_pipeline.core.labelling import LabelSettings
-from atra_pipeline.core.model_registry import load_model
-from atra_pipeline.core.montecarlo import monte_carlo
+from atra_pipeline.core.model_registry import latest, load_model
 from atra_pipeline.core.report import CHARTS, render_report
 from atra_pipeline.core.sizing import SizingSettings
 from atra_pipeline.defs.checks import markdown_table
@@ -49,12 +46,10 @@ class BacktestConfig(dg.Config):
 
 
 def _model_id(conn, requested: str) -> str:
-    if requested:
-        return requested
-    row = conn.execute("SELECT model_id FROM model_registry ORDER BY created_at DESC, model_id DESC LIMIT 1").fetchall()
-    if not row:
+    model_id = requested or latest(conn)
+    if model_id is None:
         raise dg.Failure("no model in the registry: materialise model_candidate first")
-    return row[0][0]
+    return model_id
 
 
 @dg.asset(
@@ -76,12 +71,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
         run = backtest_model(conn, model_id, settings)
         write_run(conn, model_id, run)
     ledger = run.ledger
-    identity = np.allclose(ledger["net_pnl"], ledger["gross_pnl"] - ledger["slippage_cost"] - ledger["fee_cost"]
-                           - ledger["funding_cost"], rtol=1e-9, atol=1e-6)
-    ordered = bool((ledger["entry_fill_ts"] >= ledger["ts"]).all() and (ledger["exit_fill_ts"] >= ledger["t1"]).all())
-    overlap = 0
-    for _, trades in ledger.sort_values("entry_fill_ts").groupby("symbol"):
-        overlap += int((trades["entry_fill_ts"].to_numpy()[1:] < trades["exit_fill_ts"].to_numpy()[:-1]).sum())
+    audit = ledger_audit(ledger)
     context.log.info(f"backtest {model_id}: {run.report}")
     return dg.MaterializeResult(
         metadata={"model_id": model_id, "dagster/row_count": len(ledger), **{k: int(v) for k, v in run.report.items()},
@@ -89,9 +79,8 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
                   "stress": dg.MetadataValue.md(markdown_table(run.stress.drop(columns="description").round(4), 10)),
                   "ledger_preview": dg.MetadataValue.md(markdown_table(ledger[[
                       "ts", "symbol", "side", "notional", "gross_pnl", "slippage_cost", "fee_cost", "net_pnl"]].round(4)))},
-        check_results=[dg.AssetCheckResult(check_name="ledger_consistent", passed=bool(identity and ordered and not overlap),
-                                           metadata={"pnl_identity": bool(identity), "fills_after_decisions": ordered,
-                                                     "overlapping_positions": overlap})],
+        check_results=[dg.AssetCheckResult(check_name="ledger_consistent", passed=bool(audit["passed"]),
+                                           metadata={k: v for k, v in audit.items() if k != "passed"})],
     )
 
 
@@ -109,20 +98,8 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
         model_id = _model_id(conn, "")
         record = load_model(conn, model_id)
         run = read_run(conn, model_id)
-        returns = run.equity.pct_change().dropna()
-        trial_sharpes = record.metrics.get("trial_sharpes", [])
-        figures = {**metrics.summary(returns), **metrics.trade_summary(run.ledger, run.equity),
-                   "deflated_sharpe_ratio": metrics.deflated_sharpe_ratio(returns, trial_sharpes) if len(returns) > 1 else float("nan"),
-                   "expected_max_sharpe": metrics.expected_max_sharpe(trial_sharpes), "trials": float(len(trial_sharpes)),
-                   "pbo": float(record.metrics.get("pbo", float("nan"))), "days": float(len(returns))}
-        equity_before = run.ledger["equity_after"] - run.ledger["net_pnl"]
-        mc = monte_carlo((run.ledger["net_pnl"] / equity_before).to_numpy(), n_paths=1000)
-        figures.update({k: v for k, v in mc.items() if k != "fan"})
-        rows = pd.DataFrame({"model_id": model_id, "metric": list(figures), "value": [float(v) for v in figures.values()]})
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute("DELETE FROM risk_metrics WHERE model_id = ?", [model_id])
-        conn.execute("INSERT INTO risk_metrics SELECT * FROM rows")
-        conn.execute("COMMIT")
+        figures, mc = risk_figures(run, record.metrics.get("trial_sharpes", []), record.metrics.get("pbo", float("nan")))
+        write_risk_metrics(conn, model_id, figures)
     table = pd.DataFrame({"metric": list(figures), "value": [f"{v:.6g}" for v in figures.values()]})
     summary = markdown_table(table, max_rows=len(table))
     path = Path(duckdb.database).parent / "reports" / f"{model_id}.html"
@@ -135,7 +112,7 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
         metadata={"model_id": model_id, "report_path": dg.MetadataValue.path(str(path)),
                   "summary": dg.MetadataValue.md(summary),
                   "deflated_sharpe_ratio": figures["deflated_sharpe_ratio"], "sharpe_ratio": figures["sharpe_ratio"],
-                  "max_drawdown": figures["max_drawdown"], "days": int(len(returns))},
+                  "max_drawdown": figures["max_drawdown"], "days": int(figures["days"])},
         check_results=[dg.AssetCheckResult(check_name="report_complete", passed=complete,
                                            metadata={"charts": len(CHARTS), "path": str(path)})],
     )

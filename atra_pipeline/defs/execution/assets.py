@@ -3,9 +3,10 @@
 from typing import Literal
 
 import dagster as dg
-import pandas as pd
 
-from atra_pipeline.core.execution import CcxtBroker, PaperBroker, RiskLimits, execute_signals, reconcile
+from atra_pipeline.core.execution import (
+    CcxtBroker, PaperBroker, RiskLimits, execute_signals, limit_audit, reconcile,
+)
 from atra_pipeline.core.model_registry import latest
 from atra_pipeline.core.observability import live_logger
 from atra_pipeline.defs.checks import markdown_table
@@ -49,15 +50,9 @@ def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb
         signals = conn.execute("SELECT * FROM live_signals WHERE decision_ts = (SELECT max(decision_ts) FROM live_signals)"
                                ).fetchdf()
         counts = execute_signals(conn, signals, broker, approved, limits)
-        worst = conn.execute(
-            "SELECT coalesce(max(f.qty * f.price), 0) FROM fills AS f JOIN orders AS o USING (client_order_id) "
-            "WHERE o.broker = ? AND o.model_id <> 'kill'", [broker.name]).fetchall()[0][0]
-        positions = conn.execute(
-            "SELECT f.symbol, sum(f.side * f.qty) AS qty, last(f.mid ORDER BY f.ts) AS mid FROM fills AS f "
-            "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? GROUP BY f.symbol", [broker.name]).fetchdf()
+        limits_held = limit_audit(conn, broker.name, limits)
         mismatches = reconcile(conn, broker)
         recent = conn.execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT 10").fetchdf()
-    largest_position = float((positions["qty"].abs() * positions["mid"]).max()) if len(positions) else 0.0
     live_logger(run_id=context.run_id, model_id=str(approved), broker=broker.name).info("execution", **{
         k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()})
     context.log.info(f"execution ({broker.name}): {counts}")
@@ -65,11 +60,8 @@ def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb
         metadata={"broker": broker.name, **{k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()},
                   "signals": len(signals), "recent_orders": dg.MetadataValue.md(markdown_table(recent))},
         check_results=[
-            dg.AssetCheckResult(check_name="orders_within_limits",
-                                passed=bool(worst <= limits.max_order_notional * (1 + 1e-6)
-                                            and largest_position <= limits.max_position_notional * 1.01),
-                                metadata={"largest_order_notional": float(worst),
-                                          "largest_position_notional": largest_position}),
+            dg.AssetCheckResult(check_name="orders_within_limits", passed=limits_held["passed"],
+                                metadata={k: v for k, v in limits_held.items() if k != "passed"}),
             dg.AssetCheckResult(check_name="ledger_reconciles", passed=not mismatches,
                                 metadata={"mismatches": dg.MetadataValue.json({k: list(v) for k, v in mismatches.items()})}),
         ],

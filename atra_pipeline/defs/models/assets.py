@@ -128,11 +128,10 @@ def oof_predictions(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg
     """The newest model's out-of-fold probabilities (table ``oof_predictions``), written with the
     candidate by the same training and checked here before the backtest reads them."""
     with duckdb.get_connection() as conn:
-        model_id = conn.execute("SELECT model_id FROM model_registry ORDER BY created_at DESC, model_id DESC LIMIT 1"
-                                ).fetchall()
-        if not model_id:
+        model_id = latest(conn)
+        if model_id is None:
             raise dg.Failure("oof_predictions: no model in the registry; materialise model_candidate first")
-        record = load_model(conn, model_id[0][0])
+        record = load_model(conn, model_id)
         rows, events, low, high = conn.execute(
             "SELECT count(*), count(DISTINCT (ts, symbol)), min(probability), max(probability) "
             "FROM oof_predictions WHERE model_id = ?", [record.model_id]).fetchall()[0]
