@@ -21,35 +21,53 @@ from atra_pipeline.core.storage import prepare
 # Every step that opens the database is in this pool; the instance limits it to 1 (DuckDB
 # allows one writing process per file).
 DUCKDB_POOL = "duckdb"
+# With $ATRA_STORAGE_ROOT the steps of one partition (raw, features, labels) never open the
+# database file (AtraDuckDB.partition_connection): they get a pool of their own, whose limit a
+# deployment sets to the parallelism it wants (`dagster instance concurrency set partition_files 32`).
+PARTITION_POOL = "partition_files" if os.environ.get("ATRA_STORAGE_ROOT") else DUCKDB_POOL
 
 
 class AtraDuckDB(DuckDBResource):
     """dagster-duckdb's resource, with the schema migrated on first use and the connection
     always closed (also when the step fails), so no lock outlives its step.
 
-    With ``storage_root`` (default ``$ATRA_STORAGE_ROOT``) the partitioned tables are Parquet files
-    under that root instead (:mod:`atra_pipeline.core.parquet_store`) and each step gets an
-    in-memory database of its own: steps on several processes or machines never share a file.
+    With ``storage_root`` (default ``$ATRA_STORAGE_ROOT``) the partitioned tables, and the check
+    outcomes of their partitions, are Parquet files under that root instead
+    (:mod:`atra_pipeline.core.parquet_store`): the steps of one partition (raw data, features,
+    labels) take :meth:`partition_connection`, an in-memory database of their own over those
+    files, so any number of them run at once on several processes or machines; the other steps
+    (research, live, execution) keep their tables in the DuckDB file, one writer at a time.
     """
 
     storage_root: str = os.environ.get("ATRA_STORAGE_ROOT", "")
 
     @contextmanager
     def get_connection(self):
-        if self.storage_root:
-            conn = duckdb.connect(":memory:")
-            try:
-                prepare(conn)
-                attach_store(conn, self.storage_root)
-                yield conn
-            finally:
-                conn.close()
-            return
+        """The DuckDB file; with ``storage_root``, its partitioned tables read from and written to
+        the partition files."""
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect_with_retry(self.database, {"custom_user_agent": "atra", **self.connection_config})
         try:
             prepare(conn)
+            if self.storage_root:
+                attach_store(conn, self.storage_root)
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def partition_connection(self):
+        """For a step of one date x symbol partition: with ``storage_root`` an in-memory database
+        over the partition files (no database file at all), else :meth:`get_connection`."""
+        if not self.storage_root:
+            with self.get_connection() as conn:
+                yield conn
+            return
+        conn = duckdb.connect(":memory:")
+        try:
+            prepare(conn)
+            attach_store(conn, self.storage_root)
             yield conn
         finally:
             conn.close()

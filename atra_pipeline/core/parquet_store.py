@@ -24,6 +24,10 @@ from atra_pipeline.core.storage import PartitionWindow, _identifier, refuse_rows
 
 
 PARTITIONED_TABLES = ("raw_l2_snapshots", "raw_trades", "features", "labels")
+# What the partition steps record besides their rows: each asset's check outcomes of the
+# partition (read by the gate), one file per asset, ``<asset>.parquet``.
+CHECK_LOG = "asset_check_log"
+STORE_TABLES = (*PARTITIONED_TABLES, CHECK_LOG)
 
 
 def store_of(conn: duckdb.DuckDBPyConnection) -> ParquetStore | None:
@@ -38,7 +42,7 @@ def store_of(conn: duckdb.DuckDBPyConnection) -> ParquetStore | None:
 def attach_store(conn: duckdb.DuckDBPyConnection, root: str) -> None:
     """Make ``conn`` read and write the partitioned tables as files under ``root``."""
     conn.execute(f"SET VARIABLE atra_storage_root = '{root}'")
-    ParquetStore(root).attach(conn, list(PARTITIONED_TABLES))
+    ParquetStore(root).attach(conn, list(STORE_TABLES))
 
 
 class ParquetStore:
@@ -46,8 +50,8 @@ class ParquetStore:
         self.root = str(root).rstrip("/")
         self.local = "://" not in self.root
 
-    def path(self, table: str, window: PartitionWindow) -> str:
-        return f"{self.root}/{_identifier(table)}/date={window.start.date()}/symbol={window.symbol}/part.parquet"
+    def path(self, table: str, window: PartitionWindow, part: str = "part") -> str:
+        return f"{self.root}/{_identifier(table)}/date={window.start.date()}/symbol={window.symbol}/{_identifier(part)}.parquet"
 
     def replace_partition(self, conn: duckdb.DuckDBPyConnection, table: str, rows, columns: list[str],
                           window: PartitionWindow) -> dict[str, int]:
@@ -59,21 +63,26 @@ class ParquetStore:
             conn.register(source, rows)
         try:
             refuse_rows_outside(conn, source, table, window)
-            target = self.path(table, window)
-            deleted = self._count(conn, target)
-            cols = ", ".join(_identifier(c) for c in columns)
-            write_to = target
-            if self.local:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-                write_to = f"{target}.{uuid.uuid4().hex}.tmp"
-            inserted = conn.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
-            conn.execute(f"COPY (SELECT {cols} FROM {source}) TO '{write_to}' (FORMAT parquet)")
-            if self.local:
-                os.replace(write_to, target)
-            self.attach(conn, [table])  # this connection now reads the new file too
+            return self.write(conn, table, source, columns, window)
         finally:
             if not isinstance(rows, str):
                 conn.unregister(source)
+
+    def write(self, conn: duckdb.DuckDBPyConnection, table: str, source: str, columns: list[str],
+              window: PartitionWindow, part: str = "part") -> dict[str, int]:
+        """Replace the file ``part`` of ``window`` in ``table`` with relation ``source`` (atomic)."""
+        target = self.path(table, window, part)
+        deleted = self._count(conn, target)
+        cols = ", ".join(_identifier(c) for c in columns)
+        write_to = target
+        if self.local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            write_to = f"{target}.{uuid.uuid4().hex}.tmp"
+        inserted = conn.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+        conn.execute(f"COPY (SELECT {cols} FROM {source}) TO '{write_to}' (FORMAT parquet)")
+        if self.local:
+            os.replace(write_to, target)
+        self.attach(conn, [table])  # this connection now reads the new file too
         return {"deleted": int(deleted), "inserted": int(inserted)}
 
     def _count(self, conn: duckdb.DuckDBPyConnection, path: str) -> int:
@@ -89,7 +98,7 @@ class ParquetStore:
         shadows the (empty) table of the schema; a table without files keeps the empty table."""
         # the file paths look like Hive partitions, but the columns are in the files already
         for table in tables:
-            pattern = f"{self.root}/{_identifier(table)}/*/*/part.parquet"
-            if self.local and not list(Path(self.root, table).glob("*/*/part.parquet")):
+            pattern = f"{self.root}/{_identifier(table)}/*/*/*.parquet"
+            if self.local and not list(Path(self.root, table).glob("*/*/*.parquet")):
                 continue
             conn.execute(f"CREATE OR REPLACE TEMP VIEW {_identifier(table)} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)")

@@ -13,7 +13,7 @@ from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
 from atra_pipeline.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
 
 # This date and the previous one (windows reach over midnight); the previous may not exist (first day).
 _SAME_AND_PREVIOUS_DATE = dg.DimensionPartitionMapping(
@@ -41,7 +41,7 @@ REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.fa
 
 @dg.asset(
     partitions_def=market_partitions,
-    pool=DUCKDB_POOL,
+    pool=PARTITION_POOL,
     group_name="features",
     kinds={"duckdb"},
     deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=ALL_SYMBOLS),
@@ -53,7 +53,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
     """One row per symbol per decision time of the catalogue in ``sql/features/`` (table ``features``)."""
     window = partition_window(context)
     peers = cross_asset_peers(window.symbol, symbol_partitions.get_partition_keys(), reference_symbol())
-    with duckdb.get_connection() as conn:
+    with duckdb.partition_connection() as conn:
         if missing := missing_peers(conn, window, peers):
             raise dg.Failure(
                 f"features {window.start.date()}|{window.symbol}: the cross-asset family reads the books of "

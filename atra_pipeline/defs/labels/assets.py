@@ -10,7 +10,7 @@ from atra_pipeline.defs.checks import check_result, checks_summary_markdown, mar
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots
 from atra_pipeline.partitions import market_partitions, partition_window
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
 
 # The symbol's book of the previous date (volatility and CUSUM warm-up), this date and the next
 # one (a barrier path runs up to max_holding past midnight); the next date may not exist yet.
@@ -42,7 +42,7 @@ class LabelsConfig(dg.Config):
 
 @dg.asset(
     partitions_def=market_partitions,
-    pool=DUCKDB_POOL,
+    pool=PARTITION_POOL,
     group_name="labels",
     kinds={"duckdb"},
     deps=[features, dg.AssetDep(raw_l2_snapshots, partition_mapping=PREVIOUS_SAME_NEXT_DAY)],
@@ -57,7 +57,7 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, duckdb: Atra
     """
     window = partition_window(context)
     settings = config.settings()
-    with duckdb.get_connection() as conn:
+    with duckdb.partition_connection() as conn:
         frame, report = label_partition(conn, window, settings)
         written = replace_partition(conn, "labels", frame, LABEL_COLUMNS, window)
         outcomes = run_asset_checks(conn, "labels", window, {"max_holding_s": settings.max_holding_s})

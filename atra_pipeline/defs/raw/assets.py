@@ -9,12 +9,14 @@ from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import partition_time_range, read_partition, replace_partition
 from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
 from atra_pipeline.partitions import market_partitions, partition_window
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB, RawSourceResource
+from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
 
 def _materialize(context: dg.AssetExecutionContext, duckdb: AtraDuckDB, raw_source: RawSourceResource,
                  table: str, columns: list[str]) -> dg.MaterializeResult:
     window = partition_window(context)
-    with duckdb.get_connection() as conn:
+    # the collector's rows are in the database file; every other source needs the partition only
+    connect = duckdb.get_connection if raw_source.kind == "ccxt" else duckdb.partition_connection
+    with connect() as conn:
         rows, report = stage_partition(conn, raw_source.spec(), table, window)
         written = replace_partition(conn, table, rows, columns, window)
         outcomes = run_asset_checks(conn, table, window, raw_source.check_params())
@@ -40,7 +42,7 @@ def _jsonable(report: dict) -> dict:
 
 @dg.asset(
     partitions_def=market_partitions,
-    pool=DUCKDB_POOL,
+    pool=PARTITION_POOL,
     group_name="raw",
     kinds={"duckdb"},
     check_specs=sql_check_specs("raw_l2_snapshots"),
@@ -53,7 +55,7 @@ def raw_l2_snapshots(context: dg.AssetExecutionContext, duckdb: AtraDuckDB,
 
 @dg.asset(
     partitions_def=market_partitions,
-    pool=DUCKDB_POOL,
+    pool=PARTITION_POOL,
     group_name="raw",
     kinds={"duckdb"},
     deps=[raw_l2_snapshots],  # trades are checked against the book's mid
@@ -66,5 +68,5 @@ def raw_trades(context: dg.AssetExecutionContext, duckdb: AtraDuckDB,
     return _materialize(context, duckdb, raw_source, "raw_trades", TRADE_COLUMNS)
 
 def partition_frame(duckdb: AtraDuckDB, table: str, window) -> pd.DataFrame:
-    with duckdb.get_connection() as conn:
+    with duckdb.partition_connection() as conn:
         return read_partition(conn, table, window)

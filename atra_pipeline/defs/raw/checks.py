@@ -7,10 +7,10 @@ from atra_pipeline.core.expectations import validate_frame
 from atra_pipeline.defs.checks import markdown_table
 from atra_pipeline.defs.raw.assets import partition_frame, raw_l2_snapshots, raw_trades
 from atra_pipeline.partitions import partition_window
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB, RawSourceResource
+from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
 
 def _ge_check(asset: dg.AssetsDefinition, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name="great_expectations_suite", blocking=True, pool=DUCKDB_POOL,
+    @dg.asset_check(asset=asset, name="great_expectations_suite", blocking=True, pool=PARTITION_POOL,
                     description=f"Great Expectations suite '{table}_suite' on the stored partition.")
     def _check(context: dg.AssetCheckExecutionContext, duckdb: AtraDuckDB,
                raw_source: RawSourceResource) -> dg.AssetCheckResult:
