@@ -26,15 +26,26 @@ train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*MAI
                                 description="Train a model candidate on stored labels and features, backtest, "
                                             "report and gate it.")
 
+EXECUTORS = ("in_process", "multiprocess", "k8s")
+
+
 def _executor():
-    """``ATRA_EXECUTOR=k8s`` (the Helm deployment) runs each step in its own pod; otherwise Dagster's
-    default multiprocess executor."""
-    if os.environ.get("ATRA_EXECUTOR", "") == "k8s":
+    """The executor of every job, from ``$ATRA_EXECUTOR``.
+
+    ``in_process`` (the default when the DuckDB file is the storage): a run's steps one after
+    another in the run's process. Every step that opens the file is in the ``duckdb`` pool of one
+    slot, so a step process each would buy no parallelism and cost each step a Python start and
+    the imports (seconds). ``multiprocess`` (the default with ``$ATRA_STORAGE_ROOT``, where steps
+    do not share a file): a process per step. ``k8s`` (the Helm deployment): a pod per step.
+    """
+    name = os.environ.get("ATRA_EXECUTOR", "") or ("multiprocess" if os.environ.get("ATRA_STORAGE_ROOT") else "in_process")
+    if name not in EXECUTORS:
+        raise ValueError(f"ATRA_EXECUTOR={name!r}: expected one of {', '.join(EXECUTORS)}")
+    if name == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    return None
-
+    return dg.in_process_executor if name == "in_process" else dg.multiprocess_executor
 
 defs = dg.Definitions(
     assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets, *live.assets,

@@ -20,17 +20,29 @@ def load(name: str) -> dict:
 def test_the_instance_reads_postgres_from_the_environment_and_keeps_duckdb_writers_apart():
     instance = load("dagster.yaml")
     db = instance["storage"]["postgres"]["postgres_db"]
+    assert db.pop("scheme") == "postgresql+psycopg2"  # the driver dagster-postgres installs
     assert {v["env"] for v in db.values()} == {"DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_PORT", "DAGSTER_POSTGRES_USER",
                                                "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_DB"}
     assert instance["concurrency"]["pools"]["default_limit"] == 1
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert instance["compute_logs"]["config"]["base_dir"] == {"env": "DAGSTER_COMPUTE_LOGS_DIR"}
+
+
+def test_dagster_accepts_both_instance_files():
+    """Dagster's own validation of the instance files (a run-queue setting in two places, say,
+    is refused only when the instance loads); the Postgres one also runs in the service test."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    for home in (DEPLOY, PROJECT_ROOT / ".dagster_home"):
+        config, _ = dagster_instance_config(str(home))
+        assert config["telemetry"]["enabled"] is False, home
 
 
 def test_compose_wires_postgres_user_code_webserver_and_daemon():
     compose = load("docker-compose.yaml")
     services = compose["services"]
     assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
-    instance_env = {v["env"] for v in load("dagster.yaml")["storage"]["postgres"]["postgres_db"].values()}
+    instance_env = set(re.findall(r"env: (\w+)", (DEPLOY / "dagster.yaml").read_text()))
     for name in ("user_code", "webserver", "daemon"):
         assert instance_env <= set(services[name]["environment"]), name
     assert services["webserver"]["ports"] == ["3000:3000"]
@@ -54,3 +66,21 @@ def test_helm_values_serve_the_module_with_the_k8s_launcher_and_no_secrets():
         for line in (DEPLOY / name).read_text().splitlines():
             code_part = line.split("#")[0]  # keys live in a Kubernetes secret, never in these files
             assert not re.search(r"(api_?key|api_?secret)\s*:\s*\S", code_part, re.IGNORECASE), (name, line)
+
+
+def test_the_readme_service_commands_match_the_local_workspace_and_instance():
+    """The README's "Run as a service" commands start the code server where
+    deploy/local/workspace.yaml (which the end-to-end test uses) looks for it, and export every
+    variable deploy/dagster.yaml reads."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Run as a service"):readme.index("## Scaling out")]
+    workspace = yaml.safe_load((DEPLOY / "local" / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
+    assert (f"dagster code-server start -h {workspace['host']} -p {workspace['port']} -m {MODULE} "
+            f"--location-name {workspace['location_name']}") in section
+    assert section.count("-w deploy/local/workspace.yaml") == 2  # webserver and daemon
+    instance_text = (DEPLOY / "dagster.yaml").read_text()
+    for env in set(re.findall(r"env: (\w+)", instance_text)):
+        assert f"{env}=" in section, env
+    assert 'cp deploy/dagster.yaml "$DAGSTER_HOME/"' in section
+    # the role and database the service test makes (PostgresServer) the same way
+    assert "createuser --pwprompt dagster" in section and "createdb --owner dagster dagster" in section

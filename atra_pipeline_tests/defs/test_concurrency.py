@@ -3,15 +3,13 @@ the `duckdb` pool (limit 1 in the instance config) keeps their database steps ap
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 
 import dagster as dg
 
 from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.testing.dagster_cli import materialize_all
 from atra_pipeline_tests.defs.helpers import count_rows
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -38,21 +36,13 @@ def test_parallel_multiprocess_runs_never_overlap_duckdb_steps(tmp_path):
     home.mkdir()
     shutil.copy(PROJECT_ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     db = tmp_path / "atra.duckdb"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ATRA_DUCKDB_PATH": str(db)}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ATRA_DUCKDB_PATH": str(db),
+           "ATRA_EXECUTOR": "multiprocess"}  # a process per step: the pool must keep them apart
     run_config = {"resources": {"raw_source": {"config": {"interval_ms": INTERVAL_MS}}}}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.get_run_records()  # create the instance's storage once, before processes race for it
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "atra_pipeline.definitions",
-             "--select", "raw_l2_snapshots,raw_trades", "--partition", f"2024-08-08|{symbol}",
-             "--config-json", json.dumps(run_config)],
-            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for symbol in SYMBOLS
-    ]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for proc, out in zip(procs, outputs):
-        assert proc.returncode == 0, out[-3000:]
+    outputs = materialize_all("raw_l2_snapshots,raw_trades", [f"2024-08-08|{s}" for s in SYMBOLS], env, run_config)
+    for out in outputs:
         assert "database is locked" not in out.lower() and "could not set lock" not in out.lower()
 
     with dg.DagsterInstance.from_config(str(home)) as instance:

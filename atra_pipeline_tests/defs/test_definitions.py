@@ -44,3 +44,20 @@ def test_dagster_cli_validates_the_code_location():
                            str(PROJECT_ROOT / "workspace.yaml")], capture_output=True, text=True, env=env,
                           cwd=PROJECT_ROOT, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_executor_follows_the_storage_and_refuses_unknown_names(monkeypatch):
+    import pytest
+
+    from atra_pipeline.definitions import _executor
+
+    monkeypatch.delenv("ATRA_EXECUTOR", raising=False)
+    monkeypatch.delenv("ATRA_STORAGE_ROOT", raising=False)
+    assert _executor() is dg.in_process_executor  # one DuckDB file, one slot: no step processes
+    monkeypatch.setenv("ATRA_STORAGE_ROOT", "/tmp/store")
+    assert _executor() is dg.multiprocess_executor  # partition files: steps may run at once
+    monkeypatch.setenv("ATRA_EXECUTOR", "in_process")
+    assert _executor() is dg.in_process_executor
+    monkeypatch.setenv("ATRA_EXECUTOR", "celery")
+    with pytest.raises(ValueError, match="ATRA_EXECUTOR='celery'"):
+        _executor()

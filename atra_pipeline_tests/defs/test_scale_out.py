@@ -6,20 +6,17 @@ partitions, and the partitions' check outcomes the gate needs, from the files.""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import dagster as dg
 import duckdb
 
 from atra_pipeline.core.model_registry import latest
 from atra_pipeline.core.parquet_store import ParquetStore
-from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.core.quality import record_check_outcomes
 from atra_pipeline.core.storage import PartitionWindow, prepare
 from atra_pipeline.resources import AtraDuckDB
+from atra_pipeline.testing.dagster_cli import materialize_all
 from atra_pipeline.testing.models import register_random_model
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -27,14 +24,7 @@ INTERVAL_MS = 1_000  # 1-second books: the catalogue needs them (10 s books make
 
 
 def _materialize_all(select: str, env: dict, config: dict | None = None) -> list[str]:
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "atra_pipeline.definitions", "--select", select,
-         "--partition", f"2024-08-08|{symbol}", *(["--config-json", json.dumps(config)] if config else [])],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for symbol in SYMBOLS]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for proc, out in zip(procs, outputs):
-        assert proc.returncode == 0, out[-3000:]
-    return outputs
+    return materialize_all(select, [f"2024-08-08|{symbol}" for symbol in SYMBOLS], env, config)
 
 
 def test_partitions_written_at_once_as_files_and_read_across_symbols(tmp_path):
