@@ -1,7 +1,8 @@
 """Wall time of one partition's runs under the in-process executor (the default with the DuckDB
 file) against Dagster's multiprocess executor (the baseline: a process per step), launched as a
 user or the run launcher would (``dagster asset materialize`` in a new process, on an instance
-with the ``duckdb`` pool at one slot). Alternated, best of ``--repeat``, in one process.
+with the ``duckdb`` pool at one slot). The two executors alternate, best of ``--repeat`` each (so
+not ``timing.best_of``, which repeats one call), in one process of this script.
 
     .venv/bin/python benchmarks/executor.py [--repeat 3]
 """
@@ -12,14 +13,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.partitions import DEFAULT_SYMBOLS
+from atra_pipeline.testing.dagster_cli import materialize_all
 
 DATE = "2024-08-08"
 STAGES = {  # what one run materialises, and how many steps (assets + separate check steps) it has
@@ -30,11 +30,7 @@ STAGES = {  # what one run materialises, and how many steps (assets + separate c
 
 def materialize(select: str, symbol: str, env: dict) -> float:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "atra_pipeline.definitions",
-                          "--select", select, "--partition", f"{DATE}|{symbol}"],
-                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"{select} {symbol} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+    materialize_all(select, [f"{DATE}|{symbol}"], env)
     return time.perf_counter() - start
 
 
