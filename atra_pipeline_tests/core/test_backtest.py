@@ -4,6 +4,7 @@ per symbol; the HTML report holds every chart."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import replace
@@ -123,6 +124,20 @@ def test_monte_carlo_bootstrap():
     assert mc["final_return_p50"] == pytest.approx(1.01**20 - 1) and mc["probability_of_ruin"] == 0.0
     crash = monte_carlo(np.array([-0.1, -0.1, 0.05]), n_paths=500, ruin_drawdown=0.2)
     assert 0 < crash["probability_of_ruin"] < 1 and crash["max_drawdown_p5"] <= crash["max_drawdown_p95"]
+    # by hand: each of the 3 draws is -10% with p = 2/3 and +5% with 1/3; a path's max drawdown
+    # (from the starting equity 1 on) is -27.1% for (-,-,-) [8/27], -19% for (-,-,+) and (+,-,-)
+    # [4/27 each], -14.95% for (-,+,-) [4/27], -10% with one loss [6/27], 0 for (+,+,+) [1/27]:
+    # ruin (drawdown <= -20%) has probability 8/27, the worst 5% sit at 0.9^3 - 1, the median at -19%
+    outcomes = {}
+    for draws in itertools.product([-0.1, -0.1, 0.05], repeat=3):  # the 27 equally likely index sequences
+        wealth = np.cumprod([1.0, *(1 + np.array(draws))])
+        worst = min(w / max(wealth[:i + 1]) - 1 for i, w in enumerate(wealth))
+        outcomes[round(worst, 6)] = outcomes.get(round(worst, 6), 0) + 1
+    assert outcomes == {round(0.9**3 - 1, 6): 8, -0.19: 8, round(0.9 * 1.05 * 0.9 - 1, 6): 4, -0.1: 6, 0.0: 1}
+    assert crash["max_drawdown_p5"] == pytest.approx(0.9**3 - 1)
+    assert crash["max_drawdown_p50"] == pytest.approx(-0.19)
+    # 500 bootstrapped paths: the share of ruined ones is within 3 sd (0.02 each) of 8/27
+    assert crash["probability_of_ruin"] == pytest.approx(8 / 27, abs=3 * math.sqrt(8 / 27 * 19 / 27 / 500))
 
 
 def test_the_report_renders_with_every_chart(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.backtest import CostSettings, walk_book
+from atra_pipeline.core.backtest import walk_book
 from atra_pipeline.core.execution import (
     BrokerError,
     PaperBroker,

@@ -168,13 +168,20 @@ def brute_force(close: pd.Series, events, width, pt_sl, hold: pd.Timedelta, side
 @settings(max_examples=60, deadline=None)
 @given(steps=st.lists(st.integers(-3, 3), min_size=2, max_size=400), seed=st.integers(0, 10**6),
        pt=st.sampled_from([0.0, 0.5, 1.0, 2.0]), sl=st.sampled_from([0.0, 0.5, 1.0, 3.0]),
-       hold=st.integers(1, 150), with_side=st.booleans())
-def test_labels_match_a_brute_force_path_scan(steps, seed, pt, sl, hold, with_side):
+       hold=st.integers(1, 150), with_side=st.booleans(),
+       offsets_ms=st.lists(st.integers(-2500, 2500), min_size=1, max_size=20), early_ms=st.integers(1, 5000))
+def test_labels_match_a_brute_force_path_scan(steps, seed, pt, sl, hold, with_side, offsets_ms, early_ms):
     # integer ticks of 0.1%: exact ties with the barriers happen often
     close = pd.Series(100 * np.exp(0.001 * np.cumsum(steps)),
                       index=T0 + pd.to_timedelta(np.cumsum(np.random.default_rng(seed).integers(1, 3, len(steps))), unit="s"))
     rng = np.random.default_rng(seed)
-    events = pd.DatetimeIndex(sorted(set(close.index[rng.integers(0, len(close), 20)]) | {close.index[-1]}))
+    # events at prices, between prices (entry: the last price before), after the last price and
+    # before the first one (no entry price: left out); prices are 1-2 s apart
+    anchors = close.index[rng.integers(0, len(close), len(offsets_ms))]
+    between = anchors + pd.to_timedelta(offsets_ms, unit="ms")
+    events = pd.DatetimeIndex(sorted(set(close.index[rng.integers(0, len(close), 20)]) | {close.index[-1]}
+                                     | set(between) | {close.index[0] - pd.Timedelta(milliseconds=early_ms)}))
+    assert not events.isin(close.index).all() and events[0] < close.index[0]
     width = 0.002
     side = pd.Series(rng.choice([-1.0, 1.0], len(events)), index=events) if with_side else None
     got = triple_barrier_labels(close, events, pd.Series(width, index=close.index), (pt, sl),

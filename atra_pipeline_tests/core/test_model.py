@@ -149,3 +149,8 @@ def test_multiclass_on_barrier_outcomes():
     assert result.booster.predict(data.X.iloc[:3]).shape == (3, 3)
     assert result.metrics["log_loss"] < result.metrics["prior_log_loss"] and result.metrics["auc"] > 0.6
     assert result.oof["probability"].between(0, 1).all()  # P(take-profit)
+    # the column ranks the take-profit events (class 2) high and the stop-losses (class 0) low, by
+    # the labels of the events themselves, not the ones copied into the OOF frame
+    y = pd.Series(data.y, index=data.X.index).loc[result.oof["ts"]].to_numpy()
+    p = result.oof["probability"].to_numpy()
+    assert roc_auc((y == 2).astype(int), p) > 0.6 and roc_auc((y == 0).astype(int), p) < 0.5

@@ -47,8 +47,13 @@ def test_monitor_once_prints_the_metrics(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ATRA_DUCKDB_PATH", str(tmp_path / "atra.duckdb"))
     with duckdb.connect(str(tmp_path / "atra.duckdb")) as conn:
         prepare(conn)
+        # a symbol no other test uses (the registry is global): only this refresh can set its gauge
+        conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'SOLUSDT', 'm1', 0.6, 1, 100.0, 0.002, "
+                     "'2024-08-08 00:09:00', '2024-08-08 00:09:00.375')")
     assert cli.main(["monitor", "--once"]) == 0
-    assert "atra_kill_switch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "atra_kill_switch" in out
+    assert 'atra_signal_latency_seconds{symbol="SOLUSDT"} 0.375' in out  # refreshed from the database file
 
 
 def test_live_log_lines_are_json_with_their_context(capfd):

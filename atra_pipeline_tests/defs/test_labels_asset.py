@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from atra_pipeline.defs import features, labels, raw
+from atra_pipeline.defs import features, labels
 from atra_pipeline.partitions import market_partitions, partition_key
 from atra_pipeline.resources import AtraDuckDB, RawSourceResource
 from atra_pipeline_tests.defs.helpers import check_results, count_rows, materialize_raw

@@ -22,6 +22,7 @@ from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
 from atra_pipeline.resources import AtraDuckDB
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline.testing.models import register_random_model
+from atra_pipeline_tests.defs.helpers import check_results
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START = pd.Timestamp("2024-08-08 02:00:00.5")  # the replayed clock: collection continues the stored day
@@ -96,6 +97,7 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
     assert isinstance(request, dg.RunRequest) and request.tags[DECISION_TAG] == "2024-08-08T02:01:00"
     scored = dg.materialize(live.assets, resources=resources, run_config=request.run_config, selection=["live_signals"])
     assert scored.success and all(e.passed for e in scored.get_asset_check_evaluations())
+    assert check_results(scored) == {"live_signals.signals_use_the_approved_model": True}
     with duckdb.connect(str(path)) as conn:
         signals = conn.execute("SELECT * FROM live_signals").fetchdf()
         assert set(signals["model_id"]) == {model_id} and len(signals) == len(SYMBOLS)
@@ -113,7 +115,7 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
         resumed = execute_signals(conn, signals, broker, model_id, limits, now=now())
         again = execute_signals(conn, signals, broker, model_id, limits, now=now())  # a retried run
         assert resumed["filled"] == len(bets) and again["filled"] == 0
-        orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id), max(qty * 0) FROM orders").fetchall()[0]
+        orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders").fetchall()[0]
         fills = conn.execute("SELECT max(qty * price) FROM fills").fetchall()[0][0]
         detail = conn.execute("SELECT o.symbol, o.side, o.qty, f.price, f.qty * f.price, f.mid FROM orders o JOIN fills f USING (client_order_id)").fetchall()
         assert orders[0] == orders[1] == len(bets) and fills <= 30_000 * (1 + 1e-9), detail

@@ -16,6 +16,7 @@ from atra_pipeline.defs import live
 from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
 from atra_pipeline.resources import AtraDuckDB
 from atra_pipeline_tests.core import test_live as core_live
+from atra_pipeline_tests.defs.helpers import check_results
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_sensor_launches_once_per_decision_time_with_the_approved_model(db):
     with duckdb.connect(str(path)) as conn:
         decide(conn, model_id, True, "test")
     request = _evaluate(path)
-    assert isinstance(request, dg.RunRequest) and request.tags[DECISION_TAG] == "2024-08-08T02:00:00"
+    assert isinstance(request, dg.RunRequest) and request.tags[DECISION_TAG] == "2024-08-08T02:01:00"
     again = _evaluate(path)  # no signals yet: asked again, under the same run key (Dagster launches it once)
     assert isinstance(again, dg.RunRequest) and again.run_key == request.run_key
     assert request.run_key.endswith("|attempt-1")
@@ -74,10 +75,11 @@ def test_sensor_launches_once_per_decision_time_with_the_approved_model(db):
     result = dg.materialize(live.assets, resources={"duckdb": AtraDuckDB(database=str(path))},
                             run_config=request.run_config, selection=["live_signals"], raise_on_error=False)
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    assert check_results(result) == {"live_signals.signals_use_the_approved_model": True}
     with duckdb.connect(str(path), read_only=True) as conn:
         rows = conn.execute("SELECT symbol, model_id, decision_ts FROM live_signals ORDER BY symbol").fetchall()
     assert [(s, m) for s, m, _ in rows] == [("BTCUSDT", model_id), ("ETHUSDT", model_id)]
-    assert all(pd.Timestamp(t) == pd.Timestamp("2024-08-08 02:00") for *_, t in rows)
+    assert all(pd.Timestamp(t) == pd.Timestamp("2024-08-08 02:01") for *_, t in rows)
     skip = _evaluate(path)
     assert isinstance(skip, dg.SkipReason) and "already written" in skip.skip_message
 
@@ -104,10 +106,15 @@ def test_execution_trades_the_newest_signals_on_paper_within_limits(db):
     again = dg.materialize(execution.assets, resources=resources, run_config=config)  # a retried run
     for result in (first, again):
         assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+        assert check_results(result) == {"execution.orders_within_limits": True, "execution.ledger_reconciles": True}
     with duckdb.connect(str(path), read_only=True) as conn:
         bets = conn.execute("SELECT count(*) FROM live_signals WHERE side <> 0 AND size_notional > 0").fetchall()[0][0]
         orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders").fetchall()[0]
         biggest = conn.execute("SELECT coalesce(max(qty * price), 0) FROM fills").fetchall()[0][0]
+        asked = conn.execute("SELECT max(size_notional) FROM live_signals").fetchall()[0][0]
+        filled = conn.execute("SELECT count(*) FROM orders WHERE status = 'filled'").fetchall()[0][0]
+    assert bets > 0 and orders[0] > 0 and filled == orders[0]  # the fixture's decision time places bets, all filled
+    assert asked > 20_000 and biggest > 0  # the signals ask for more than one order may carry: the cap is exercised
     assert orders[0] == orders[1] == bets  # one order per bet, none doubled by the retry
     assert biggest <= 20_000 * (1 + 1e-9)
 

@@ -13,7 +13,7 @@ import pytest
 from atra_pipeline.core.features.build import ensure_features_table
 from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.labelling import LABEL_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, prepare
+from atra_pipeline.core.storage import prepare
 from atra_pipeline.defs import backtest, models
 from atra_pipeline.resources import AtraDuckDB
 from atra_pipeline_tests.defs.helpers import check_results
