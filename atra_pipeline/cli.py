@@ -142,6 +142,7 @@ def _registry_summary_for(database: Path) -> str:
     import duckdb
 
     from atra_pipeline.core.model_registry import latest, load_model
+    from atra_pipeline.core.report import report_path
 
     try:
         with duckdb.connect(str(database), read_only=True) as conn:
@@ -151,20 +152,19 @@ def _registry_summary_for(database: Path) -> str:
         return "no model registry yet"
     if record is None:
         return "no model trained yet"
-    report = Path(database).parent / "reports" / f"{model_id}.html"
+    report = report_path(database, model_id)
     return (f"latest model {model_id}: {record.status} ({record.reason}); live model: {live or 'none'}\n"
             f"risk report: {report if report.exists() else 'not rendered'}")
 
 
 def _dates(args) -> list[str]:
-    if args.start:
-        end = args.end or args.start
-        return [d.strftime("%Y-%m-%d") for d in pd.date_range(args.start, end, freq="D")]
-    return [args.date]
+    from atra_pipeline.partitions import date_keys
+
+    return date_keys(args.start, args.end or args.start) if args.start else [args.date]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from atra_pipeline.partitions import configured_symbols
+    from atra_pipeline.partitions import configured_symbols, parse_symbols
 
     parser = argparse.ArgumentParser(prog="atra", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)
         summaries = run_partitions([], [], stage_config={"research": _model_run_config(model_config)}, stages=("research",))
     else:
-        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-        summaries = run_partitions(_dates(args), symbols, stage_config={"research": _model_run_config(model_config)})
+        summaries = run_partitions(_dates(args), parse_symbols(args.symbols), stage_config={"research": _model_run_config(model_config)})
     print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")

@@ -47,11 +47,11 @@ def _executor():
         return k8s_job_executor
     return dg.in_process_executor if name == "in_process" else dg.multiprocess_executor
 
+STAGE_MODULES = (raw, features, labels, models, backtest, live, execution)  # each has assets and asset_checks
+
 defs = dg.Definitions(
-    assets=[*raw.assets, *features.assets, *labels.assets, *models.assets, *backtest.assets, *live.assets,
-            *execution.assets],
-    asset_checks=[*raw.asset_checks, *features.asset_checks, *labels.asset_checks, *models.asset_checks,
-                  *backtest.asset_checks],
+    assets=[a for stage in STAGE_MODULES for a in stage.assets],
+    asset_checks=[c for stage in STAGE_MODULES for c in stage.asset_checks],
     jobs=[main_job, train_job, collect, *live.jobs],
     sensors=live.sensors,
     schedules=live.schedules,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+import pandas as pd
 
 from atra_pipeline.core.features.registry import REFERENCE_SYMBOL
 from atra_pipeline.core.storage import PartitionWindow
@@ -13,10 +14,19 @@ DEFAULT_START_DATE = "2020-01-01"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
+def parse_symbols(text: str) -> list[str]:
+    """``"btcusdt, ETHUSDT"`` -> ``["BTCUSDT", "ETHUSDT"]``."""
+    return [s.strip().upper() for s in text.split(",") if s.strip()]
+
+
 def configured_symbols() -> list[str]:
     """``$ATRA_SYMBOLS`` (comma-separated) or the defaults."""
-    raw = os.environ.get("ATRA_SYMBOLS", "")
-    return [s.strip().upper() for s in raw.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+    return parse_symbols(os.environ.get("ATRA_SYMBOLS", "")) or list(DEFAULT_SYMBOLS)
+
+
+def date_keys(start: str, end: str) -> list[str]:
+    """The date partition keys from ``start`` to ``end``, both included."""
+    return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, end, freq="D")]
 
 
 def reference_symbol() -> str:

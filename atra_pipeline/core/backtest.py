@@ -15,7 +15,8 @@ Rules
   cost), fees are ``taker_fee_bps`` of each fill's notional, and funding (perpetuals, optional)
   is ``funding_bps_per_8h`` of the entry notional per 8 hours held, paid by longs and received
   by shorts.
-* **Sizing**: :func:`atra_pipeline.core.sizing.position_notional` on the equity realised so far.
+* **Sizing**: :func:`atra_pipeline.core.sizing.notional_for` (what ``position_notional`` computes) on the
+  equity realised so far.
 * **Equity** moves when a position closes (realised P&L); the daily equity curve is the last
   realised equity of each UTC day.
 """
@@ -28,9 +29,9 @@ import numba
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.sizing import SizingSettings, kelly_fraction
+from atra_pipeline.core.schema import N_LEVELS
+from atra_pipeline.core.sizing import SizingSettings, kelly_fraction, notional_for
 
-LEVELS = 10
 NS_PER_8H = 8 * 3600 * 10**9
 
 
@@ -88,7 +89,7 @@ def walk_book(px: np.ndarray, sz: np.ndarray, qty: float, penalty: float, sign: 
 
 
 @numba.njit(cache=True)
-def _simulate(sym, entry_ns, exit_ns, exit_fill_ns, side, prob, target, entry_mid, exit_mid,
+def _simulate(sym, entry_ns, exit_ns, exit_fill_ns, side, prob, target, entry_mid,
               entry_bid_px, entry_bid_sz, entry_ask_px, entry_ask_sz,
               exit_bid_px, exit_bid_sz, exit_ask_px, exit_ask_sz,
               n_symbols, equity0, pt, sl, kelly_mult, vol_target, max_risk, max_sym, max_gross,
@@ -125,13 +126,10 @@ def _simulate(sym, entry_ns, exit_ns, exit_fill_ns, side, prob, target, entry_mi
         if open_idx[s] >= 0:
             skipped += 1
             continue
-        stop = sl * target[i]
-        if stop <= 0 or equity <= 0 or np.isnan(entry_mid[i]):
+        if np.isnan(entry_mid[i]):
             continue
-        b = pt / sl if pt > 0 else 1.0
-        k = kelly_mult * max(0.0, prob[i] - (1.0 - prob[i]) / b)
-        room = min(max_sym * equity - notional_open[s], max_gross * equity - notional_open.sum())
-        notional = max(0.0, min(k * equity / stop, vol_target * equity / target[i], max_risk * equity / stop, room))
+        notional = notional_for(equity, prob[i], pt, sl, target[i], kelly_mult, vol_target, max_risk, max_sym,
+                                max_gross, notional_open[s], notional_open.sum())
         if notional <= 0:
             continue
         q = notional / entry_mid[i]
@@ -173,7 +171,7 @@ def _close(j, side, qty, entry_px, exit_px, fees, beyond, funding, exit_bid_px, 
 
 
 def _levels(frame: pd.DataFrame, prefix: str) -> np.ndarray:
-    return frame[[f"{prefix}_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
+    return frame[[f"{prefix}_{i}" for i in range(N_LEVELS)]].to_numpy(dtype=float)
 
 
 def run_backtest(candidates: pd.DataFrame, settings: BacktestSettings = BacktestSettings()) -> tuple[pd.DataFrame, dict]:
@@ -188,7 +186,7 @@ def run_backtest(candidates: pd.DataFrame, settings: BacktestSettings = Backtest
     costs, sizing = settings.costs, settings.sizing
     out = _simulate(
         sym, ns("ts"), ns("t1"), ns("exit_fill_ts"), c["side"].to_numpy(float), c["probability"].to_numpy(float),
-        c["target"].to_numpy(float), c["entry_mid"].to_numpy(float), c["exit_mid"].to_numpy(float),
+        c["target"].to_numpy(float), c["entry_mid"].to_numpy(float),
         _levels(c, "entry_bid_px"), _levels(c, "entry_bid_sz"), _levels(c, "entry_ask_px"), _levels(c, "entry_ask_sz"),
         _levels(c, "exit_bid_px"), _levels(c, "exit_bid_sz"), _levels(c, "exit_ask_px"), _levels(c, "exit_ask_sz"),
         len(symbols), settings.initial_equity, settings.pt_sl[0], settings.pt_sl[1], sizing.kelly_multiplier,
@@ -218,3 +216,9 @@ def daily_equity(ledger: pd.DataFrame, initial_equity: float, start, end) -> pd.
     days = pd.date_range(pd.Timestamp(start).normalize() - pd.Timedelta(days=1), pd.Timestamp(end).normalize(), freq="D")
     pnl = ledger.groupby(pd.DatetimeIndex(ledger["exit_fill_ts"]).normalize())["net_pnl"].sum()
     return (initial_equity + pnl.reindex(days, fill_value=0.0).cumsum()).rename("equity")
+
+
+def trade_returns(ledger: pd.DataFrame) -> pd.Series:
+    """Each trade's net P&L as a return on the equity just before it closed:
+    ``net_pnl / (equity_after - net_pnl)``."""
+    return ledger["net_pnl"] / (ledger["equity_after"] - ledger["net_pnl"])

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core import metrics
-from atra_pipeline.core.backtest import BacktestSettings, daily_equity, run_backtest
+from atra_pipeline.core.backtest import BacktestSettings, daily_equity, run_backtest, trade_returns
 from atra_pipeline.core.montecarlo import monte_carlo
+from atra_pipeline.core.schema import N_LEVELS
 from atra_pipeline.core.sql import bind, load_sql
+from atra_pipeline.core.storage import transaction
 
 STRESS = {
     "base": "the settings as given",
@@ -98,7 +100,7 @@ def _widen(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
     out = frame.copy()
     for leg, mid in (("entry", "entry_mid"), ("exit", "exit_mid")):
         for side in ("bid", "ask"):
-            for i in range(10):
+            for i in range(N_LEVELS):
                 col = f"{leg}_{side}_px_{i}"
                 out[col] = out[mid] + factor * (out[col] - out[mid])
     return out
@@ -109,17 +111,12 @@ def write_run(conn: duckdb.DuckDBPyConnection, model_id: str, run: BacktestRun) 
     trades = run.ledger.assign(model_id=model_id)
     equity = pd.DataFrame({"model_id": model_id, "day": run.equity.index.date, "equity": run.equity.to_numpy()})
     stress = run.stress.drop(columns="description").melt(id_vars="scenario", var_name="metric").assign(model_id=model_id)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         for table, frame in (("backtest_trades", trades), ("backtest_equity", equity), ("backtest_stress", stress)):
             conn.execute(f"DELETE FROM {table} WHERE model_id = ?", [model_id])
             conn.register("bt_rows", frame)
             conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM bt_rows")
             conn.unregister("bt_rows")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def read_run(conn: duckdb.DuckDBPyConnection, model_id: str) -> BacktestRun:
@@ -154,8 +151,7 @@ def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_paths: int = 100
                else float("nan"),
                "expected_max_sharpe": metrics.expected_max_sharpe(trial_sharpes), "trials": float(len(trial_sharpes)),
                "pbo": float(pbo), "days": float(len(returns))}
-    equity_before = run.ledger["equity_after"] - run.ledger["net_pnl"]
-    mc = monte_carlo((run.ledger["net_pnl"] / equity_before).to_numpy(), n_paths=n_paths)
+    mc = monte_carlo(trade_returns(run.ledger).to_numpy(), n_paths=n_paths)
     figures.update({k: v for k, v in mc.items() if k != "fan"})
     return figures, mc
 
@@ -163,13 +159,8 @@ def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_paths: int = 100
 def write_risk_metrics(conn: duckdb.DuckDBPyConnection, model_id: str, figures: dict) -> None:
     """Replace ``model_id``'s rows of ``risk_metrics`` in one transaction."""
     rows = pd.DataFrame({"model_id": model_id, "metric": list(figures), "value": [float(v) for v in figures.values()]})
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute("DELETE FROM risk_metrics WHERE model_id = ?", [model_id])
         conn.register("risk_rows", rows)
         conn.execute("INSERT INTO risk_metrics SELECT * FROM risk_rows")
         conn.unregister("risk_rows")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.schema import L2_COLUMNS, N_LEVELS, TRADE_COLUMNS
+from atra_pipeline.core.storage import transaction
 
 FATAL = (ccxt.AuthenticationError, ccxt.BadSymbol)
 
@@ -59,7 +60,6 @@ class CollectorStats:
     retries: int = 0
     failed_calls: int = 0
     errors: Counter = field(default_factory=Counter)
-    lag_s: list[float] = field(default_factory=list)  # receive time - poll start, per book
 
 
 class CollectedStore:
@@ -78,20 +78,17 @@ class CollectedStore:
     def append(self, books: pd.DataFrame, trades: pd.DataFrame) -> tuple[int, int]:
         """Insert the rows not stored yet, both tables in one transaction; return how many were new."""
         with self.connect() as conn:
-            conn.execute("BEGIN TRANSACTION")
             try:
-                conn.register("new_books", books[L2_COLUMNS])
-                conn.register("new_trades", trades[TRADE_COLUMNS])
-                n_books = conn.execute(
-                    "INSERT INTO collected_l2_snapshots SELECT n.* FROM new_books AS n ANTI JOIN collected_l2_snapshots "
-                    "AS c ON c.symbol = n.symbol AND c.ts = n.ts").fetchall()[0][0]
-                n_trades = conn.execute(
-                    "INSERT INTO collected_trades SELECT n.* FROM new_trades AS n ANTI JOIN collected_trades AS c "
-                    "ON c.exchange = n.exchange AND c.symbol = n.symbol AND c.trade_id = n.trade_id").fetchall()[0][0]
-                conn.execute("COMMIT")
-            except Exception:
-                conn.execute("ROLLBACK")
-                raise
+                with transaction(conn):
+                    conn.register("new_books", books[L2_COLUMNS])
+                    conn.register("new_trades", trades[TRADE_COLUMNS])
+                    n_books = conn.execute(
+                        "INSERT INTO collected_l2_snapshots SELECT n.* FROM new_books AS n ANTI JOIN "
+                        "collected_l2_snapshots AS c ON c.symbol = n.symbol AND c.ts = n.ts").fetchall()[0][0]
+                    n_trades = conn.execute(
+                        "INSERT INTO collected_trades SELECT n.* FROM new_trades AS n ANTI JOIN collected_trades AS c "
+                        "ON c.exchange = n.exchange AND c.symbol = n.symbol AND c.trade_id = n.trade_id"
+                    ).fetchall()[0][0]
             finally:
                 conn.unregister("new_books")
                 conn.unregister("new_trades")
@@ -158,8 +155,6 @@ class Collector:
     async def _poll(self, symbol: str, market: str, sem: asyncio.Semaphore, last_ids: dict) -> tuple[list, list]:
         ex_name = self.exchange.id
         async with sem:
-            started = time.perf_counter()
-
             async def fetch_book():
                 book = await self.exchange.fetch_order_book(market, limit=N_LEVELS)
                 return book_row(book, symbol, ex_name, self._receive_time(symbol))
@@ -168,7 +163,6 @@ class Collector:
                 book = await self._call(fetch_book)
             except (ccxt.NetworkError, asyncio.TimeoutError):
                 return [], []  # given up for this tick; the next tick polls again
-            self.stats.lag_s.append(time.perf_counter() - started)
             trades = []
             if self.settings.trades:
                 params = {"fromId": last_ids[symbol] + 1} if symbol in last_ids else {}

@@ -48,17 +48,24 @@ def purged_train(t0: np.ndarray, t1: np.ndarray, test: np.ndarray, embargo_ns: i
     """
     keep = np.ones(t0.size, dtype=bool)
     keep[test] = False
-    test = np.sort(test)
-    # contiguous runs of test positions: each is one test span with its own purge and embargo
-    breaks = np.flatnonzero(np.diff(test) > 1) + 1
-    for block in np.split(test, breaks):
-        if block.size == 0:
-            continue
-        start, end = t0[block[0]], t1[block].max()
-        overlaps = (t0 <= end) & (t1 >= start)
+    for start, end in _test_spans(t0, t1, test):
         embargoed = (t0 > end) & (t0 <= end + embargo_ns)
-        keep &= ~(overlaps | embargoed)
+        keep &= ~(_overlaps(t0, t1, start, end) | embargoed)
     return np.flatnonzero(keep)
+
+
+def _test_spans(t0: np.ndarray, t1: np.ndarray, test: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(first t0, max t1)`` of each contiguous run of the positions ``test``: each run is one
+    test span, with its own purge and embargo."""
+    test = np.sort(test)
+    for block in np.split(test, np.flatnonzero(np.diff(test) > 1) + 1):
+        if block.size:
+            yield t0[block[0]], t1[block].max()
+
+
+def _overlaps(t0: np.ndarray, t1: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Whether each label interval ``[t0, t1]`` meets the span ``[start, end]``."""
+    return (t0 <= end) & (t1 >= start)
 
 
 class PurgedKFold:
@@ -180,9 +187,6 @@ def leakage(index: pd.DatetimeIndex, t1: pd.Series, folds) -> dict[str, int]:
     both = overlapping = 0
     for train, test in folds:
         both += np.intersect1d(train, test).size
-        test = np.sort(test)
-        for block in np.split(test, np.flatnonzero(np.diff(test) > 1) + 1):
-            if block.size:
-                start, stop = t0[block[0]], end[block].max()
-                overlapping += int(((t0[train] <= stop) & (end[train] >= start)).sum())
+        for start, stop in _test_spans(t0, end, test):
+            overlapping += int(_overlaps(t0[train], end[train], start, stop).sum())
     return {"trained_and_tested": int(both), "overlapping_labels": int(overlapping)}

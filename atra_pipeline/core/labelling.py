@@ -19,6 +19,7 @@ from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.features.build import ensure_features_table
 from atra_pipeline.core.features.registry import CORE_COLUMNS
 from atra_pipeline.core.labels import (
+    asof,
     average_uniqueness,
     cusum_events,
     daily_volatility,
@@ -63,7 +64,7 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
     features = _features(conn, window, settings.primary_signal)
     step = features.index.to_series().diff().min() if len(features) > 1 else pd.Timedelta(minutes=1)
     hold = pd.Timedelta(seconds=settings.max_holding_s)
-    path = _mid_path(conn, window, window.start - pd.Timedelta(seconds=settings.warmup_s), window.end + hold)
+    path = mid_path(conn, window, window.start - pd.Timedelta(seconds=settings.warmup_s), window.end + hold)
     if path.empty or path.index[0] >= window.end:
         raise DataError(f"raw_l2_snapshots {window.start.date()}|{window.symbol}", "no book snapshots: no price path")
 
@@ -99,7 +100,8 @@ def barrier_target(path: pd.Series, step: pd.Timedelta, end: pd.Timestamp,
     volatility (``vol_span`` steps) of one-step log returns, scaled to the holding period by
     sqrt(holding / step). The live path sizes its proposals with the same width."""
     grid = pd.date_range(path.index[0].ceil(step), end, freq=step, inclusive="left")
-    grid_close = _asof(path, grid)
+    grid = grid[grid >= path.index[0]]  # no price before the path's first snapshot
+    grid_close = pd.Series(asof(path, grid), index=grid)
     hold = pd.Timedelta(seconds=settings.max_holding_s)
     return grid_close, daily_volatility(grid_close, span=settings.vol_span, lookback=step) * np.sqrt(hold / step)
 
@@ -116,7 +118,7 @@ def _features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, signal: 
     return frame
 
 
-def _mid_path(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, start: pd.Timestamp,
+def mid_path(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, start: pd.Timestamp,
               end: pd.Timestamp) -> pd.Series:
     """Mids over [start, end], so a vertical barrier at exactly ``end`` has its price."""
     sql = load_sql("labels/mid_path.sql")
@@ -124,10 +126,3 @@ def _mid_path(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, start: p
               "path_end": (end + pd.Timedelta(microseconds=1)).to_pydatetime()}
     frame = conn.execute(sql, bind(sql, params)).fetchdf()
     return frame.set_index("ts")["mid"]
-
-
-def _asof(path: pd.Series, times: pd.DatetimeIndex) -> pd.Series:
-    """The last price at or before each time; times before the first price dropped."""
-    pos = np.searchsorted(path.index.as_unit("ns").asi8, times.as_unit("ns").asi8, side="right") - 1
-    keep = pos >= 0
-    return pd.Series(path.to_numpy()[pos[keep]], index=times[keep])

@@ -40,7 +40,7 @@ def _log_path(close: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return close.index.as_unit("ns").asi8, np.log(values)
 
 
-def _asof(values: pd.Series, times: pd.DatetimeIndex) -> np.ndarray:
+def asof(values: pd.Series, times: pd.DatetimeIndex) -> np.ndarray:
     """``values`` as of each of ``times``: the last value at or before it (NaN before the first)."""
     values = values.sort_index()
     values = values[~values.index.duplicated(keep="last")]
@@ -92,7 +92,7 @@ def cusum_events(close: pd.Series, threshold: float | pd.Series) -> pd.DatetimeI
     times, logp = _log_path(close)
     r = np.diff(logp, prepend=logp[:1])
     if isinstance(threshold, pd.Series):
-        h = _asof(threshold, close.index)
+        h = asof(threshold, close.index)
     else:
         h = np.full(r.size, float(threshold))
     h = np.where(np.isnan(h), np.inf, h)
@@ -230,7 +230,7 @@ def triple_barrier_labels(close: pd.Series, events: pd.DatetimeIndex, target: pd
     times, logp = _log_path(close)
     events = pd.DatetimeIndex(events).sort_values().unique()
     ev_ns = events.as_unit("ns").asi8
-    width = _asof(target, events)
+    width = asof(target, events)
     keep = np.isfinite(width) & (width > min_return)
     counts = {"below_min_return": int((~keep).sum()), "no_side": 0}
     sides = np.ones(events.size)

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.features.build import FEATURES_STAGE, build_features
-from atra_pipeline.core.features.registry import cross_asset_peers
-from atra_pipeline.core.labelling import LabelSettings, barrier_target
+from atra_pipeline.core.features.registry import DECISION_STEP_S, cross_asset_peers
+from atra_pipeline.core.labelling import LabelSettings, barrier_target, mid_path
 from atra_pipeline.core.labels import flow_momentum_side
 from atra_pipeline.core.model_registry import ModelRecord
 from atra_pipeline.core.sizing import SizingSettings, position_notional
-from atra_pipeline.core.sql import bind, load_sql
+from atra_pipeline.core.sql import load_sql, run_script
 from atra_pipeline.core.storage import PartitionWindow
 
 SIGNAL_COLUMNS = ["decision_ts", "symbol", "model_id", "probability", "side", "size_notional", "target", "data_ts",
@@ -31,9 +31,7 @@ SIGNAL_COLUMNS = ["decision_ts", "symbol", "model_id", "probability", "side", "s
 def live_view(conn: duckdb.DuckDBPyConnection):
     """``raw_l2_snapshots`` and ``raw_trades`` as the stored rows plus the collected ones."""
     db = conn.execute("SELECT current_database()").fetchall()[0][0]
-    for statement in load_sql("live/live_views.sql").format(db=db).split(";\n"):
-        if statement.strip():
-            conn.execute(statement)
+    run_script(conn, load_sql("live/live_views.sql").format(db=db), {})
     try:
         yield
     finally:
@@ -51,7 +49,7 @@ def latest_decision_time(conn: duckdb.DuckDBPyConnection, symbols: list[str], st
 
 
 def score(conn: duckdb.DuckDBPyConnection, decision_ts: pd.Timestamp, symbols: list[str], model: ModelRecord,
-          step_s: int = 60, labels: LabelSettings = LabelSettings(), sizing: SizingSettings = SizingSettings(),
+          step_s: int = DECISION_STEP_S, labels: LabelSettings = LabelSettings(), sizing: SizingSettings = SizingSettings(),
           equity: float = 100_000.0, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """One signal row per symbol for ``decision_ts`` (columns :data:`SIGNAL_COLUMNS`)."""
     booster = model.booster()
@@ -63,10 +61,7 @@ def score(conn: duckdb.DuckDBPyConnection, decision_ts: pd.Timestamp, symbols: l
                            decisions_from=decision_ts)
             feats = conn.execute(f"SELECT * FROM {FEATURES_STAGE} WHERE ts = $t",
                                  {"t": decision_ts.to_pydatetime()}).fetchdf().set_index("ts")
-            path_sql = load_sql("labels/mid_path.sql")
-            path = conn.execute(path_sql, bind(path_sql, {
-                "symbol": symbol, "path_start": (decision_ts - pd.Timedelta(seconds=labels.warmup_s)).to_pydatetime(),
-                "path_end": (decision_ts + pd.Timedelta(microseconds=1)).to_pydatetime()})).fetchdf().set_index("ts")["mid"]
+            path = mid_path(conn, window, decision_ts - pd.Timedelta(seconds=labels.warmup_s), decision_ts)
             side = int(flow_momentum_side(feats, labels.z_threshold, labels.primary_signal).iloc[0]) if len(feats) else 0
             target = float("nan")
             if len(path) > 1:
@@ -84,6 +79,12 @@ def score(conn: duckdb.DuckDBPyConnection, decision_ts: pd.Timestamp, symbols: l
                          "data_ts": path.index.max() if len(path) else decision_ts,
                          "created_at": now or pd.Timestamp.now(tz="UTC").tz_localize(None)})
     return pd.DataFrame(rows, columns=SIGNAL_COLUMNS)
+
+
+def latest_signals(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The signal rows of the newest decision time (empty before any)."""
+    return conn.execute("SELECT * FROM live_signals WHERE decision_ts = (SELECT max(decision_ts) FROM live_signals)"
+                        ).fetchdf()
 
 
 def write_signals(conn: duckdb.DuckDBPyConnection, signals: pd.DataFrame) -> int:

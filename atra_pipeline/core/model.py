@@ -30,9 +30,31 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from atra_pipeline.core.cv import CombinatorialPurgedKFold, PurgedKFold, purged_train, walk_forward_splits
+from atra_pipeline.core.features.registry import feature_columns
+from atra_pipeline.core.sql import bind, load_sql
 
 CvKind = Literal["purged_kfold", "cpcv", "walk_forward"]
 EPS = 1e-15
+
+
+def model_features() -> list[str]:
+    """The meta-model's inputs: the registry's feature columns, then the primary model's side."""
+    return [*feature_columns(), "side"]
+
+
+def training_frame(conn, symbols: list[str], start_date: str = "", end_date: str = "") -> tuple[pd.DataFrame, str, str]:
+    """The labelled events of ``symbols`` from ``start_date`` to ``end_date`` (inclusive; empty: the
+    first / last stored label) joined to their feature rows (``sql/models/training_set.sql``), and
+    the dates used. Raises ``ValueError`` when there are no labels or no events in the range."""
+    first, last = conn.execute("SELECT min(ts)::DATE, max(ts)::DATE FROM labels").fetchall()[0]
+    if first is None:
+        raise ValueError("the labels table is empty; materialise labels first")
+    start, end = start_date or str(first), end_date or str(last)
+    sql = load_sql("models/training_set.sql")
+    frame = conn.execute(sql, bind(sql, {"start_date": start, "end_date": end, "symbols": list(symbols)})).fetchdf()
+    if frame.empty:
+        raise ValueError(f"no labelled events with features in {start} .. {end}")
+    return frame, start, end
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from atra_pipeline.core.model import TrainingResult, TrainingSettings
 from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.core.storage import transaction
 
 OOF_COLUMNS = ["model_id", "ts", "symbol", "fold", "probability", "label", "weight", "ret"]
 
@@ -74,16 +75,11 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
                           "shap_top": result.importance.head(20).round(6).to_dict()}),
         "model_text": model_text, "status": "candidate", "reason": "",
     }
-    oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]  # noqa: F841 (read by name in the SQL below)
+    with transaction(conn):
         conn.execute(f"INSERT INTO model_registry ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                      list(row.values()))
         conn.execute("INSERT INTO oof_predictions SELECT * FROM oof")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return model_id
 
 
@@ -109,15 +105,22 @@ def decide(conn: duckdb.DuckDBPyConnection, model_id: str, approve: bool, reason
     """Approve ``model_id`` (retiring the previously approved model) or reject it, with ``reason``.
     Returns the id of the model live afterwards."""
     previous = latest(conn, "approved")
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         if approve:
             conn.execute("UPDATE model_registry SET status = 'retired', reason = ? WHERE status = 'approved'",
                          [f"replaced by {model_id}"])
         conn.execute("UPDATE model_registry SET status = ?, reason = ? WHERE model_id = ?",
                      ["approved" if approve else "rejected", reason, model_id])
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return model_id if approve else previous
+
+
+def oof_audit(conn: duckdb.DuckDBPyConnection, record: ModelRecord) -> tuple[int, dict]:
+    """The rows of ``record``'s out-of-fold predictions, and whether every event it expected
+    (``oof_events_expected``) has one, with a probability in [0, 1]."""
+    rows, events, low, high = conn.execute(
+        "SELECT count(*), count(DISTINCT (ts, symbol)), min(probability), max(probability) "
+        "FROM oof_predictions WHERE model_id = ?", [record.model_id]).fetchall()[0]
+    expected = record.metrics["oof_events_expected"]
+    passed = events == expected and low is not None and 0 <= low and high <= 1
+    return int(rows), {"passed": bool(passed), "events_expected": int(expected), "events_predicted": int(events),
+                       "min_probability": float(low or 0), "max_probability": float(high or 0)}

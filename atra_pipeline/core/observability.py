@@ -11,6 +11,7 @@ import logging
 import sys
 
 import duckdb
+import pandas as pd
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -35,19 +36,17 @@ METRIC_NAMES = (*METRICS, "atra_live_failures_total")
 
 def refresh(conn: duckdb.DuckDBPyConnection, now) -> None:
     """Set every gauge of :data:`METRICS` from the tables."""
-    from atra_pipeline.core.execution import kill_switch_tripped
+    from atra_pipeline.core.execution import kill_switch_tripped, realised_pnl_today
+    from atra_pipeline.core.live import latest_signals
 
-    for symbol, latency in conn.execute(
-            "SELECT symbol, epoch(created_at - data_ts) FROM live_signals "
-            "WHERE decision_ts = (SELECT max(decision_ts) FROM live_signals)").fetchall():
+    signals = latest_signals(conn)
+    for symbol, latency in zip(signals["symbol"], (signals["created_at"] - signals["data_ts"]).dt.total_seconds()):
         METRICS["atra_signal_latency_seconds"].labels(symbol=symbol).set(latency)
     for status, n in conn.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall():
         METRICS["atra_orders"].labels(status=status).set(n)
     for kind, n in conn.execute("SELECT kind, count(*) FROM risk_events GROUP BY kind").fetchall():
         METRICS["atra_order_rejections"].labels(kind=kind).set(n)
-    pnl = conn.execute("SELECT coalesce(sum(-side * qty * price) - sum(fee), 0) FROM fills WHERE ts >= ?::DATE",
-                       [now]).fetchall()[0][0]
-    METRICS["atra_pnl_quote"].set(pnl)
+    METRICS["atra_pnl_quote"].set(realised_pnl_today(conn, pd.Timestamp(now).normalize(), {}))  # cash flow: no marks
     METRICS["atra_kill_switch"].set(1.0 if kill_switch_tripped(conn) else 0.0)
     for symbol, newest in conn.execute("SELECT symbol, max(ts) FROM collected_l2_snapshots GROUP BY symbol").fetchall():
         METRICS["atra_collector_lag_seconds"].labels(symbol=symbol).set((now - newest).total_seconds())

@@ -32,7 +32,7 @@ import pandas as pd
 
 from atra_pipeline.core import files
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.storage import PartitionWindow
+from atra_pipeline.core.storage import PARTITION_FILTER, PartitionWindow
 
 RawTable = Literal["raw_l2_snapshots", "raw_trades"]
 DAY_MS = 86_400_000
@@ -120,7 +120,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
     if spec.kind == "ccxt":
         source = "collected_l2_snapshots" if book else "collected_trades"
         conn.execute(f"CREATE OR REPLACE TEMP TABLE stage_collected AS SELECT * FROM {source} "
-                     "WHERE symbol = $symbol AND ts >= $start AND ts < $end ORDER BY ts", window.params)
+                     f"WHERE {PARTITION_FILTER} ORDER BY ts", window.params)
         return "stage_collected", {"source": "ccxt collector", "table": source}
     if spec.kind == "synthetic":
         frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms)

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from atra_pipeline.core.backtest import trade_returns  # noqa: E402
+
 CHARTS = ("equity_drawdown", "daily_returns_heatmap", "trade_returns", "monte_carlo_fan", "costs", "shap_importance")
 
 
@@ -52,7 +54,7 @@ def _heatmap(daily_returns: pd.Series) -> str:
 
 def _trades(ledger: pd.DataFrame) -> str:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    r = ledger["net_pnl"] / (ledger["equity_after"] - ledger["net_pnl"])
+    r = trade_returns(ledger)
     if len(r):
         left.hist(r.to_numpy(), bins=40 if np.ptp(r.to_numpy()) > 1e-9 else 1, color="tab:gray")  # equal returns: one bin
     left.set_title("Trade returns (net, on equity)")
@@ -94,6 +96,17 @@ def _shap(importance: pd.Series) -> str:
     ax.barh(top.index, top.to_numpy(), color="tab:purple")
     ax.set_title("Features by mean |SHAP|")
     return _png(fig)
+
+
+def report_path(database: str | Path, model_id: str) -> Path:
+    """Where a model's report lives: ``reports/<model_id>.html`` beside the DuckDB file."""
+    return Path(database).parent / "reports" / f"{model_id}.html"
+
+
+def report_complete(path: Path) -> bool:
+    """The report at ``path`` holds every chart of :data:`CHARTS`."""
+    text = path.read_text()
+    return all(f'alt="{name}"' in text for name in CHARTS)
 
 
 def render_report(path: Path, title: str, summary_md: str, equity: pd.Series, ledger: pd.DataFrame,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 
@@ -55,12 +56,36 @@ def position_notional(equity: float, p: float, pt: float, sl: float, target: flo
 
     ``symbol_exposure`` and ``gross_exposure`` are the notionals already open.
     """
-    if sl <= 0 or target <= 0 or equity <= 0:
+    if sl <= 0 or target <= 0:  # both negative would multiply into a positive stop distance
         return 0.0
+    s = settings
+    return notional_for(float(equity), float(p), float(pt), float(sl), float(target), float(s.kelly_multiplier),
+                        float(s.vol_target), float(s.max_risk_per_trade), float(s.max_symbol_exposure),
+                        float(s.max_gross_exposure), float(symbol_exposure), float(gross_exposure))
+
+
+@numba.njit(cache=True)
+def notional_for(equity: float, p: float, pt: float, sl: float, target: float, kelly_multiplier: float,
+                 vol_target: float, max_risk_per_trade: float, max_symbol_exposure: float,
+                 max_gross_exposure: float, symbol_exposure: float, gross_exposure: float) -> float:
+    """:func:`position_notional` on scalars, for the backtest's compiled loop and the live path alike.
+
+    Parameters
+    ----------
+    equity, p, pt, sl, target, symbol_exposure, gross_exposure
+        As in :func:`position_notional`.
+    kelly_multiplier, vol_target, max_risk_per_trade, max_symbol_exposure, max_gross_exposure
+        The fields of :class:`SizingSettings`.
+
+    Returns
+    -------
+    float
+        The notional, 0 when nothing may be staked.
+    """
     stop = sl * target
+    if stop <= 0 or equity <= 0:
+        return 0.0
     b = pt / sl if pt > 0 else 1.0
-    kelly = float(kelly_fraction(p, b, settings.kelly_multiplier)) * equity / stop
-    vol = settings.vol_target * equity / target
-    risk = settings.max_risk_per_trade * equity / stop
-    room = min(settings.max_symbol_exposure * equity - symbol_exposure, settings.max_gross_exposure * equity - gross_exposure)
-    return max(0.0, min(kelly, vol, risk, room))
+    kelly = kelly_multiplier * max(0.0, p - (1.0 - p) / b)
+    room = min(max_symbol_exposure * equity - symbol_exposure, max_gross_exposure * equity - gross_exposure)
+    return max(0.0, min(kelly * equity / stop, vol_target * equity / target, max_risk_per_trade * equity / stop, room))

@@ -8,6 +8,8 @@ in one transaction, so re-materialising never duplicates and a failure keeps the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -23,6 +25,31 @@ def _identifier(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"not a plain SQL identifier: {name!r}")
     return name
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the ``with`` block in one DuckDB transaction: committed if it completes, rolled back
+    (and the error re-raised) if anything escapes it, an interrupt included, so a failed write
+    never leaves part of its rows behind.
+
+    Parameters
+    ----------
+    conn
+        The connection; no transaction may be open on it.
+
+    Yields
+    ------
+    duckdb.DuckDBPyConnection
+        ``conn``.
+    """
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -65,16 +92,11 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     for version, name in migrations():
         if version in done:
             continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute((SQL_DIR / "schema" / name).read_text())
             conn.execute(
                 "INSERT INTO schema_version VALUES (?, ?, now()::TIMESTAMP)", [version, name]
             )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied
 
@@ -131,8 +153,7 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
     select_cols = ", ".join(_identifier(c) for c in columns)
     try:
         refuse_rows_outside(conn, source, table, window)
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             deleted = conn.execute(
                 f"DELETE FROM {table} WHERE {PARTITION_FILTER}",
                 window.params,
@@ -140,10 +161,6 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
             inserted = conn.execute(
                 f"INSERT INTO {table} ({select_cols}) SELECT {select_cols} FROM {source}"
             ).fetchall()[0][0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         if source == "_atra_incoming":
             conn.unregister(source)

@@ -58,3 +58,20 @@ def feature_check_result(outcome: FeatureCheckOutcome) -> dg.AssetCheckResult:
     figures = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in outcome.figures.items()}
     return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.message(),
                                metadata={"columns": ", ".join(outcome.columns) or "-", **figures})
+
+
+def audit_result(check_name: str, audit: dict) -> dg.AssetCheckResult:
+    """The result of a check from a core audit: its ``passed`` and, as metadata, the rest."""
+    return dg.AssetCheckResult(check_name=check_name, passed=bool(audit["passed"]),
+                               metadata={k: v for k, v in audit.items() if k != "passed"})
+
+
+def registered_model(conn, missing: str, status: str | None = None, requested: str = "") -> str:
+    """``requested`` or the registry's newest model (of ``status``); a step without one fails
+    with ``missing`` (what to do about it)."""
+    from atra_pipeline.core.model_registry import latest
+
+    model_id = requested or latest(conn, status)
+    if model_id is None:
+        raise dg.Failure(missing)
+    return model_id

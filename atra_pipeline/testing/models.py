@@ -6,8 +6,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.features.registry import feature_columns
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
+from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate
 from atra_pipeline.core.model_registry import ModelRecord, decide, load_model, register_candidate
 
 
@@ -17,7 +16,7 @@ def register_random_model(conn: duckdb.DuckDBPyConnection, win_rate: float = 0.6
     that are 1 with probability ``win_rate`` (high: a confident model, whose bets get sized), in
     the registry and, with ``approve``, the approved one."""
     rng = np.random.default_rng(seed)
-    columns = [*feature_columns(), "side"]
+    columns = model_features()
     index = pd.date_range("2024-07-01", periods=rows, freq="1min")
     X = pd.DataFrame(rng.normal(size=(rows, len(columns))), index=index, columns=columns)
     data = TrainingSet(X, (rng.random(rows) < win_rate).astype(int), np.ones(rows),

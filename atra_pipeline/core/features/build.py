@@ -15,6 +15,7 @@ import pandas as pd
 
 from atra_pipeline.core.features.registry import (
     BASE_FAMILIES,
+    DECISION_STEP_S,
     DERIVED_FAMILIES,
     FAMILIES,
     FEATURES,
@@ -43,7 +44,7 @@ def ensure_features_table(conn: duckdb.DuckDBPyConnection) -> None:
             conn.execute(f"ALTER TABLE features ADD COLUMN {name} DOUBLE")
 
 
-def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, step_s: int = 60,
+def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, step_s: int = DECISION_STEP_S,
                    cutoff: pd.Timestamp | None = None, peers: Sequence[str] = (),
                    decisions_from: pd.Timestamp | None = None) -> str:
     """Compute ``window``'s feature rows into temp table ``fx_features``; return its name.
@@ -97,7 +98,7 @@ def _run_family(conn: duckdb.DuckDBPyConnection, family: str, sql: str, params: 
 
 
 def data_start(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, peers: Sequence[str] = (),
-               step_s: int = 60) -> dict[str, pd.Timestamp | None]:
+               step_s: int = DECISION_STEP_S) -> dict[str, pd.Timestamp | None]:
     """Per family, the first time the last build of ``window`` had data for: windows reaching
     before it are warm-up. Cross-asset features need the symbol and every peer: the latest start."""
     own = conn.execute("SELECT min(ts) FROM fx_book").fetchall()[0][0]
@@ -123,7 +124,7 @@ def missing_peers(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, peer
     return [p for p in peers if p not in present]
 
 
-def lookahead_mismatches(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, times, step_s: int = 60,
+def lookahead_mismatches(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, times, step_s: int = DECISION_STEP_S,
                          atol: float = 1e-9, peers: Sequence[str] = ()) -> list[dict]:
     """Rebuild the features from raw data truncated at each ``t`` in ``times`` and compare the row
     at ``t`` with the full build. Returns one entry per differing (time, column); empty = no look-ahead.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.features.registry import FEATURES
+from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES
 
 
 @dataclass
@@ -45,7 +45,7 @@ FEATURE_CHECKS = {
 
 
 def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | Mapping[str, pd.Timestamp | None] | None,
-                step_s: int = 60) -> pd.DataFrame:
+                step_s: int = DECISION_STEP_S) -> pd.DataFrame:
     """True where a feature's window reaches before the first data it reads (NaN by construction).
 
     ``data_start``: one time for every family, or per family (``build.data_start``); None = no data.
@@ -59,7 +59,7 @@ def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | Mapping[str, pd.
 
 def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
                    data_start: pd.Timestamp | Mapping[str, pd.Timestamp | None] | None,
-                   max_nan_share: float = 0.05, step_s: int = 60) -> list[FeatureCheckOutcome]:
+                   max_nan_share: float = 0.05, step_s: int = DECISION_STEP_S) -> list[FeatureCheckOutcome]:
     """All rules but look-ahead (see :func:`lookahead_outcome`) on one partition's rows."""
     cols = [f.name for f in FEATURES]
     values = frame[cols].astype(float)

@@ -18,6 +18,8 @@ RETURN_WINDOWS = ("10s", "1m", "5m", "15m", "1h")
 VOL_WINDOWS = ("1m", "5m", "15m", "1h")
 WINDOW_SECONDS = {"10s": 10, "30s": 30, "1m": 60, "2m": 120, "5m": 300, "15m": 900, "1h": 3600}
 REFERENCE_SYMBOL = "BTCUSDT"
+# The decision grid's default step: research features and live scoring must use the same one.
+DECISION_STEP_S = 60
 
 
 @dataclass(frozen=True)

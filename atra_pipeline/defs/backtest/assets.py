@@ -1,6 +1,5 @@
 """Backtest stage: the newest model's out-of-fold predictions traded with book costs, and its risk report."""
 
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -8,14 +7,15 @@ import pandas as pd
 from atra_pipeline.core.backtest import BacktestSettings, CostSettings
 from atra_pipeline.core.backtesting import backtest_model, ledger_audit, read_run, risk_figures, write_risk_metrics, write_run
 from atra_pipeline.core.labelling import LabelSettings
-from atra_pipeline.core.model_registry import latest, load_model
-from atra_pipeline.core.report import CHARTS, render_report
+from atra_pipeline.core.model_registry import load_model
+from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
 from atra_pipeline.core.sizing import SizingSettings
-from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
+NO_MODEL = "no model in the registry: materialise model_candidate first"
 COSTS, SIZING = CostSettings(), SizingSettings()
 
 
@@ -45,13 +45,6 @@ class BacktestConfig(dg.Config):
         return BacktestSettings(self.threshold, self.initial_equity, tuple(self.pt_sl), sizing, costs)
 
 
-def _model_id(conn, requested: str) -> str:
-    model_id = requested or latest(conn)
-    if model_id is None:
-        raise dg.Failure("no model in the registry: materialise model_candidate first")
-    return model_id
-
-
 @dg.asset(
     deps=["oof_predictions", labels, raw_l2_snapshots],
     group_name="backtest",
@@ -66,7 +59,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
     """Trade ledger and daily equity of the model's out-of-fold predictions (tables backtest_trades,
     backtest_equity), and its stress scenarios (backtest_stress)."""
     with duckdb.get_connection() as conn:
-        model_id = _model_id(conn, config.model_id)
+        model_id = registered_model(conn, NO_MODEL, requested=config.model_id)
         settings = config.settings()
         run = backtest_model(conn, model_id, settings)
         write_run(conn, model_id, run)
@@ -79,8 +72,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
                   "stress": dg.MetadataValue.md(markdown_table(run.stress.drop(columns="description").round(4), 10)),
                   "ledger_preview": dg.MetadataValue.md(markdown_table(ledger[[
                       "ts", "symbol", "side", "notional", "gross_pnl", "slippage_cost", "fee_cost", "net_pnl"]].round(4)))},
-        check_results=[dg.AssetCheckResult(check_name="ledger_consistent", passed=bool(audit["passed"]),
-                                           metadata={k: v for k, v in audit.items() if k != "passed"})],
+        check_results=[audit_result("ledger_consistent", audit)],
     )
 
 
@@ -95,18 +87,17 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
 def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.MaterializeResult:
     """Risk metrics (table risk_metrics) and a self-contained HTML report under data/reports/."""
     with duckdb.get_connection() as conn:
-        model_id = _model_id(conn, "")
+        model_id = registered_model(conn, NO_MODEL)
         record = load_model(conn, model_id)
         run = read_run(conn, model_id)
         figures, mc = risk_figures(run, record.metrics.get("trial_sharpes", []), record.metrics.get("pbo", float("nan")))
         write_risk_metrics(conn, model_id, figures)
     table = pd.DataFrame({"metric": list(figures), "value": [f"{v:.6g}" for v in figures.values()]})
     summary = markdown_table(table, max_rows=len(table))
-    path = Path(duckdb.database).parent / "reports" / f"{model_id}.html"
+    path = report_path(duckdb.database, model_id)
     render_report(path, f"Risk report {model_id}", summary, run.equity, run.ledger, mc,
                   {"stress scenarios": run.stress}, pd.Series(record.metrics.get("shap_top", {}), dtype=float))
-    text = path.read_text()
-    complete = all(f'alt="{name}"' in text for name in CHARTS)
+    complete = report_complete(path)
     context.log.info(f"risk report: {path}")
     return dg.MaterializeResult(
         metadata={"model_id": model_id, "report_path": dg.MetadataValue.path(str(path)),

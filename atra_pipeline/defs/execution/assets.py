@@ -7,9 +7,10 @@ import dagster as dg
 from atra_pipeline.core.execution import (
     CcxtBroker, PaperBroker, RiskLimits, execute_signals, limit_audit, reconcile,
 )
+from atra_pipeline.core.live import latest_signals
 from atra_pipeline.core.model_registry import latest
 from atra_pipeline.core.observability import live_logger
-from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.defs.checks import audit_result, markdown_table
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
 LIMITS = RiskLimits()
@@ -47,21 +48,19 @@ def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb
     with duckdb.get_connection() as conn:
         broker = PaperBroker(conn) if config.broker == "paper" else CcxtBroker(config.exchange, config.sandbox)
         approved = latest(conn, "approved")
-        signals = conn.execute("SELECT * FROM live_signals WHERE decision_ts = (SELECT max(decision_ts) FROM live_signals)"
-                               ).fetchdf()
+        signals = latest_signals(conn)
         counts = execute_signals(conn, signals, broker, approved, limits)
         limits_held = limit_audit(conn, broker.name, limits)
         mismatches = reconcile(conn, broker)
         recent = conn.execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT 10").fetchdf()
-    live_logger(run_id=context.run_id, model_id=str(approved), broker=broker.name).info("execution", **{
-        k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()})
+    figures = {k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()}
+    live_logger(run_id=context.run_id, model_id=str(approved), broker=broker.name).info("execution", **figures)
     context.log.info(f"execution ({broker.name}): {counts}")
     return dg.MaterializeResult(
-        metadata={"broker": broker.name, **{k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counts.items()},
+        metadata={"broker": broker.name, **figures,
                   "signals": len(signals), "recent_orders": dg.MetadataValue.md(markdown_table(recent))},
         check_results=[
-            dg.AssetCheckResult(check_name="orders_within_limits", passed=limits_held["passed"],
-                                metadata={k: v for k, v in limits_held.items() if k != "passed"}),
+            audit_result("orders_within_limits", limits_held),
             dg.AssetCheckResult(check_name="ledger_reconciles", passed=not mismatches,
                                 metadata={"mismatches": dg.MetadataValue.json({k: list(v) for k, v in mismatches.items()})}),
         ],

@@ -7,7 +7,7 @@ from atra_pipeline.core.features.build import (
     FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches, missing_peers,
 )
 from atra_pipeline.core.features.quality import check_features, lookahead_outcome
-from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
+from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, cross_asset_peers, feature_columns
 from atra_pipeline.core.quality import record_check_outcomes
 from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
@@ -27,7 +27,7 @@ ALL_SYMBOLS = dg.MultiPartitionMapping({
 
 
 class FeaturesConfig(dg.Config):
-    step_s: int = 60
+    step_s: int = DECISION_STEP_S
     """Seconds between decision times; divides an hour (1, 2, 5, 10, 15, 30, 60 ...)."""
     max_nan_share: float = 0.05
     """Largest NaN share a column may have outside the warm-up."""

@@ -3,10 +3,11 @@
 import dagster as dg
 import pandas as pd
 
+from atra_pipeline.core.features.registry import DECISION_STEP_S
 from atra_pipeline.core.live import latest_decision_time, score, write_signals
 from atra_pipeline.core.model_registry import latest, load_model
 from atra_pipeline.core.observability import live_logger
-from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.defs.checks import markdown_table, registered_model
 from atra_pipeline.partitions import configured_symbols
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
@@ -14,7 +15,7 @@ from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 class LiveConfig(dg.Config):
     decision_ts: str = ""
     """The decision time to score; empty: the latest one every symbol has data for."""
-    step_s: int = 60
+    step_s: int = DECISION_STEP_S
     equity: float = 100_000.0
     """Equity the size proposals are computed against."""
 
@@ -32,9 +33,7 @@ def live_signals(context: dg.AssetExecutionContext, config: LiveConfig, duckdb: 
     from the research SQL over the collected data, scored by the approved model."""
     symbols = configured_symbols()
     with duckdb.get_connection() as conn:
-        model_id = latest(conn, "approved")
-        if model_id is None:
-            raise dg.Failure("no approved model in the registry: nothing may be scored live")
+        model_id = registered_model(conn, "no approved model in the registry: nothing may be scored live", "approved")
         decision = pd.Timestamp(config.decision_ts) if config.decision_ts else latest_decision_time(conn, symbols, config.step_s)
         if decision is None:
             raise dg.Failure(f"no collected data for every symbol of {symbols} yet")

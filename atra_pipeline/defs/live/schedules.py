@@ -4,7 +4,7 @@ weekly retrain. Both jobs can also be launched by hand for a date range (a backf
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.partitions import configured_symbols
+from atra_pipeline.partitions import configured_symbols, date_keys
 
 
 class DailyConfig(dg.Config):
@@ -23,7 +23,7 @@ def materialize_days(context: dg.OpExecutionContext, config: DailyConfig) -> lis
     from atra_pipeline.cli import run_partitions
 
     start = config.start_date or (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    dates = [d.strftime("%Y-%m-%d") for d in pd.date_range(start, config.end_date or start, freq="D")]
+    dates = date_keys(start, config.end_date or start)
     summaries = run_partitions(dates, configured_symbols(),
                                run_config={"resources": {"raw_source": {"config": {"kind": config.source}}}},
                                stages=("raw", "features", "labels"))

@@ -3,6 +3,7 @@ alert on its failures."""
 
 import dagster as dg
 
+from atra_pipeline.core.features.registry import DECISION_STEP_S
 from atra_pipeline.core.live import latest_decision_time
 from atra_pipeline.core.model_registry import latest
 from atra_pipeline.partitions import configured_symbols
@@ -20,7 +21,7 @@ def live_sensor(context: dg.SensorEvaluationContext, duckdb: AtraDuckDB):
     """Launch ``live`` when collected data reach a decision time (or a model is approved) that has
     no signals yet. A decision time with a run queued or in progress is not launched again; one
     whose run failed has no signals, so the next tick launches it again (the retry)."""
-    step_s = 60
+    step_s = DECISION_STEP_S  # LiveConfig's default: the run it launches scores on the same grid
     with duckdb.get_connection() as conn:
         model_id = latest(conn, "approved")
         decision = latest_decision_time(conn, configured_symbols(), step_s)

@@ -5,21 +5,17 @@ from typing import Literal
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from atra_pipeline.core.cv import leakage
-from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.gate import GATE_RULES, evaluate_gate, gate_table
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
-from atra_pipeline.core.model_registry import decide, latest, load_model, register_candidate
-from atra_pipeline.core.sql import bind, load_sql
-from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
+from atra_pipeline.core.model_registry import decide, latest, load_model, oof_audit, register_candidate
+from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.partitions import symbol_partitions
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
-MODEL_FEATURES = [*feature_columns(), "side"]  # the registry's columns and the primary model's side
 DEFAULTS = TrainingSettings()
 
 
@@ -45,19 +41,6 @@ class ModelCandidateConfig(dg.Config):
         return TrainingSettings(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
-def _training_frame(conn, config: ModelCandidateConfig) -> tuple[pd.DataFrame, str, str]:
-    start, end = conn.execute("SELECT min(ts)::DATE, max(ts)::DATE FROM labels").fetchall()[0]
-    if start is None:
-        raise dg.Failure("model_candidate: the labels table is empty; materialise labels first")
-    start, end = config.start_date or str(start), config.end_date or str(end)
-    sql = load_sql("models/training_set.sql")
-    frame = conn.execute(sql, bind(sql, {"start_date": start, "end_date": end,
-                                         "symbols": symbol_partitions.get_partition_keys()})).fetchdf()
-    if frame.empty:
-        raise dg.Failure(f"model_candidate: no labelled events with features in {start} .. {end}")
-    return frame, start, end
-
-
 @dg.asset(
     deps=[labels, features],
     group_name="models",
@@ -79,9 +62,13 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
     settings = config.settings()
     storage = f"sqlite:///{Path(duckdb.database).parent / 'optuna.sqlite3'}"
     with duckdb.get_connection() as conn:
-        frame, start, end = _training_frame(conn, config)
+        try:
+            frame, start, end = training_frame(conn, symbol_partitions.get_partition_keys(), config.start_date,
+                                               config.end_date)
+        except ValueError as exc:
+            raise dg.Failure(f"model_candidate: {exc}") from exc
         target = "label" if settings.objective == "binary" else "outcome"
-        data = TrainingSet.from_frame(frame, MODEL_FEATURES, target)
+        data = TrainingSet.from_frame(frame, model_features(), target)
         context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
         result = train_candidate(data, settings, storage=storage, label=target)
         partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
@@ -124,25 +111,16 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         description="Every event of the newest model (outside a walk-forward's first training window) has an "
                     "out-of-fold probability in [0, 1]; the backtest reads only these.")],
 )
-def oof_predictions(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.MaterializeResult:
+def oof_predictions(duckdb: AtraDuckDB) -> dg.MaterializeResult:
     """The newest model's out-of-fold probabilities (table ``oof_predictions``), written with the
     candidate by the same training and checked here before the backtest reads them."""
     with duckdb.get_connection() as conn:
-        model_id = latest(conn)
-        if model_id is None:
-            raise dg.Failure("oof_predictions: no model in the registry; materialise model_candidate first")
-        record = load_model(conn, model_id)
-        rows, events, low, high = conn.execute(
-            "SELECT count(*), count(DISTINCT (ts, symbol)), min(probability), max(probability) "
-            "FROM oof_predictions WHERE model_id = ?", [record.model_id]).fetchall()[0]
-    expected = record.metrics["oof_events_expected"]
-    passed = events == expected and low is not None and 0 <= low and high <= 1
+        record = load_model(conn, registered_model(
+            conn, "oof_predictions: no model in the registry; materialise model_candidate first"))
+        rows, audit = oof_audit(conn, record)
     return dg.MaterializeResult(
-        metadata={"model_id": record.model_id, "dagster/row_count": int(rows), "events_predicted": int(events)},
-        check_results=[dg.AssetCheckResult(
-            check_name="every_event_predicted_out_of_fold", passed=bool(passed),
-            metadata={"events_expected": int(expected), "events_predicted": int(events),
-                      "min_probability": float(low or 0), "max_probability": float(high or 0)})],
+        metadata={"model_id": record.model_id, "dagster/row_count": rows, "events_predicted": audit["events_predicted"]},
+        check_results=[audit_result("every_event_predicted_out_of_fold", audit)],
     )
 
 
