@@ -16,7 +16,7 @@ import asyncio
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -43,9 +43,8 @@ def main() -> None:
         prepare(conn)
         model = register_random_model(conn)
 
-        @contextmanager
-        def connect():
-            yield duckdb.connect(path)
+        def connect():  # a connection per batch, closed after it, as the resource gives one per step
+            return closing(duckdb.connect(path))
 
         async def collect():
             exchange = async_exchange("binance", base_url=fake.url)
@@ -61,8 +60,9 @@ def main() -> None:
         while thread.is_alive():
             decision = latest_decision_time(conn, SYMBOLS, args.step)
             if decision is not None and decision != done:
+                # the decision time is complete when the last symbol's first snapshot past it lands
                 landed = pd.Timestamp(conn.execute(
-                    "SELECT min(first) FROM (SELECT symbol, min(ts) AS first FROM collected_l2_snapshots "
+                    "SELECT max(first) FROM (SELECT symbol, min(ts) AS first FROM collected_l2_snapshots "
                     "WHERE ts >= $t GROUP BY symbol)", {"t": decision.to_pydatetime()}).fetchall()[0][0])
                 start = time.perf_counter()
                 signals = score(conn, decision, SYMBOLS, model, args.step)

@@ -2,6 +2,8 @@
 default synthetic data (raw -> features -> labels with the asset defaults -> purged-CV Optuna
 LightGBM), for N days x 3 symbols, printing the out-of-fold AUC beside the sd a no-skill model's
 AUC would have, and the same model on labels shuffled between events (which must land near 0.5).
+First it prints where the designed signal is: the rank correlation of the imbalance features and
+of OFI with the next 1 and 5 minutes' mid return.
 
 Run: ``.venv/bin/python benchmarks/model_signal.py [--days 6] [--trials 20]``.
 """
@@ -21,9 +23,8 @@ import pandas as pd
 from atra_pipeline.core.features.build import KEY_COLUMNS, build_features, ensure_features_table
 from atra_pipeline.core.features.registry import cross_asset_peers, feature_columns
 from atra_pipeline.core.labelling import LABEL_COLUMNS, label_partition
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
+from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.sql import bind, load_sql
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
 
@@ -50,6 +51,21 @@ def build(conn: duckdb.DuckDBPyConnection, days: list[str]) -> None:
             replace_partition(conn, "labels", rows, LABEL_COLUMNS, window)
 
 
+SIGNAL_FEATURES = ("pressure_imbalance_5", "trade_imbalance_1m", "ofi_norm_1m")
+
+
+def signal_correlations(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Spearman correlation of each of :data:`SIGNAL_FEATURES` with the mid's log return over the
+    next 1 and 5 minutes (the later rows' ret_1m / ret_5m), per symbol pooled."""
+    frame = conn.execute(f"SELECT symbol, ts, ret_1m, ret_5m, {', '.join(SIGNAL_FEATURES)} FROM features "
+                         "ORDER BY symbol, ts").fetchdf()
+    by_symbol = frame.groupby("symbol")
+    frame["next_1m"] = by_symbol["ret_1m"].shift(-1)
+    frame["next_5m"] = by_symbol["ret_5m"].shift(-5)
+    return pd.DataFrame({horizon: [frame[f].corr(frame[horizon], method="spearman") for f in SIGNAL_FEATURES]
+                         for horizon in ("next_1m", "next_5m")}, index=list(SIGNAL_FEATURES))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=6)
@@ -62,9 +78,9 @@ def main() -> None:
         start = time.perf_counter()
         build(conn, days)
         built = time.perf_counter() - start
-        sql = load_sql("models/training_set.sql")
-        frame = conn.execute(sql, bind(sql, {"start_date": days[0], "end_date": days[-1], "symbols": SYMBOLS})).fetchdf()
-    features = [*feature_columns(), "side"]
+        print("rank correlation with the next minutes' mid return:\n" + signal_correlations(conn).round(3).to_string())
+        frame, _, _ = training_frame(conn, SYMBOLS, days[0], days[-1])
+    features = model_features()
     settings = TrainingSettings(trials=args.trials)
     data = TrainingSet.from_frame(frame, features)
     result = train_candidate(data, settings)

@@ -19,8 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.features.registry import feature_columns
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, train_candidate
+from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 HOLD = pd.Timedelta(minutes=5)
@@ -28,7 +27,7 @@ HOLD = pd.Timedelta(minutes=5)
 
 def event_matrix(days: int, seed: int = 3) -> TrainingSet:
     rng = np.random.default_rng(seed)
-    columns = [*feature_columns(), "side"]
+    columns = model_features()
     index = pd.date_range("2024-07-01", periods=days * 1440, freq="1min")
     frames = []
     for symbol in SYMBOLS:
