@@ -129,6 +129,45 @@ def _reset(args) -> int:
     return 0
 
 
+def _replay(args) -> int:
+    from atra_pipeline.core.replay import replay
+    from atra_pipeline.partitions import parse_symbols
+    from atra_pipeline.resources import default_duckdb
+
+    with default_duckdb().get_connection() as conn:
+        result = replay(conn, args.model, args.date, parse_symbols(args.symbols) or None, args.start, args.end,
+                        args.equity)
+    trades = result.trades
+    print(f"replay of {args.date} with model {args.model} through the live path (broker 'replay'): {result.report}")
+    if len(trades):
+        pnl = trades["side"] * (trades["exit_px"] - trades["entry_px"]) * trades["qty"]
+        print(trades[["decision_ts", "symbol", "side", "qty", "entry_px", "exit_px", "exit_reason",
+                      "expected_edge_bps"]].to_string(index=False))
+        print(f"{len(trades)} trades, P&L before fees {pnl.sum():.2f}")
+    print(f"DuckDB database: {duckdb_path()}  (tables live_signals, live_decisions, live_positions, orders, fills)")
+    return 0
+
+
+def _backtest(args) -> int:
+    from atra_pipeline.core.backtesting import backtest_model, settings_for
+    from atra_pipeline.core.model_registry import load_model
+    from atra_pipeline.partitions import parse_symbols
+    from atra_pipeline.resources import default_duckdb
+
+    with default_duckdb().get_connection() as conn:
+        record = load_model(conn, args.model)
+        run = backtest_model(conn, record, settings_for(record, args.equity), stress=False, source="model",
+                             start=args.start, end=args.end or args.start, symbols=parse_symbols(args.symbols) or None)
+    ledger = run.ledger
+    print(f"backtest of model {args.model} on {args.start} .. {args.end or args.start} (its own predictions, its "
+          f"registered strategy): {run.report}")
+    if len(ledger):
+        print(ledger[["decision_ts", "symbol", "side", "qty", "entry_px", "exit_px", "exit_reason",
+                      "expected_edge_bps", "net_pnl"]].to_string(index=False))
+    print(f"{len(ledger)} trades, net P&L {ledger['net_pnl'].sum() if len(ledger) else 0.0:.2f}")
+    return 0
+
+
 def _model_run_config(config: dict) -> dict:
     return {"ops": {"model_candidate": {"config": config}}}
 
@@ -148,13 +187,18 @@ def _registry_summary_for(database: Path) -> str:
         with duckdb.connect(str(database), read_only=True) as conn:
             model_id, live = latest(conn), latest(conn, "approved")
             record = load_model(conn, model_id) if model_id else None
+            figures = dict(conn.execute("SELECT metric, value FROM risk_metrics WHERE model_id = ?", [model_id]).fetchall())
     except duckdb.Error:
         return "no model registry yet"
     if record is None:
         return "no model trained yet"
     report = report_path(database, model_id)
+    backtest = (f"backtest: {figures['decisions']:.0f} decisions, {figures['decisions_taken']:.0f} taken, "
+                f"{figures['skipped_for_cost']:.0f} skipped for cost (expected net edge not above the minimum), "
+                f"{figures['skipped_position_open']:.0f} with a position open; net P&L "
+                f"{figures.get('total_return', float('nan')):+.2%}\n") if "decisions" in figures else ""
     return (f"latest model {model_id}: {record.status} ({record.reason}); live model: {live or 'none'}\n"
-            f"risk report: {report if report.exists() else 'not rendered'}")
+            f"{backtest}risk report: {report if report.exists() else 'not rendered'}")
 
 
 def _dates(args) -> list[str]:
@@ -188,6 +232,19 @@ def main(argv: list[str] | None = None) -> int:
     mon.add_argument("--port", type=int, default=9108)
     mon.add_argument("--every", type=float, default=5.0, help="seconds between refreshes from the database")
     mon.add_argument("--once", action="store_true", help="refresh once, print the metrics and exit")
+    rep = sub.add_parser("replay", help="run the live path over a stored day with the paper broker (broker 'replay')")
+    rep.add_argument("--model", required=True, help="model id (its registered settings are used)")
+    rep.add_argument("--date", required=True, help="UTC date, YYYY-MM-DD")
+    rep.add_argument("--symbols", default="", help="comma-separated (default: the model's universe)")
+    rep.add_argument("--start", default=None, help="first decision time of the day, HH:MM (default 00:00)")
+    rep.add_argument("--end", default=None, help="decision times before this time of day, HH:MM (default: the whole day)")
+    rep.add_argument("--equity", type=float, default=100_000.0, help="the paper account's starting equity")
+    bt = sub.add_parser("backtest", help="backtest a model on chosen days with its own predictions and strategy")
+    bt.add_argument("--model", required=True, help="model id")
+    bt.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    bt.add_argument("--end", default="", help="last date, inclusive (default: the start date)")
+    bt.add_argument("--symbols", default="", help="comma-separated (default: the model's universe)")
+    bt.add_argument("--equity", type=float, default=100_000.0, help="starting equity")
     reset = sub.add_parser("reset-kill-switch", help="a person's decision to let execution trade again")
     reset.add_argument("--who", required=True, help="who decided (kept in risk_events)")
     args = parser.parse_args(argv)
@@ -198,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         return _monitor(args)
     if args.command == "reset-kill-switch":
         return _reset(args)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "backtest":
+        return _backtest(args)
     model_config = {"trials": args.trials}
     if args.command == "train":
         model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)

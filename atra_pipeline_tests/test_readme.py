@@ -61,5 +61,12 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     with duckdb.connect(str(tmp_path / "atra.duckdb"), read_only=True) as conn:
         scenarios = {r[0] for r in conn.execute("SELECT DISTINCT scenario FROM backtest_stress").fetchall()}
         dsr = conn.execute("SELECT count(*) FROM risk_metrics WHERE metric = 'deflated_sharpe_ratio'").fetchall()[0][0]
+        decided = conn.execute("SELECT count(*), count(*) FILTER (reason_not_taken = 'edge_below_min'), "
+                               "count(*) FILTER (taken AND NOT expected_edge_bps > 0) FROM backtest_decisions").fetchall()[0]
+        events = conn.execute("SELECT count(*) FROM labels").fetchall()[0][0]
     assert scenarios == {"base", "fees_x2", "slippage_x3", "latency_plus_1s", "high_volatility", "low_volatility"}
     assert dsr == 1
+    # every labelled event is a decision; none is taken without a positive expected net edge, and
+    # those turned down for cost are counted in the run's summary
+    assert decided[0] == events and decided[1] > 0 and decided[2] == 0
+    assert f"{decided[1]} skipped for cost" in cli._registry_summary_for(tmp_path / "atra.duckdb")

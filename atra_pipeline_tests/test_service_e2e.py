@@ -316,8 +316,10 @@ def test_the_live_sensor_launches_a_run_when_new_data_land(sensor_run):
     assert run["status"] == "SUCCESS", run["failures"]
     assert run["tags"][MODEL_TAG] == sensor_run["model_id"]
     assert pd.Timestamp(run["tags"][DECISION_TAG]) == pd.Timestamp(DATE) + pd.Timedelta(days=1, minutes=4)
-    assert run["materialized"] == {("live_signals", None)}
-    assert run["checks"] == [("live_signals", "signals_use_the_approved_model", True)]
+    # the live job scores, then takes one step of the executor (exits, kill switch, entries)
+    assert run["materialized"] == {("live_signals", None), ("execution", None)}
+    assert sorted(run["checks"]) == [("execution", "ledger_reconciles", True), ("execution", "orders_within_limits", True),
+                                     ("live_signals", "signals_use_the_approved_model", True)]
     assert sensor_run["launched"] == 1  # one decision time, one run: later ticks see its signals
 
 

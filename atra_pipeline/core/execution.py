@@ -1,19 +1,18 @@
-"""Execution: turn new live signals into orders through a broker, behind the safety rails.
+"""Execution: orders through a broker, behind the safety rails, and the ledger they leave.
 
-Position rule: a signal that bets asks for a position of ``side x size_notional / mid`` in its
-symbol; a signal without a bet asks for none (the position is closed). The order is the
-difference from the current position, clipped by the limits.
+What to trade is the strategy's (:mod:`atra_pipeline.core.trading` applies
+:mod:`atra_pipeline.core.strategy`); this module sends the orders and keeps the books.
 
 Safety rails (each refusal or trip is a ``risk_events`` row):
 
-* only signals of the registry's approved model trade;
-* ``max_position_notional`` per symbol and ``max_order_notional`` per order;
-* a daily-loss kill switch: once the day's realised P&L (fills at their prices, fees included)
-  falls below ``-max_daily_loss``, every position is flattened and no new order goes out until a
-  person resets it (:func:`reset_kill_switch`);
+* only the approved model's orders go out;
+* ``max_position_notional`` per symbol and ``max_order_notional`` per order (the strategy sizes
+  within them; an order above them is refused, never sent);
+* a daily-loss kill switch on marked-to-market P&L (:mod:`atra_pipeline.core.trading`), which
+  flattens and waits for a person's reset (:func:`reset_kill_switch`);
 * a circuit breaker: after ``max_consecutive_errors`` broker errors in a row the run stops sending;
 * a stale-data guard: no order when the symbol's newest snapshot is older than ``max_data_age_s``;
-* idempotent client order ids, ``atra-<hash of model, symbol, decision time>``: an order is in
+* idempotent client order ids, ``atra-<hash of model, symbol, decision time, purpose>``: an order is in
   ``orders`` as 'pending' before it goes out, so a retried run never sends it twice; one the
   broker refused ('error', e.g. an outage) is sent again under the same id (exchanges reject a
   repeated client id, so even a refusal that did reach the exchange cannot double).
@@ -30,7 +29,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.backtest import CostSettings, walk_book
+from atra_pipeline.core.fills import CostSettings, walk_book
 
 LEVELS = 10
 
@@ -42,6 +41,9 @@ class RiskLimits:
     max_daily_loss: float = 2_000.0
     max_consecutive_errors: int = 3
     max_data_age_s: float = 30.0
+    notional_tolerance: float = 0.005
+    """An entry is sized on the decision's book and goes out on a later one: its notional may drift
+    this much (a share) above the caps with the price before the rails refuse it."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Order:
     qty: float
     decision_ts: pd.Timestamp
     model_id: str
+    sent_at: pd.Timestamp | None = None
+    """When the order goes out (the replay's clock; None: now)."""
+    purpose: str = "entry"
+    """'entry', 'exit' or 'kill': exits and the kill switch's orders close, and are never capped."""
 
 
 @dataclass(frozen=True)
@@ -78,47 +84,87 @@ class Broker(Protocol):
 
     def positions(self) -> dict[str, float]: ...
 
+    def equity(self, at: pd.Timestamp) -> float:
+        """The account's equity at ``at``, positions marked at the mid."""
+
 
 def client_order_id(model_id: str, symbol: str, decision_ts: pd.Timestamp, purpose: str = "signal") -> str:
     digest = hashlib.sha1(f"{model_id}|{symbol}|{pd.Timestamp(decision_ts).isoformat()}|{purpose}".encode()).hexdigest()
     return f"atra-{digest[:20]}"
 
 
-def latest_book(conn: duckdb.DuckDBPyConnection, symbol: str) -> pd.Series | None:
-    """The newest snapshot of ``symbol``, collected or stored."""
+def latest_book(conn: duckdb.DuckDBPyConnection, symbol: str, at: pd.Timestamp | None = None) -> pd.Series | None:
+    """The newest snapshot of ``symbol`` (at or before ``at``, if given), collected or stored."""
+    bound = "AND ts <= $at" if at is not None else ""
+    params = {"s": symbol, **({"at": pd.Timestamp(at).to_pydatetime()} if at is not None else {})}
     rows = conn.execute(
-        "SELECT * FROM (SELECT * FROM collected_l2_snapshots WHERE symbol = $s UNION ALL BY NAME "
-        "SELECT * FROM raw_l2_snapshots WHERE symbol = $s) ORDER BY ts DESC LIMIT 1", {"s": symbol}).fetchdf()
+        f"SELECT * FROM (SELECT * FROM collected_l2_snapshots WHERE symbol = $s {bound} UNION ALL BY NAME "
+        f"SELECT * FROM raw_l2_snapshots WHERE symbol = $s {bound}) ORDER BY ts DESC LIMIT 1", params).fetchdf()
     return None if rows.empty else rows.iloc[0]
 
 
+def first_book_from(conn: duckdb.DuckDBPyConnection, symbol: str, at: pd.Timestamp) -> pd.Series | None:
+    """The first snapshot of ``symbol`` at or after ``at`` (None when none has arrived yet)."""
+    rows = conn.execute(
+        "SELECT * FROM (SELECT * FROM collected_l2_snapshots WHERE symbol = $s AND ts >= $at UNION ALL BY NAME "
+        "SELECT * FROM raw_l2_snapshots WHERE symbol = $s AND ts >= $at) ORDER BY ts LIMIT 1",
+        {"s": symbol, "at": pd.Timestamp(at).to_pydatetime()}).fetchdf()
+    return None if rows.empty else rows.iloc[0]
+
+
+def mid_of(book: pd.Series) -> float:
+    return float((book["bid_px_0"] + book["ask_px_0"]) / 2)
+
+
+def book_levels(book: pd.Series, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Prices and sizes of one side (``bid`` / ``ask``) of a snapshot row, best first."""
+    return (book[[f"{side}_px_{i}" for i in range(LEVELS)]].to_numpy(dtype=float),
+            book[[f"{side}_sz_{i}" for i in range(LEVELS)]].to_numpy(dtype=float))
+
+
 class PaperBroker:
-    """Fills market orders against the newest snapshot with the backtest's book walk and fees, so
-    paper trading and the backtest price a trade the same way. It keeps its own account (table
-    ``paper_positions``), apart from the execution ledger, as an exchange would."""
+    """Fills market orders with the backtest's book walk and fees on the book the order meets: the
+    first snapshot at or after the time it goes out plus the latency, or the newest one while that
+    has not arrived (live). So paper trading, a replay and the backtest price a trade the same way.
+    It keeps its own account (table ``paper_fills`` under its name), apart from the execution
+    ledger, as an exchange would; its equity is marked at any time from it."""
 
-    name = "paper"
-
-    def __init__(self, conn: duckdb.DuckDBPyConnection, costs: CostSettings = CostSettings(), now=None):
-        self.conn, self.costs = conn, costs
+    def __init__(self, conn: duckdb.DuckDBPyConnection, costs: CostSettings = CostSettings(), now=None,
+                 name: str = "paper", initial_equity: float = 100_000.0):
+        self.conn, self.costs, self.name, self.initial_equity = conn, costs, name, float(initial_equity)
         self.now = now or (lambda: pd.Timestamp.now(tz="UTC").tz_localize(None))
 
     def place(self, order: Order) -> Fill:
-        book = latest_book(self.conn, order.symbol)
+        arrives = pd.Timestamp(order.sent_at or self.now()) + pd.Timedelta(milliseconds=self.costs.latency_ms)
+        book = first_book_from(self.conn, order.symbol, arrives)
         if book is None:
-            raise BrokerError(f"paper: no book for {order.symbol}")
-        side = "ask" if order.side > 0 else "bid"
-        px = book[[f"{side}_px_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
-        sz = book[[f"{side}_sz_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
+            book = latest_book(self.conn, order.symbol)
+        if book is None:
+            raise BrokerError(f"{self.name}: no book for {order.symbol}")
+        px, sz = book_levels(book, "ask" if order.side > 0 else "bid")
         price, _ = walk_book(px, sz, order.qty, self.costs.beyond_book_penalty_bps * 1e-4, float(order.side))
-        mid = (book["bid_px_0"] + book["ask_px_0"]) / 2
-        self.conn.execute("INSERT INTO paper_positions VALUES (?, ?) ON CONFLICT (symbol) DO UPDATE SET "
-                          "qty = paper_positions.qty + EXCLUDED.qty", [order.symbol, order.side * order.qty])
-        return Fill(order.client_order_id, self.now(), order.symbol, order.side, order.qty, float(price),
-                    self.costs.taker_fee_bps * 1e-4 * order.qty * float(price), float(mid), order.client_order_id)
+        ts = max(pd.Timestamp(book["ts"]), arrives)
+        fee = self.costs.taker_fee_bps * 1e-4 * order.qty * float(price)
+        self.conn.execute("INSERT INTO paper_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          [self.name, order.client_order_id, ts, order.symbol, order.side, order.qty, float(price), fee])
+        return Fill(order.client_order_id, ts, order.symbol, order.side, order.qty, float(price), fee, mid_of(book),
+                    order.client_order_id)
 
-    def positions(self) -> dict[str, float]:
-        return {s: float(q) for s, q in self.conn.execute("SELECT symbol, qty FROM paper_positions").fetchall()}
+    def positions(self, at: pd.Timestamp | None = None) -> dict[str, float]:
+        bound, args = ("AND ts <= ?", [self.name, at]) if at is not None else ("", [self.name])
+        return {s: float(q) for s, q in self.conn.execute(
+            f"SELECT symbol, sum(side * qty) FROM paper_fills WHERE account = ? {bound} GROUP BY symbol", args).fetchall()}
+
+    def equity(self, at: pd.Timestamp) -> float:
+        """Starting equity plus the cash of the fills up to ``at`` (fees paid) plus the positions
+        then held at each symbol's mid at ``at``."""
+        cash = self.conn.execute("SELECT coalesce(sum(-side * qty * price - fee), 0) FROM paper_fills "
+                                 "WHERE account = ? AND ts <= ?", [self.name, at]).fetchall()[0][0]
+        value = 0.0
+        for symbol, qty in self.positions(at).items():
+            if abs(qty) > 0 and (book := latest_book(self.conn, symbol, at)) is not None:
+                value += qty * mid_of(book)
+        return self.initial_equity + float(cash) + value
 
 
 class CcxtBroker:
@@ -172,6 +218,17 @@ class CcxtBroker:
         balance = self.exchange.fetch_balance()
         return {f"{asset}USDT": float(v) for asset, v in balance.get("total", {}).items() if asset != "USDT" and v}
 
+    def equity(self, at: pd.Timestamp | None = None) -> float:
+        """The account now: quote balance plus every other asset at its book's mid (``at`` is
+        ignored: an exchange reports its account as it stands)."""
+        balance = self.exchange.fetch_balance().get("total", {})
+        equity = float(balance.get("USDT") or 0.0)
+        for asset, amount in balance.items():
+            if asset != "USDT" and amount:
+                book = self.exchange.fetch_order_book(f"{asset}/USDT", limit=5)
+                equity += float(amount) * (book["bids"][0][0] + book["asks"][0][0]) / 2
+        return equity
+
     def cancel(self, symbol: str, client_order_id: str) -> dict:
         market = next(m["symbol"] for m in self.exchange.load_markets().values() if m["id"] == symbol)
         return self.exchange.cancel_order(None, market, params={"origClientOrderId": client_order_id})
@@ -202,32 +259,33 @@ def ledger_positions(conn: duckdb.DuckDBPyConnection, broker: str) -> dict[str, 
     return {s: float(q) for s, q in rows}
 
 
-def realised_pnl_today(conn: duckdb.DuckDBPyConnection, day: pd.Timestamp, marks: dict[str, float]) -> float:
-    """Cash flow of today's fills plus today's net position valued at ``marks``, minus fees."""
-    rows = conn.execute("SELECT symbol, sum(-side * qty * price) - sum(fee), sum(side * qty) FROM fills "
-                        "WHERE ts >= ? AND ts < ? + INTERVAL 1 DAY GROUP BY symbol", [day, day]).fetchall()
-    return float(sum(cash + qty * marks.get(symbol, 0.0) for symbol, cash, qty in rows))
+def ledger_value(conn: duckdb.DuckDBPyConnection, broker: str, at: pd.Timestamp) -> float:
+    """Cash of ``broker``'s fills up to ``at`` (fees paid) plus the positions then held at each
+    symbol's mid at ``at``: the ledger's marked value, relative to the starting cash."""
+    rows = conn.execute("SELECT f.symbol, sum(-f.side * f.qty * f.price - f.fee), sum(f.side * f.qty) FROM fills AS f "
+                        "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? AND f.ts <= ? GROUP BY f.symbol",
+                        [broker, at]).fetchall()
+    value = 0.0
+    for symbol, cash, qty in rows:
+        value += float(cash)
+        if abs(qty) > 1e-12 and (book := latest_book(conn, symbol, at)) is not None:
+            value += float(qty) * mid_of(book)
+    return value
+
+
+def marked_pnl_today(conn: duckdb.DuckDBPyConnection, broker: str, now: pd.Timestamp) -> float:
+    """``broker``'s P&L since the start of ``now``'s UTC day, marked to market at both ends."""
+    now = pd.Timestamp(now)
+    return ledger_value(conn, broker, now) - ledger_value(conn, broker, now.normalize())
 
 
 def _record(conn, order: Order, status: str, reason: str, broker: str, fill: Fill | None, now) -> None:
-    conn.execute("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    conn.execute("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  [order.client_order_id, now, order.decision_ts, order.symbol, order.model_id, order.side, order.qty,
-                  status, reason, broker, fill.broker_order_id if fill else None])
+                  status, reason, broker, fill.broker_order_id if fill else None, order.purpose])
     if fill:
         conn.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      [fill.client_order_id, fill.ts, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.mid])
-
-
-def _capped_qty(book: pd.Series, side: int, cap: float, penalty: float) -> float:
-    """The largest quantity whose walk of ``book`` costs at most ``cap``: a quantity sized at the
-    touch walks to a worse average price p, and ``cap / p`` then costs no more than ``cap``
-    (a smaller order's average price is no worse)."""
-    name = "ask" if side > 0 else "bid"
-    px = book[[f"{name}_px_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
-    sz = book[[f"{name}_sz_{i}" for i in range(LEVELS)]].to_numpy(dtype=float)
-    first = cap / px[0]
-    vwap, _ = walk_book(px, sz, first, penalty, float(side))
-    return cap / max(vwap, px[0]) if side > 0 else cap / px[0]
 
 
 def _settle(conn, order: Order, status: str, reason: str, fill: Fill | None) -> None:
@@ -238,87 +296,58 @@ def _settle(conn, order: Order, status: str, reason: str, fill: Fill | None) -> 
                      [fill.client_order_id, fill.ts, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.mid])
 
 
-def execute_signals(conn: duckdb.DuckDBPyConnection, signals: pd.DataFrame, broker: Broker, approved_model: str | None,
-                    limits: RiskLimits = RiskLimits(), now=None) -> dict:
-    """Send the orders the ``signals`` ask for through ``broker`` behind the rails; return counts."""
-    now = now or pd.Timestamp.now(tz="UTC").tz_localize(None)
-    counts = {"filled": 0, "rejected": 0, "errors": 0, "already_sent": 0}
-    errors_in_row = 0
-    if kill_switch_tripped(conn):
-        return {**counts, "halted": "kill switch tripped: waiting for a person's reset"}
-    for s in signals.sort_values(["decision_ts", "symbol"]).itertuples():
-        position = ledger_positions(conn, broker.name).get(s.symbol, 0.0)
-        book = latest_book(conn, s.symbol)
-        if book is None:
-            continue
-        mid = float((book["bid_px_0"] + book["ask_px_0"]) / 2)
-        target = s.side * min(s.size_notional, limits.max_position_notional) / mid if s.side != 0 else 0.0
-        delta = target - position
-        if abs(delta) * mid < 1e-9:
-            continue
-        penalty = getattr(broker, "costs", CostSettings()).beyond_book_penalty_bps * 1e-4
-        qty = min(abs(delta), _capped_qty(book, int(np.sign(delta)), limits.max_order_notional, penalty))
-        order = Order(client_order_id(s.model_id, s.symbol, s.decision_ts), s.symbol, int(np.sign(delta)), qty,
-                      pd.Timestamp(s.decision_ts), s.model_id)
-        previous = conn.execute("SELECT status FROM orders WHERE client_order_id = ?", [order.client_order_id]).fetchall()
-        if previous and previous[0][0] != "error":
-            counts["already_sent"] += 1
-            continue
-        if previous:  # the broker refused it (outage): send again under the same id, which the exchange dedups
-            conn.execute("DELETE FROM orders WHERE client_order_id = ?", [order.client_order_id])
-        reason = None
-        if s.model_id != approved_model:
-            reason = f"model {s.model_id} is not the approved model {approved_model}"
-        elif (now - pd.Timestamp(book["ts"])).total_seconds() > limits.max_data_age_s:
-            reason = f"stale data: newest {s.symbol} snapshot {book['ts']} older than {limits.max_data_age_s} s"
-        if reason:
-            _record(conn, order, "rejected", reason, broker.name, None, now)
-            risk_event(conn, "stale_data" if reason.startswith("stale") else "limit", reason, s.symbol, now)
-            counts["rejected"] += 1
-            continue
-        # the order is in the ledger before it goes out: a run that dies after sending finds it
-        # 'pending' and does not send it again (reconciliation then shows what the broker did)
-        _record(conn, order, "pending", "", broker.name, None, now)
-        try:
-            fill = broker.place(order)
-        except BrokerError as error:
-            errors_in_row += 1
-            counts["errors"] += 1
-            _settle(conn, order, "error", str(error), None)
-            if errors_in_row >= limits.max_consecutive_errors:
-                risk_event(conn, "circuit_breaker", f"{errors_in_row} broker errors in a row: stopped sending", None, now)
-                counts["halted"] = "circuit breaker"
-                break
-            continue
-        errors_in_row = 0
-        _settle(conn, order, "filled", "", fill)
-        counts["filled"] += 1
-        marks = {sym: float((b["bid_px_0"] + b["ask_px_0"]) / 2) for sym in ledger_positions(conn, broker.name)
-                 if (b := latest_book(conn, sym)) is not None}
-        pnl = realised_pnl_today(conn, now.normalize(), marks)
-        if pnl < -limits.max_daily_loss:
-            risk_event(conn, "kill_switch_tripped", f"day P&L {pnl:.2f} below -{limits.max_daily_loss}", None, now)
-            counts["flattened"] = flatten(conn, broker, now)
-            counts["halted"] = "kill switch tripped"
-            break
-    return counts
+@dataclass
+class SendState:
+    """What a run of sends has seen: the circuit breaker counts broker errors in a row."""
+
+    errors_in_row: int = 0
+    halted: str = ""
 
 
-def flatten(conn: duckdb.DuckDBPyConnection, broker: Broker, now) -> int:
-    """Close every open position (orders ``kill`` purpose); returns how many were closed."""
-    closed = 0
-    for symbol, qty in ledger_positions(conn, broker.name).items():
-        if abs(qty) < 1e-12:
-            continue
-        order = Order(client_order_id("kill", symbol, now, "flatten"), symbol, -int(np.sign(qty)), abs(qty), now, "kill")
-        try:
-            fill = broker.place(order)
-        except BrokerError as error:
-            _record(conn, order, "error", str(error), broker.name, None, now)
-            continue
-        _record(conn, order, "filled", "kill switch: flatten", broker.name, fill, now)
-        closed += 1
-    return closed
+def send_order(conn: duckdb.DuckDBPyConnection, broker: Broker, order: Order, approved_model: str | None,
+               limits: RiskLimits, now: pd.Timestamp, state: SendState) -> tuple[str, Fill | None]:
+    """Send ``order`` behind the rails; return its status ('filled', 'rejected', 'error',
+    'already_sent', 'halted') and its fill. Closing orders (exits, the kill switch) pass the
+    model and size rails: closing is always allowed."""
+    if state.halted:
+        return "halted", None
+    previous = conn.execute("SELECT status FROM orders WHERE client_order_id = ?", [order.client_order_id]).fetchall()
+    if previous and previous[0][0] != "error":
+        return "already_sent", None
+    if previous:  # the broker refused it (outage): send again under the same id, which the exchange dedups
+        conn.execute("DELETE FROM orders WHERE client_order_id = ?", [order.client_order_id])
+    book = latest_book(conn, order.symbol, order.sent_at)
+    reason, kind = "", "limit"
+    if order.purpose == "entry" and order.model_id != approved_model:
+        reason = f"model {order.model_id} is not the approved model {approved_model}"
+    elif order.purpose == "entry" and book is not None and \
+            order.qty * mid_of(book) > min(limits.max_order_notional, limits.max_position_notional) * \
+            (1 + limits.notional_tolerance):
+        reason = (f"order notional {order.qty * mid_of(book):.2f} above the limits (order "
+                  f"{limits.max_order_notional}, position {limits.max_position_notional})")
+    elif book is None or (pd.Timestamp(order.sent_at or now) - pd.Timestamp(book["ts"])).total_seconds() > limits.max_data_age_s:
+        kind = "stale_data"
+        reason = f"stale data: newest {order.symbol} snapshot {None if book is None else book['ts']} older than " \
+                 f"{limits.max_data_age_s} s at {order.sent_at or now}"
+    if reason:
+        _record(conn, order, "rejected", reason, broker.name, None, now)
+        risk_event(conn, kind, reason, order.symbol, now)
+        return "rejected", None
+    # the order is in the ledger before it goes out: a run that dies after sending finds it
+    # 'pending' and does not send it again (reconciliation then shows what the broker did)
+    _record(conn, order, "pending", "", broker.name, None, now)
+    try:
+        fill = broker.place(order)
+    except BrokerError as error:
+        state.errors_in_row += 1
+        _settle(conn, order, "error", str(error), None)
+        if state.errors_in_row >= limits.max_consecutive_errors:
+            risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker errors in a row: stopped sending", None, now)
+            state.halted = "circuit breaker"
+        return "error", None
+    state.errors_in_row = 0
+    _settle(conn, order, "filled", "", fill)
+    return "filled", fill
 
 
 def reconcile(conn: duckdb.DuckDBPyConnection, broker: Broker, tolerance: float = 1e-9) -> dict[str, tuple[float, float]]:
@@ -329,14 +358,16 @@ def reconcile(conn: duckdb.DuckDBPyConnection, broker: Broker, tolerance: float 
 
 
 def limit_audit(conn: duckdb.DuckDBPyConnection, broker: str, limits: RiskLimits) -> dict:
-    """The largest filled order and the largest open position (at its last fill's mid) of
-    ``broker``'s ledger against the limits; ``passed`` when neither breaks one (the kill switch's
-    flattening orders excepted: closing is always allowed)."""
+    """The largest filled entry order and the largest open position (at its last fill's mid) of
+    ``broker``'s ledger against the limits; ``passed`` when neither breaks one (closing orders,
+    exits and the kill switch's, excepted: closing is always allowed)."""
     worst = conn.execute("SELECT coalesce(max(f.qty * f.price), 0) FROM fills AS f JOIN orders AS o USING (client_order_id) "
-                         "WHERE o.broker = ? AND o.model_id <> 'kill'", [broker]).fetchall()[0][0]
+                         "WHERE o.broker = ? AND o.purpose = 'entry'", [broker]).fetchall()[0][0]
     positions = conn.execute("SELECT sum(f.side * f.qty) AS qty, last(f.mid ORDER BY f.ts) AS mid FROM fills AS f "
                              "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? GROUP BY f.symbol",
                              [broker]).fetchdf()
     largest = float((positions["qty"].abs() * positions["mid"]).max()) if len(positions) else 0.0
-    return {"passed": bool(worst <= limits.max_order_notional * (1 + 1e-6) and largest <= limits.max_position_notional * 1.01),
+    tolerance = 1 + limits.notional_tolerance
+    return {"passed": bool(worst <= limits.max_order_notional * tolerance and
+                           largest <= limits.max_position_notional * tolerance),
             "largest_order_notional": float(worst), "largest_position_notional": largest}

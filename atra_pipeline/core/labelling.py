@@ -48,6 +48,9 @@ class LabelSettings:
     """The primary model's signal, a core feature (registry.CORE_COLUMNS, which have hourly z-scores)."""
     z_threshold: float = 0.5
     """The primary model bets where |the signal's z-score over the last hour| exceeds this."""
+    primary_on_zscore: bool = True
+    """Gate the primary model on the signal's hourly z-score (True) or on the signal itself (False:
+    for captures shorter than the z-score's hour, where the z-score is still warming up)."""
     min_return: float = 0.0
     """Events whose target is at most this are left out."""
     decay: float = 1.0
@@ -56,6 +59,11 @@ class LabelSettings:
     """Scale the weights so both meta-label classes weigh the same."""
     warmup_s: int = 6 * 3600
     """Path read before the day (previous partition) for the volatility and the CUSUM state."""
+
+    @property
+    def gate_column(self) -> str:
+        """The column the primary model's threshold applies to."""
+        return f"{self.primary_signal}_step_zscore_1h" if self.primary_on_zscore else self.primary_signal
 
 
 def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
@@ -68,12 +76,12 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
     if path.empty or path.index[0] >= window.end:
         raise DataError(f"raw_l2_snapshots {window.start.date()}|{window.symbol}", "no book snapshots: no price path")
 
-    grid_close, target = barrier_target(path, step, window.end, settings)
-    cusum = cusum_events(grid_close, settings.cusum_k * target)
+    grid_close, target, cusum = event_filter(path, step, window.end, settings)
     events = cusum[(cusum >= window.start) & (cusum < window.end)].intersection(features.index)
     path_end = path.index[-1]  # the path is known up to its last snapshot
     labels = meta_labels(path, features, events, target, settings.pt_sl, hold, threshold=settings.z_threshold,
-                         min_return=settings.min_return, path_end=path_end, signal=settings.primary_signal)
+                         min_return=settings.min_return, path_end=path_end, signal=settings.primary_signal,
+                         zscore=settings.gate_column)
     counts = dict(labels.attrs)
     labels["target"] = target.reindex(labels.index, method="ffill")
     labels["uniqueness"] = average_uniqueness(labels["t1"], path.index)
@@ -82,6 +90,7 @@ def label_partition(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
     shares = frame["label"].value_counts(normalize=True).reindex([0, 1], fill_value=0.0)
     report = {
         "decision_times": len(features),
+        "step_s": int(step.total_seconds()),
         "cusum_events": len(events),
         "labelled": len(frame),
         **{f"left_out_{k}": v for k, v in counts.items()},
@@ -104,6 +113,17 @@ def barrier_target(path: pd.Series, step: pd.Timedelta, end: pd.Timestamp,
     grid_close = pd.Series(asof(path, grid), index=grid)
     hold = pd.Timedelta(seconds=settings.max_holding_s)
     return grid_close, daily_volatility(grid_close, span=settings.vol_span, lookback=step) * np.sqrt(hold / step)
+
+
+def event_filter(path: pd.Series, step: pd.Timedelta, end: pd.Timestamp,
+                 settings: LabelSettings) -> tuple[pd.Series, pd.Series, pd.DatetimeIndex]:
+    """The event filter the labels and the strategy share: the grid mids and barrier widths of
+    :func:`barrier_target` before ``end``, and the decision times where the symmetric CUSUM on the
+    grid mids fires at ``cusum_k`` times the width. Every step is causal, so the live path, which
+    runs it on the path up to a decision time from the same start (the day's start minus
+    ``warmup_s``), finds the same events as the labels did on the whole day."""
+    grid_close, target = barrier_target(path, step, end, settings)
+    return grid_close, target, cusum_events(grid_close, settings.cusum_k * target)
 
 
 def _features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, signal: str) -> pd.DataFrame:

@@ -128,7 +128,7 @@ def _block_extremes(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _touch(x: float, side: float, up: float, down: float) -> int:
+def touch(x: float, side: float, up: float, down: float) -> int:
     """``_PT``/``_SL`` if the side-signed return ``x`` touches a barrier, else -1."""
     r = side * x
     if r >= up:
@@ -159,11 +159,11 @@ def _scan(times, logp, blk_hi, blk_lo, entry, last, vertical_ns, path_end_ns, si
         while j <= last[e]:
             b = j // _BLOCK
             if j % _BLOCK == 0 and (b + 1) * _BLOCK - 1 <= last[e]:
-                if _touch(blk_hi[b] - p0, side[e], up[e], down[e]) < 0 and \
-                        _touch(blk_lo[b] - p0, side[e], up[e], down[e]) < 0:
+                if touch(blk_hi[b] - p0, side[e], up[e], down[e]) < 0 and \
+                        touch(blk_lo[b] - p0, side[e], up[e], down[e]) < 0:
                     j += _BLOCK
                     continue
-            kind = _touch(logp[j] - p0, side[e], up[e], down[e])
+            kind = touch(logp[j] - p0, side[e], up[e], down[e])
             if kind >= 0:
                 found = j
                 break
@@ -289,16 +289,16 @@ def flow_momentum_side(features: pd.DataFrame, threshold: float = 1.0, signal: s
 def meta_labels(close: pd.Series, features: pd.DataFrame, events: pd.DatetimeIndex, target: pd.Series,
                 pt_sl: tuple[float, float], max_holding: pd.Timedelta, threshold: float = 1.0,
                 min_return: float = 0.0, path_end: pd.Timestamp | None = None,
-                signal: str = "pressure_imbalance_5") -> pd.DataFrame:
+                signal: str = "pressure_imbalance_5", zscore: str | None = None) -> pd.DataFrame:
     """Meta-labels (AFML 3.6) of the order-flow momentum primary model at ``events``.
 
-    The side comes from :func:`flow_momentum_side` (on ``signal``) at each event; events where it does not bet
+    The side comes from :func:`flow_momentum_side` (on ``signal``, gated on ``zscore``) at each event; events where it does not bet
     are left out (counted in ``attrs['no_side']``). The label is 1 when the side's trade, exited
     at the first barrier, made money, else 0. Returns :func:`triple_barrier_labels`'s frame plus
     ``side`` and ``outcome`` (the barrier in the side's terms: 1 take-profit, -1 stop-loss,
     0 vertical, for a multiclass model).
     """
-    side = flow_momentum_side(features, threshold, signal).reindex(pd.DatetimeIndex(events))
+    side = flow_momentum_side(features, threshold, signal, zscore).reindex(pd.DatetimeIndex(events))
     out = triple_barrier_labels(close, events, target, pt_sl, max_holding, side=side,
                                 min_return=min_return, path_end=path_end)
     out["side"] = side.reindex(out.index).astype(int)

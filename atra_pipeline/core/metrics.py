@@ -182,7 +182,7 @@ def trade_summary(ledger: pd.DataFrame, daily_equity: pd.Series) -> dict[str, fl
     pnl = ledger["net_pnl"].to_numpy(dtype=float)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     days = max(len(daily_equity), 1)
-    held = np.asarray((pd.DatetimeIndex(ledger["exit_fill_ts"]) - pd.DatetimeIndex(ledger["entry_fill_ts"])).total_seconds())
+    held = np.asarray((pd.DatetimeIndex(ledger["exit_ts"]) - pd.DatetimeIndex(ledger["entry_ts"])).total_seconds())
     span = days * 86400.0
     costs = ledger[["slippage_cost", "fee_cost", "funding_cost"]].to_numpy(dtype=float).sum()
     gross = np.abs(ledger["gross_pnl"].to_numpy(dtype=float)).sum()

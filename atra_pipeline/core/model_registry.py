@@ -18,6 +18,7 @@ import lightgbm as lgb
 import pandas as pd
 
 from atra_pipeline.core.model import TrainingResult, TrainingSettings
+from atra_pipeline.core.model_spec import ModelSpec, SpecError
 from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.core.storage import transaction
 
@@ -38,9 +39,17 @@ class ModelRecord:
     model_text: str
     status: str
     reason: str
+    spec_json: str | None = None
 
     def booster(self) -> lgb.Booster:
         return lgb.Booster(model_str=self.model_text)
+
+    def require_spec(self) -> ModelSpec:
+        """The model's registered configuration; a model without one cannot be traded or backtested."""
+        if not self.spec_json:
+            raise SpecError(f"model {self.model_id} has no registered configuration (trained before specs were "
+                            "recorded): train it again")
+        return ModelSpec.from_json(self.spec_json, self.model_id)
 
 
 def code_version() -> str | None:
@@ -59,8 +68,9 @@ def _json(value) -> str:
 
 
 def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, settings: TrainingSettings,
-                       train_start: str, train_end: str, partitions: list[str]) -> str:
-    """Store ``result`` as a candidate with its out-of-fold predictions (one transaction); return its id."""
+                       train_start: str, train_end: str, partitions: list[str], spec: ModelSpec) -> str:
+    """Store ``result`` as a candidate with its whole configuration ``spec`` and its out-of-fold
+    predictions (one transaction); return its id."""
     created = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     model_text = result.booster.model_to_string()
     # time of creation, then a random part: two trainings in one second (a re-run) stay distinct
@@ -73,7 +83,7 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
         "metrics": _json({**result.metrics, "study": result.study_summary,
                           "folds": result.fold_metrics.to_dict(orient="records"),
                           "shap_top": result.importance.head(20).round(6).to_dict()}),
-        "model_text": model_text, "status": "candidate", "reason": "",
+        "model_text": model_text, "status": "candidate", "reason": "", "spec": spec.to_json(),
     }
     oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]  # noqa: F841 (read by name in the SQL below)
     with transaction(conn):
@@ -90,7 +100,8 @@ def load_model(conn: duckdb.DuckDBPyConnection, model_id: str) -> ModelRecord:
     r = rows.iloc[0]
     return ModelRecord(r["model_id"], pd.Timestamp(r["created_at"]), str(r["train_start"]), str(r["train_end"]),
                        json.loads(r["partitions"]), r["code_version"], json.loads(r["params"]),
-                       json.loads(r["features"]), json.loads(r["metrics"]), r["model_text"], r["status"], r["reason"])
+                       json.loads(r["features"]), json.loads(r["metrics"]), r["model_text"], r["status"], r["reason"],
+                       r["spec"] if isinstance(r["spec"], str) else None)
 
 
 def latest(conn: duckdb.DuckDBPyConnection, status: str | None = None) -> str | None:

@@ -23,7 +23,7 @@ METRICS = {
     "atra_orders": Gauge("atra_orders", "Orders in the ledger by status", ["status"], registry=REGISTRY),
     "atra_order_rejections": Gauge("atra_order_rejections", "Risk events refusing or halting orders, by kind", ["kind"],
                                    registry=REGISTRY),
-    "atra_pnl_quote": Gauge("atra_pnl_quote", "Today's P&L of the fills at their prices, fees included, quote currency",
+    "atra_pnl_quote": Gauge("atra_pnl_quote", "Today's P&L, marked to market at the mid (fees included), quote currency",
                             registry=REGISTRY),
     "atra_kill_switch": Gauge("atra_kill_switch", "1 while the daily-loss kill switch is tripped", registry=REGISTRY),
     "atra_collector_lag_seconds": Gauge("atra_collector_lag_seconds", "Age of the newest collected snapshot", ["symbol"],
@@ -36,7 +36,7 @@ METRIC_NAMES = (*METRICS, "atra_live_failures_total")
 
 def refresh(conn: duckdb.DuckDBPyConnection, now) -> None:
     """Set every gauge of :data:`METRICS` from the tables."""
-    from atra_pipeline.core.execution import kill_switch_tripped, realised_pnl_today
+    from atra_pipeline.core.execution import kill_switch_tripped, marked_pnl_today
     from atra_pipeline.core.live import latest_signals
 
     signals = latest_signals(conn)
@@ -46,7 +46,8 @@ def refresh(conn: duckdb.DuckDBPyConnection, now) -> None:
         METRICS["atra_orders"].labels(status=status).set(n)
     for kind, n in conn.execute("SELECT kind, count(*) FROM risk_events GROUP BY kind").fetchall():
         METRICS["atra_order_rejections"].labels(kind=kind).set(n)
-    METRICS["atra_pnl_quote"].set(realised_pnl_today(conn, pd.Timestamp(now).normalize(), {}))  # cash flow: no marks
+    brokers = [b for (b,) in conn.execute("SELECT DISTINCT broker FROM orders WHERE broker <> 'replay'").fetchall()]
+    METRICS["atra_pnl_quote"].set(sum(marked_pnl_today(conn, b, now) for b in brokers))
     METRICS["atra_kill_switch"].set(1.0 if kill_switch_tripped(conn) else 0.0)
     for symbol, newest in conn.execute("SELECT symbol, max(ts) FROM collected_l2_snapshots GROUP BY symbol").fetchall():
         METRICS["atra_collector_lag_seconds"].labels(symbol=symbol).set((now - newest).total_seconds())

@@ -27,7 +27,9 @@ PARTITIONED_TABLES = ("raw_l2_snapshots", "raw_trades", "features", "labels")
 # What the partition steps record besides their rows: each asset's check outcomes of the
 # partition (read by the gate), one file per asset, ``<asset>.parquet``.
 CHECK_LOG = "asset_check_log"
-STORE_TABLES = (*PARTITIONED_TABLES, CHECK_LOG)
+# ... and the settings each asset built the partition with (read when a model is registered).
+SETTINGS_LOG = "partition_settings"
+STORE_TABLES = (*PARTITIONED_TABLES, CHECK_LOG, SETTINGS_LOG)
 
 
 def store_of(conn: duckdb.DuckDBPyConnection) -> ParquetStore | None:

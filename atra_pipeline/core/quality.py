@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.parquet_store import CHECK_LOG, store_of
+from atra_pipeline.core.parquet_store import CHECK_LOG
 from atra_pipeline.core.sql import bind, load_sql
-from atra_pipeline.core.storage import PartitionWindow
+from atra_pipeline.core.storage import PartitionWindow, record_partition_rows
 
 SAMPLE_ROWS = 10
 
@@ -157,11 +157,4 @@ def record_check_outcomes(conn: duckdb.DuckDBPyConnection, asset: str, window: P
     rows = pd.DataFrame({"asset": asset, "check_name": list(passed), "symbol": window.symbol,
                          "day": window.start.date(), "passed": list(passed.values()),
                          "evaluated_at": pd.Timestamp.now(tz="UTC").tz_localize(None)})
-    if (store := store_of(conn)) is not None:  # partition files: the asset's outcomes are a file of the partition
-        conn.register("_atra_check_rows", rows)
-        try:
-            store.write(conn, CHECK_LOG, "_atra_check_rows", list(rows.columns), window, part=asset)
-        finally:
-            conn.unregister("_atra_check_rows")
-        return
-    conn.execute("INSERT OR REPLACE INTO asset_check_log SELECT * FROM rows")
+    record_partition_rows(conn, CHECK_LOG, rows, window, asset)

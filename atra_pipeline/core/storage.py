@@ -167,6 +167,27 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
     return {"deleted": int(deleted), "inserted": int(inserted)}
 
 
+def record_partition_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: pd.DataFrame, window: PartitionWindow,
+                          asset: str) -> None:
+    """Keep what ``asset`` recorded about partition ``window`` (its check outcomes, its settings)
+    in ``table``, replacing what it recorded there before: in the DuckDB file a keyed upsert, in
+    partition files one file per asset beside the partition."""
+    from atra_pipeline.core.parquet_store import store_of
+
+    if (store := store_of(conn)) is not None:
+        conn.register("_atra_partition_rows", rows)
+        try:
+            store.write(conn, table, "_atra_partition_rows", list(rows.columns), window, part=asset)
+        finally:
+            conn.unregister("_atra_partition_rows")
+        return
+    conn.register("_atra_partition_rows", rows)
+    try:
+        conn.execute(f"INSERT OR REPLACE INTO {_identifier(table)} SELECT * FROM _atra_partition_rows")
+    finally:
+        conn.unregister("_atra_partition_rows")
+
+
 def refuse_rows_outside(conn: duckdb.DuckDBPyConnection, source: str, table: str, window: PartitionWindow) -> None:
     """Raise (before anything is written) if a row of relation ``source`` is not in ``window``."""
     outside = conn.execute(

@@ -8,13 +8,17 @@ import pandas as pd
 
 from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate
 from atra_pipeline.core.model_registry import ModelRecord, decide, load_model, register_candidate
+from atra_pipeline.core.model_spec import ModelSpec
+
+DEFAULT_UNIVERSE = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
 def register_random_model(conn: duckdb.DuckDBPyConnection, win_rate: float = 0.6, approve: bool = True,
-                          rows: int = 300, seed: int = 0) -> ModelRecord:
+                          rows: int = 300, seed: int = 0, spec: ModelSpec | None = None) -> ModelRecord:
     """A LightGBM model on random values of the registry's columns plus ``side``, trained on labels
     that are 1 with probability ``win_rate`` (high: a confident model, whose bets get sized), in
-    the registry and, with ``approve``, the approved one."""
+    the registry with ``spec`` (default: the default settings over BTCUSDT, ETHUSDT, SOLUSDT) and,
+    with ``approve``, the approved one."""
     rng = np.random.default_rng(seed)
     columns = model_features()
     index = pd.date_range("2024-07-01", periods=rows, freq="1min")
@@ -22,7 +26,8 @@ def register_random_model(conn: duckdb.DuckDBPyConnection, win_rate: float = 0.6
     data = TrainingSet(X, (rng.random(rows) < win_rate).astype(int), np.ones(rows),
                        pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(rows), np.array(["BTCUSDT"] * rows))
     settings = TrainingSettings(trials=1, max_estimators=20)
-    model_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-07-01", "2024-07-01", [])
+    model_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-07-01", "2024-07-01", [],
+                                  spec or ModelSpec(DEFAULT_UNIVERSE))
     if approve:
         decide(conn, model_id, True, "registered for a test or benchmark")
     return load_model(conn, model_id)

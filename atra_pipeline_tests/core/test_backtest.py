@@ -1,6 +1,7 @@
-"""Backtest engine, sizing, Monte Carlo and the report: book-walk fills, fees, Kelly and the 2%
-cap by hand; closed-form equity when costs are zero and every trade takes profit; one position
-per symbol; the HTML report holds every chart."""
+"""Backtest engine, Monte Carlo and the report: fees and spread per leg, the cost-aware entry and
+its decision records, marked-to-market equity by hand; closed-form equity when costs are zero
+and every trade takes profit; one position per symbol; the engine against a pure-Python
+reference on random decisions (hypothesis); the HTML report holds every chart."""
 
 from __future__ import annotations
 
@@ -12,103 +13,168 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from atra_pipeline.core.backtest import BacktestSettings, CostSettings, daily_equity, run_backtest, walk_book
+from atra_pipeline.core.backtest import BacktestSettings, daily_equity, run_backtest
+from atra_pipeline.core.fills import CostSettings
 from atra_pipeline.core.montecarlo import bootstrap_paths, monte_carlo
 from atra_pipeline.core.report import CHARTS, render_report
-from atra_pipeline.core.sizing import SizingSettings, kelly_fraction, position_notional
+from atra_pipeline.core.sizing import SizingSettings
+from atra_pipeline.core.strategy import StrategySettings
+from atra_pipeline_tests.core.backtest_reference import reference_backtest
 
 T0 = pd.Timestamp("2024-08-08")
 NAN = float("nan")
+LOOSE = StrategySettings(max_notional=1e12)
 
 
-def test_walk_book_by_hand():
-    px = np.array([100.0, 100.5, 101.0] + [NAN] * 7)
-    sz = np.array([1.0, 2.0, 3.0] + [NAN] * 7)
-    assert walk_book(px, sz, 0.5, 0.001, 1.0) == (100.0, 0.0)
-    vwap, beyond = walk_book(px, sz, 2.0, 0.001, 1.0)  # 1 @ 100 + 1 @ 100.5
-    assert vwap == pytest.approx(100.25) and beyond == 0
-    vwap, beyond = walk_book(px, sz, 8.0, 0.001, 1.0)  # 6 visible, 2 beyond at 101 * 1.001
-    assert beyond == 2.0 and vwap == pytest.approx((100 + 201 + 303 + 2 * 101 * 1.001) / 8)
-    bids = np.array([99.0, 98.0] + [NAN] * 8)
-    vwap, beyond = walk_book(bids, np.array([1.0, 1.0] + [NAN] * 8), 3.0, 0.001, -1.0)  # selling: worse is lower
-    assert vwap == pytest.approx((99 + 98 + 98 * 0.999) / 3)
-
-
-def test_kelly_and_the_risk_cap_by_hand():
-    assert kelly_fraction(0.6, 1.0, 1.0) == pytest.approx(0.2)  # p - q/b = 0.6 - 0.4
-    assert kelly_fraction(0.6, 2.0, 0.25) == pytest.approx(0.25 * (0.6 - 0.4 / 2))
-    assert kelly_fraction(0.4, 1.0) == 0.0  # no edge, no stake
-    loose = SizingSettings(kelly_multiplier=1.0, vol_target=10.0, max_risk_per_trade=1.0, max_symbol_exposure=100,
-                           max_gross_exposure=100)
-    # stop at 1 x 1% target: Kelly stakes 20% of 100k at risk -> notional 20k / 0.01 = 2M
-    assert position_notional(100_000, 0.6, 1.0, 1.0, 0.01, loose) == pytest.approx(2_000_000)
-    capped = replace(loose, max_risk_per_trade=0.02)  # at most 2% of equity lost at the stop: 2k / 0.01
-    assert position_notional(100_000, 0.6, 1.0, 1.0, 0.01, capped) == pytest.approx(200_000)
-    assert position_notional(100_000, 0.6, 1.0, 1.0, 0.01, replace(capped, max_symbol_exposure=1.0)) == pytest.approx(100_000)
-    assert position_notional(100_000, 0.6, 1.0, 1.0, 0.01, replace(capped, max_gross_exposure=1.5),
-                             gross_exposure=120_000) == pytest.approx(30_000)
-
-
-def _book_columns(frame: pd.DataFrame, leg: str, mid: np.ndarray, half_spread: float, depth: float) -> None:
+def _book_columns(frame: pd.DataFrame, leg: str, mid: np.ndarray, half_spread, depth) -> pd.DataFrame:
+    columns = {}
     for i in range(10):
-        frame[f"{leg}_bid_px_{i}"] = mid - half_spread - 0.01 * i
-        frame[f"{leg}_ask_px_{i}"] = mid + half_spread + 0.01 * i
-        frame[f"{leg}_bid_sz_{i}"] = depth
-        frame[f"{leg}_ask_sz_{i}"] = depth
+        columns[f"{leg}_bid_px_{i}"] = mid - half_spread - 0.01 * i
+        columns[f"{leg}_ask_px_{i}"] = mid + half_spread + 0.01 * i
+        columns[f"{leg}_bid_sz_{i}"] = np.broadcast_to(depth, np.shape(mid)).ravel() * np.ones(len(frame))
+        columns[f"{leg}_ask_sz_{i}"] = columns[f"{leg}_bid_sz_{i}"]
+    return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
 
 
 def candidates(n: int, side: int = 1, gain: float = 0.01, spacing_min: int = 10, hold_min: int = 5,
-               half_spread: float = 0.0, depth: float = 1e9, symbol: str = "BTCUSDT") -> pd.DataFrame:
+               half_spread: float = 0.0, depth: float = 1e9, symbol: str = "BTCUSDT", probability: float = 0.6,
+               target: float = 0.01) -> pd.DataFrame:
     ts = pd.date_range(T0, periods=n, freq=f"{spacing_min}min")
     entry_mid = np.full(n, 100.0)
     exit_mid = entry_mid * (1 + side * gain)
-    frame = pd.DataFrame({"ts": ts, "symbol": symbol, "probability": 0.6, "side": side,
-                          "t1": ts + pd.Timedelta(minutes=hold_min), "target": 0.01, "barrier": "pt", "ret": gain,
+    frame = pd.DataFrame({"ts": ts, "symbol": symbol, "probability": probability, "side": side,
+                          "t1": ts + pd.Timedelta(minutes=hold_min), "target": target, "barrier": "pt", "ret": gain,
                           "entry_mid": entry_mid, "exit_mid": exit_mid, "entry_fill_ts": ts,
                           "exit_fill_ts": ts + pd.Timedelta(minutes=hold_min)})
-    _book_columns(frame, "entry", entry_mid, half_spread, depth)
-    _book_columns(frame, "exit", exit_mid, half_spread, depth)
+    for leg, mid in (("dec", entry_mid), ("entry", entry_mid), ("exit", exit_mid)):
+        frame = _book_columns(frame, leg, mid, half_spread, depth)
     return frame
 
 
 def test_zero_costs_and_every_take_profit_give_the_closed_form_equity():
     # sized by the 2% risk cap: notional 2% / (1 x 1%) = 2x equity, capped at 1x by the symbol exposure:
     # each trade earns 1% of equity at mids, no costs -> equity compounds by 1.01 per trade
-    settings = BacktestSettings(costs=CostSettings(taker_fee_bps=0.0, latency_ms=0.0, beyond_book_penalty_bps=0.0),
-                                sizing=SizingSettings(kelly_multiplier=1.0, vol_target=10.0))
-    ledger, report = run_backtest(candidates(12), settings)
-    assert report["trades"] == 12
+    free = CostSettings(taker_fee_bps=0.0, latency_ms=0.0, beyond_book_penalty_bps=0.0)
+    settings = BacktestSettings(strategy=replace(LOOSE, costs=free, sizing=SizingSettings(kelly_multiplier=1.0,
+                                                                                            vol_target=10.0)))
+    decisions, ledger, report = run_backtest(candidates(12), settings)
+    assert report["trades"] == 12 and decisions["taken"].all()
     assert ledger["equity_after"].iloc[-1] == pytest.approx(100_000 * 1.01**12, rel=1e-12)
     assert (ledger["slippage_cost"].abs() < 1e-9).all() and (ledger["fee_cost"] == 0).all()
-    shorts, _ = run_backtest(candidates(12, side=-1), settings)  # a short whose mid falls 1% earns the same
+    assert (ledger["exit_reason"] == "pt").all() and (ledger["expected_cost_bps"] == 0).all()
+    _, shorts, _ = run_backtest(candidates(12, side=-1), settings)  # a short whose mid falls 1% earns the same
     assert shorts["equity_after"].iloc[-1] == pytest.approx(100_000 * 1.01**12, rel=1e-12)
 
 
 def test_fees_and_spread_are_charged_per_leg():
-    settings = BacktestSettings(costs=CostSettings(taker_fee_bps=4.0, latency_ms=0.0),
-                                sizing=SizingSettings(kelly_multiplier=1.0, vol_target=10.0))
-    ledger, _ = run_backtest(candidates(1, half_spread=0.05), settings)
+    settings = BacktestSettings(strategy=replace(LOOSE, sizing=SizingSettings(kelly_multiplier=1.0, vol_target=10.0)))
+    decisions, ledger, _ = run_backtest(candidates(1, half_spread=0.05), settings)
     t = ledger.iloc[0]
-    assert t["entry_price"] == pytest.approx(100.05) and t["exit_price"] == pytest.approx(101 - 0.05)
+    assert t["entry_px"] == pytest.approx(100.05) and t["exit_px"] == pytest.approx(101 - 0.05)
     assert t["notional"] == pytest.approx(100_000 * 100.05 / 100)  # 1x equity at the entry mid, paid at the ask
     assert t["slippage_cost"] == pytest.approx(t["qty"] * 0.10)
     assert t["fee_cost"] == pytest.approx(4e-4 * t["qty"] * (100.05 + 100.95))
     assert t["net_pnl"] == pytest.approx(t["qty"] * (100.95 - 100.05) - t["fee_cost"])
+    # the decision expected 10 bp of spread and 8 bp of fees: c = 18 bp, e = 0.6 (1% - c) - 0.4 (1% + c)
+    d = decisions.iloc[0]
+    assert d["expected_cost_bps"] == pytest.approx(10 + 4 * (100.05 + 99.95) / 100)
+    assert d["expected_edge_bps"] == pytest.approx(1e4 * (0.6 * (0.01 - 0.0018) - 0.4 * (0.01 + 0.0018)))
+
+
+def test_decisions_without_a_positive_net_edge_are_skipped_and_counted():
+    # 5 bp barriers against a 10 bp spread plus 8 bp of fees: every decision would lose
+    frame = candidates(5, half_spread=0.05, target=0.0005, probability=0.65)
+    decisions, ledger, report = run_backtest(frame, BacktestSettings())
+    assert ledger.empty and report == {"decisions": 5, "trades": 0, "skipped_edge_below_min": 5}
+    assert (decisions["reason_not_taken"] == "edge_below_min").all() and (decisions["expected_edge_bps"] < 0).all()
+    assert (decisions["size_notional"] == 0).all()
 
 
 def test_one_position_per_symbol_and_signals_while_open_are_skipped():
     frame = candidates(6, spacing_min=2, hold_min=5)  # a new signal every 2 min, each held 5 min
-    ledger, report = run_backtest(frame, BacktestSettings())
-    assert list(ledger["ts"]) == [T0, T0 + pd.Timedelta(minutes=6)]  # 2 and 4 skipped, 6 after the exit at 5
+    decisions, ledger, report = run_backtest(frame, BacktestSettings())
+    assert list(ledger["decision_ts"]) == [T0, T0 + pd.Timedelta(minutes=6)]  # 2 and 4 skipped, 6 after the exit at 5
     assert report["skipped_position_open"] == 4
+    assert list(decisions["reason_not_taken"]) == ["", "position_open", "position_open", "", "position_open",
+                                                   "position_open"]
     other = candidates(6, spacing_min=2, hold_min=5, symbol="ETHUSDT")
-    both, _ = run_backtest(pd.concat([frame, other]), BacktestSettings())
+    _, both, _ = run_backtest(pd.concat([frame, other]), BacktestSettings())
     assert both.groupby("symbol").size().to_dict() == {"BTCUSDT": 2, "ETHUSDT": 2}
 
 
+def test_equity_is_marked_to_market_at_each_decision():
+    # BTC opens at 00:00 (fills at 100.00, 4 bp fee); at 00:02 ETH decides while BTC is open and BTC's
+    # mid is 101: equity = 100k + qty x (101 - 100) - fee
+    btc = candidates(1, hold_min=10)
+    eth = candidates(1, symbol="ETHUSDT").assign(ts=T0 + pd.Timedelta(minutes=2))
+    eth["entry_fill_ts"], eth["t1"], eth["exit_fill_ts"] = eth["ts"], eth["ts"] + pd.Timedelta(minutes=5), \
+        eth["ts"] + pd.Timedelta(minutes=5)
+    marks = pd.DataFrame({"BTCUSDT": [100.0, 101.0], "ETHUSDT": [100.0, 100.0]}, index=[T0, T0 + pd.Timedelta(minutes=2)])
+    decisions, ledger, _ = run_backtest(pd.concat([btc, eth]), BacktestSettings(), marks)
+    q = ledger.set_index("symbol").loc["BTCUSDT", "qty"]
+    assert q * 100 == pytest.approx(50_000)  # the default 50k cap (the rails' order limit)
+    assert decisions["equity"].iloc[0] == 100_000
+    assert decisions["equity"].iloc[1] == pytest.approx(100_000 + q * 1.0 - 4e-4 * q * 100.0)
+    _, unmarked, _ = run_backtest(pd.concat([btc, eth]), BacktestSettings())  # without marks: entry price
+    assert unmarked["qty"].sum() < ledger["qty"].sum() + 1e-9
+
+
+def _random_candidates(data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = []
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT")[:data.draw(st.integers(1, 3))]:
+        n = data.draw(st.integers(1, 12))
+        starts = np.cumsum(data.draw(st.lists(st.integers(1, 6), min_size=n, max_size=n)))
+        holds = np.array(data.draw(st.lists(st.integers(1, 9), min_size=n, max_size=n)))
+        seed = data.draw(st.integers(0, 10**6))
+        rng = np.random.default_rng(seed)
+        ts = T0 + pd.to_timedelta(starts, unit="min")
+        mid = 100 * np.exp(rng.normal(0, 0.002, n))
+        exit_mid = mid * np.exp(rng.normal(0, 0.01, n))
+        frame = pd.DataFrame({"ts": ts, "symbol": symbol, "probability": rng.uniform(0.4, 0.9, n),
+                              "side": rng.choice([-1, 1], n), "t1": ts + pd.to_timedelta(holds, unit="min"),
+                              "target": rng.uniform(0.001, 0.02, n), "barrier": "vertical", "ret": 0.0,
+                              "entry_mid": mid, "exit_mid": exit_mid,
+                              "entry_fill_ts": ts + pd.Timedelta(milliseconds=250),
+                              "exit_fill_ts": ts + pd.to_timedelta(holds, unit="min") + pd.Timedelta(milliseconds=250)})
+        depth = rng.uniform(1, 800, n)
+        for leg, m in (("dec", mid), ("entry", mid * np.exp(rng.normal(0, 5e-4, n))), ("exit", exit_mid)):
+            frame = _book_columns(frame, leg, m, rng.uniform(0.005, 0.05, n), depth)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    times = frame["ts"].drop_duplicates().sort_values()
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    marks = pd.DataFrame({s: 100 * np.exp(rng.normal(0, 0.005, len(times))) for s in frame["symbol"].unique()},
+                         index=pd.DatetimeIndex(times))
+    return frame, marks
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_the_engine_agrees_with_a_pure_python_reference(data):
+    frame, marks = _random_candidates(data)
+    strategy = StrategySettings(max_notional=data.draw(st.sampled_from([2e4, 5e4, 1e12])),
+                                min_edge_bps=data.draw(st.sampled_from([0.0, 2.0])),
+                                sizing=SizingSettings(max_gross_exposure=data.draw(st.sampled_from([0.5, 2.0]))))
+    settings = BacktestSettings(strategy=strategy)
+    decisions, ledger, _ = run_backtest(frame, settings, marks)
+    ref_decisions, ref_trades = reference_backtest(frame, settings, marks)
+    assert list(decisions["reason_not_taken"]) == list(ref_decisions["reason"].replace("taken", ""))
+    np.testing.assert_allclose(decisions["equity"], ref_decisions["equity"], rtol=1e-9)
+    np.testing.assert_allclose(decisions["size_notional"] / frame.sort_values(["ts", "symbol"], kind="stable")[
+        "entry_mid"].to_numpy(), ref_decisions["qty"], rtol=1e-9)
+    assert len(ledger) == len(ref_trades)
+    if len(ledger):
+        ours = ledger.sort_values(["decision_ts", "symbol"]).reset_index(drop=True)
+        ref = ref_trades.sort_values(["decision_ts", "symbol"]).reset_index(drop=True)
+        np.testing.assert_allclose(ours["net_pnl"], ref["net_pnl"], rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(ours["equity_after"], ref["equity_after"], rtol=1e-9)
+
+
 def test_daily_equity_starts_the_day_before():
-    ledger, _ = run_backtest(candidates(3), BacktestSettings())
+    _, ledger, _ = run_backtest(candidates(3), BacktestSettings())
     equity = daily_equity(ledger, 100_000, T0, T0)
     assert list(equity.index) == [T0 - pd.Timedelta(days=1), T0] and equity.iloc[0] == 100_000
     assert equity.iloc[-1] == pytest.approx(100_000 + ledger["net_pnl"].sum())
@@ -141,7 +207,7 @@ def test_monte_carlo_bootstrap():
 
 
 def test_the_report_renders_with_every_chart(tmp_path):
-    ledger, _ = run_backtest(candidates(30, spacing_min=60), BacktestSettings())
+    _, ledger, _ = run_backtest(candidates(30, spacing_min=60), BacktestSettings())
     ledger["mae"], ledger["mfe"] = -0.001, 0.002
     equity = daily_equity(ledger, 100_000, T0, T0 + pd.Timedelta(days=1))
     mc = monte_carlo((ledger["net_pnl"] / 100_000).to_numpy(), n_paths=50)

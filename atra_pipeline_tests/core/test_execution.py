@@ -1,5 +1,6 @@
-"""Execution behind the safety rails, with the paper broker: fills priced like the backtest,
-each rail tested, idempotent client order ids, the kill switch and reconciliation."""
+"""Orders behind the safety rails, with the paper broker: fills priced like the backtest, each rail
+tested, idempotent client order ids, the circuit breaker, reconciliation, and the paper account's
+marked equity by hand."""
 
 from __future__ import annotations
 
@@ -7,17 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.backtest import walk_book
 from atra_pipeline.core.execution import (
-    BrokerError,
-    PaperBroker,
-    RiskLimits,
-    execute_signals,
-    kill_switch_tripped,
-    ledger_positions,
-    reconcile,
-    reset_kill_switch,
+    BrokerError, Order, PaperBroker, RiskLimits, SendState, client_order_id, ledger_positions, marked_pnl_today,
+    reconcile, send_order,
 )
+from atra_pipeline.core.fills import walk_book
 from atra_pipeline_tests.conftest import make_book
 
 NOW = pd.Timestamp("2024-08-08 00:00:10")
@@ -31,14 +26,16 @@ def market(conn):
     return conn
 
 
-def signals(*rows) -> pd.DataFrame:
-    return pd.DataFrame([{"decision_ts": pd.Timestamp("2024-08-08 00:00:09") + pd.Timedelta(minutes=i), "symbol": "BTCUSDT",
-                          "model_id": MODEL, "side": side, "size_notional": size} for i, (side, size) in enumerate(rows)])
+def order(side: int = 1, qty: float = 2.5, minute: int = 0, model: str = MODEL, purpose: str = "entry",
+          sent_at: pd.Timestamp | None = None) -> Order:
+    decision = pd.Timestamp("2024-08-08 00:00:09") + pd.Timedelta(minutes=minute)
+    return Order(client_order_id(model, "BTCUSDT", decision, purpose), "BTCUSDT", side, qty, decision, model,
+                 sent_at or NOW, purpose)
 
 
-def run(conn, frame, limits=RiskLimits(), broker=None, approved=MODEL, now=NOW):
-    broker = broker or PaperBroker(conn, now=lambda: now)
-    return execute_signals(conn, frame, broker, approved, limits, now=now), broker
+def send(conn, o: Order, limits=RiskLimits(), broker=None, approved=MODEL, state=None):
+    broker = broker or PaperBroker(conn, now=lambda: NOW)
+    return send_order(conn, broker, o, approved, limits, NOW, state or SendState()), broker
 
 
 def events(conn) -> list[str]:
@@ -46,82 +43,91 @@ def events(conn) -> list[str]:
 
 
 def test_paper_fills_price_like_the_backtest(market):
-    counts, broker = run(market, signals((1, 250.0)))  # 2.5 units at mid 100: walks 1 @ 100.005 and 1.5 @ 100.015
-    assert counts["filled"] == 1
-    price, qty = market.execute("SELECT price, qty FROM fills").fetchall()[0]
+    (status, fill), broker = send(market, order())  # 2.5 units: walks 1 @ 100.005 and 1.5 @ 100.015
+    assert status == "filled"
     px, sz = np.array([100.005 + 0.01 * i for i in range(10)]), np.arange(1.0, 11.0)
-    assert qty == pytest.approx(2.5) and price == pytest.approx(walk_book(px, sz, 2.5, 1e-3, 1.0)[0])
-    assert price == pytest.approx((100.005 + 1.5 * 100.015) / 2.5)
+    assert fill.qty == pytest.approx(2.5) and fill.price == pytest.approx(walk_book(px, sz, 2.5, 1e-3, 1.0)[0])
+    assert fill.price == pytest.approx((100.005 + 1.5 * 100.015) / 2.5)
     assert reconcile(market, broker) == {}
 
 
-def test_only_the_approved_model_trades_and_limits_hold(market):
-    counts, _ = run(market, signals((1, 250.0)), approved="m2")
-    assert counts == {"filled": 0, "rejected": 1, "errors": 0, "already_sent": 0} and events(market) == ["limit"]
-    later = signals((1, 10_000.0)).assign(decision_ts=pd.Timestamp("2024-08-08 00:00:09.5"))
-    counts, broker = run(market, later, limits=RiskLimits(max_position_notional=500, max_order_notional=300))
-    # capped at 300 of notional at the walked price: 300 / 100.005 = 3.0 at the touch walks to
-    # (1 @ 100.005 + 2 @ 100.015) / 3, and 300 over that average is the order
-    vwap = (100.005 + 2 * 100.015) / 3
-    assert counts["filled"] == 1 and ledger_positions(market, "paper")["BTCUSDT"] == pytest.approx(300 / vwap)
-    assert market.execute("SELECT max(qty * price) FROM fills").fetchall()[0][0] <= 300 + 1e-9
+def test_the_paper_fill_meets_the_first_book_after_the_latency(market):
+    later = make_book(3, start="2024-08-08 00:00:20", mid=101.0, symbol="BTCUSDT")  # 00:00:20 .. 22
+    market.execute("INSERT INTO collected_l2_snapshots SELECT * FROM later")
+    # sent at 00:00:19.9: 250 ms later is 00:00:20.15, whose first snapshot is 00:00:21
+    (status, fill), _ = send(market, order(qty=0.5, sent_at=pd.Timestamp("2024-08-08 00:00:19.9")),
+                             limits=RiskLimits(max_data_age_s=60))
+    assert status == "filled" and fill.ts == pd.Timestamp("2024-08-08 00:00:21") and fill.price == pytest.approx(101.005)
+
+
+def test_the_paper_account_is_marked_by_hand(market):
+    (_, fill), broker = send(market, order())
+    assert fill.ts == NOW + pd.Timedelta(milliseconds=250)  # no newer book: the newest, when the order arrives
+    # cash 100k - 2.5 x vwap - fee, plus 2.5 units at the mid 100 of 00:00:09
+    expected = 100_000 - 2.5 * fill.price - fill.fee + 2.5 * 100.0
+    later = NOW + pd.Timedelta(seconds=1)
+    assert expected < 100_000 and broker.equity(later) == pytest.approx(expected, rel=1e-12)
+    assert broker.equity(NOW) == 100_000  # before the fill
+    assert marked_pnl_today(market, "paper", later) == pytest.approx(expected - 100_000, rel=1e-9)
+
+
+def test_only_the_approved_model_opens_and_limits_hold(market):
+    (status, _), _ = send(market, order(), approved="m2")
+    assert status == "rejected" and events(market) == ["limit"]
+    (status, _), _ = send(market, order(qty=4.0, minute=1), limits=RiskLimits(max_position_notional=500,
+                                                                              max_order_notional=300))
+    assert status == "rejected" and events(market) == ["limit", "limit"]  # 400 of notional against 300
+    assert market.execute("SELECT count(*) FROM fills").fetchall()[0][0] == 0
+    # closing is always allowed: an exit of another model's position goes out
+    (status, _), _ = send(market, order(side=-1, qty=4.0, minute=2, purpose="exit"), approved="m2",
+                          limits=RiskLimits(max_order_notional=300))
+    assert status == "filled"
 
 
 def test_stale_data_blocks_orders(market):
-    counts, _ = run(market, signals((1, 250.0)), now=NOW + pd.Timedelta(minutes=5))
-    assert counts["rejected"] == 1 and events(market) == ["stale_data"]
+    (status, _), _ = send(market, order(sent_at=NOW + pd.Timedelta(minutes=5)))
+    assert status == "rejected" and events(market) == ["stale_data"]
 
 
 def test_a_retried_run_never_doubles_an_order(market):
     class DiesAfterSending(PaperBroker):  # the order reaches the broker, then the run dies
-        def place(self, order):
-            super().place(order)
+        def place(self, o):
+            super().place(o)
             raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
-        run(market, signals((1, 250.0)), broker=DiesAfterSending(market, now=lambda: NOW))
-    counts, broker = run(market, signals((1, 250.0)))  # the retry finds its order pending
-    assert counts["already_sent"] == 1 and counts["filled"] == 0
+        send(market, order(), broker=DiesAfterSending(market, now=lambda: NOW))
+    (status, _), broker = send(market, order())  # the retry finds its order pending
+    assert status == "already_sent"
     assert market.execute("SELECT status FROM orders").fetchall() == [("pending",)]
     assert reconcile(market, broker) == {"BTCUSDT": (0.0, pytest.approx(2.5))}  # shown loudly, not resent
 
 
 class FailingBroker(PaperBroker):
-    def place(self, order):
+    def place(self, o):
         raise BrokerError("exchange unavailable")
 
 
 def test_the_circuit_breaker_stops_after_consecutive_errors(market):
-    counts, _ = run(market, signals((1, 100.0), (-1, 100.0), (1, 200.0), (-1, 300.0)), broker=FailingBroker(market),
-                    limits=RiskLimits(max_consecutive_errors=3))
-    assert counts["errors"] == 3 and counts["halted"] == "circuit breaker" and events(market) == ["circuit_breaker"]
+    state, broker = SendState(), FailingBroker(market)
+    statuses = [send(market, order(minute=i), broker=broker, state=state,
+                     limits=RiskLimits(max_consecutive_errors=3))[0][0] for i in range(4)]
+    assert statuses == ["error", "error", "error", "halted"] and state.halted == "circuit breaker"
+    assert events(market) == ["circuit_breaker"]
     assert market.execute("SELECT count(*) FROM orders WHERE status = 'error'").fetchall()[0][0] == 3
 
 
-def test_the_kill_switch_flattens_and_waits_for_a_person(market):
-    # buy then sell back at once: the spread and fees lose money every round trip
-    limits = RiskLimits(max_daily_loss=0.05, max_position_notional=1_000, max_order_notional=1_000)
-    counts, broker = run(market, signals((1, 500.0), (-1, 500.0), (1, 500.0)), limits=limits)
-    assert counts["halted"] == "kill switch tripped" and kill_switch_tripped(market)
-    assert abs(ledger_positions(market, "paper").get("BTCUSDT", 0.0)) < 1e-9  # flattened
-    later = signals((1, 500.0)).assign(decision_ts=pd.Timestamp("2024-08-08 00:09:09"))
-    counts, _ = run(market, later, limits=limits)
-    assert "halted" in counts and counts["filled"] == 0  # nothing new until a reset
-    reset_kill_switch(market, "a person")
-    counts, _ = run(market, later, limits=RiskLimits())
-    assert counts["filled"] == 1 and reconcile(market, broker) == {}
-
-
 def test_reconciliation_finds_a_mismatch(market):
-    _, broker = run(market, signals((1, 250.0)))
-    market.execute("UPDATE paper_positions SET qty = qty + 1")
+    _, broker = send(market, order())
+    market.execute("INSERT INTO paper_fills VALUES ('paper', 'x', TIMESTAMP '2024-08-08 00:00:09', 'BTCUSDT', 1, 1, 100, 0)")
     assert reconcile(market, broker) == {"BTCUSDT": (pytest.approx(2.5), pytest.approx(3.5))}
 
 
 def test_orders_refused_in_an_outage_are_sent_again_once(market):
-    counts, _ = run(market, signals((1, 100.0)), broker=FailingBroker(market, now=lambda: NOW))
-    assert counts["errors"] == 1
-    counts, broker = run(market, signals((1, 100.0)))  # the outage is over: the same order, once
-    assert counts["filled"] == 1 and market.execute("SELECT count(*), min(status) FROM orders").fetchall() == [(1, "filled")]
-    counts, _ = run(market, signals((1, 100.0)))
-    assert counts["filled"] == 0 and reconcile(market, broker) == {}
+    (status, _), _ = send(market, order(qty=1.0), broker=FailingBroker(market, now=lambda: NOW))
+    assert status == "error"
+    (status, _), broker = send(market, order(qty=1.0))  # the outage is over: the same order, once
+    assert status == "filled" and market.execute("SELECT count(*), min(status) FROM orders").fetchall() == [(1, "filled")]
+    (status, _), _ = send(market, order(qty=1.0))
+    assert status == "already_sent" and reconcile(market, broker) == {}
+    assert ledger_positions(market, "paper") == {"BTCUSDT": pytest.approx(1.0)}

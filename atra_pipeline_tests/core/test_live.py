@@ -1,17 +1,24 @@
 """The live path: collected rows seen through the research SQL give the same feature row as the
-stored partition would, scoring uses only the approved model's features, and signals are
+stored partition would; decision by decision the event filter, barrier width, side and
+probability are research's; a model whose settings cannot be honoured is refused; signals are
 written once."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from atra_pipeline.core.features.build import FEATURES_STAGE, build_features
 from atra_pipeline.core.features.registry import feature_columns
-from atra_pipeline.core.labelling import LabelSettings
+from atra_pipeline.core.labelling import event_filter, mid_path
 from atra_pipeline.core.labels import flow_momentum_side
 from atra_pipeline.core.live import latest_decision_time, live_view, score, write_signals
+from atra_pipeline.core.fills import CostSettings
+from atra_pipeline.core.model_spec import ModelSpec, SpecError
+from atra_pipeline.core.strategy import StrategySettings
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
@@ -43,7 +50,9 @@ def _store(conn, market, live_in_raw: bool) -> None:
 
 
 def _model(conn):
-    return register_random_model(conn, win_rate=0.9, approve=False)  # confident: its bets get sized
+    """A confident model over SYMBOLS whose strategy pays no fee (so its events clear the costs and trade)."""
+    return register_random_model(conn, win_rate=0.9, approve=False, spec=ModelSpec(
+        tuple(SYMBOLS), strategy=StrategySettings(costs=CostSettings(taker_fee_bps=0.0))))
 
 
 def test_live_features_are_the_research_features_of_the_same_data(conn, market):
@@ -62,28 +71,44 @@ def test_live_features_are_the_research_features_of_the_same_data(conn, market):
     assert live[feature_columns()].notna().all(axis=1).iloc[0]
 
 
-def test_scoring_writes_one_signal_per_symbol_once(conn, market):
+def test_live_signals_are_the_labels_events_sides_and_widths(conn, market):
+    """Scored decision time by decision time on collected data, the event filter fires where the
+    labels' filter fires on the stored path, with the same barrier width, and at each event the
+    side and probability are the research feature row's."""
     _store(conn, market, live_in_raw=False)
     model = _model(conn)
-    decision = latest_decision_time(conn, SYMBOLS, 60)
-    signals = score(conn, decision, SYMBOLS, model)
-    assert list(signals["symbol"]) == SYMBOLS and (signals["model_id"] == model.model_id).all()
-    bets = signals[signals["side"] != 0]
-    assert bets["probability"].between(0, 1).all() and (bets["size_notional"] >= 0).all()
-    assert signals.loc[signals["side"] == 0, "size_notional"].eq(0).all()
-    assert (signals["data_ts"] <= decision).all()  # nothing after the decision time was read
-    assert write_signals(conn, signals) == len(SYMBOLS)
+    spec, labels = model.require_spec(), model.require_spec().labels
+    times = pd.date_range(f"{DAY} 01:31", LIVE_UNTIL.floor("min"), freq="1min")
+    signals = pd.concat([score(conn, t, model, now=t) for t in times], ignore_index=True)
+    assert write_signals(conn, signals) == len(times) * len(SYMBOLS)
     assert write_signals(conn, signals) == 0  # a retried run writes nothing twice
-    assert len(bets) > 0 and (bets["size_notional"] > 0).any()  # the fixture's decision time places sized bets
-    # each bet's probability is the model's prediction on the research feature row of the same data
-    # (stored raw partitions, no live view) with the signal's side, in the model's column order
     _store(conn, market, live_in_raw=True)
-    labels = LabelSettings()
-    for bet in bets.itertuples():
-        build_features(conn, PartitionWindow.for_day(bet.symbol, DAY), 60, cutoff=decision,
-                       peers=[s for s in SYMBOLS if s != bet.symbol])
-        research = conn.execute(f"SELECT * FROM {FEATURES_STAGE} WHERE ts = $t", {"t": decision}).fetchdf().set_index("ts")
-        assert len(research) == 1
-        assert flow_momentum_side(research, labels.z_threshold, labels.primary_signal).iloc[0] == bet.side
-        expected = model.booster().predict(research.assign(side=float(bet.side))[model.features])[0]
-        assert bet.probability == pytest.approx(expected, rel=1e-12), bet.symbol
+    booster = model.booster()
+    for symbol, live in signals.groupby("symbol"):
+        window = PartitionWindow.for_day(symbol, DAY)
+        path = mid_path(conn, window, window.start - pd.Timedelta(seconds=labels.warmup_s), LIVE_UNTIL)
+        _, width, events = event_filter(path, pd.Timedelta(minutes=1), LIVE_UNTIL, labels)
+        live = live.set_index("decision_ts")
+        assert list(live["event"]) == [t in events for t in times], symbol
+        np.testing.assert_allclose(live["barrier_width"], width.reindex(times), rtol=1e-12)
+        assert live["event"].any() and (live.loc[~live["event"], "side"] == 0).all()
+        build_features(conn, window, 60, peers=spec.peers(symbol))
+        research = conn.execute(f"SELECT * FROM {FEATURES_STAGE}").fetchdf().set_index("ts")
+        sides = flow_momentum_side(research, labels.z_threshold, labels.primary_signal)
+        for t in live.index[live["event"]]:
+            assert live.loc[t, "side"] == sides[t], (symbol, t)
+            if sides[t] != 0:
+                expected = booster.predict(research.loc[[t]].assign(side=float(sides[t]))[model.features])[0]
+                assert live.loc[t, "probability"] == pytest.approx(expected, rel=1e-9)
+    assert signals["probability"].notna().any()  # some events had a side and were scored
+
+
+def test_a_model_whose_settings_cannot_be_honoured_is_refused(conn, market):
+    _store(conn, market, live_in_raw=False)
+    three = register_random_model(conn, approve=False)  # trained on BTC, ETH and SOL: SOL was never collected
+    with pytest.raises(SpecError, match=rf"model {three.model_id}: no book of \['SOLUSDT'\]"):
+        score(conn, LIVE_UNTIL.floor("min"), three)
+    assert conn.execute("SELECT kind, symbol FROM risk_events").fetchall() == [("model_settings", "SOLUSDT")]
+    bare = replace(_model(conn), spec_json=None)
+    with pytest.raises(SpecError, match=f"model {bare.model_id} has no registered configuration"):
+        score(conn, LIVE_UNTIL.floor("min"), bare)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.cv import leakage
+from atra_pipeline.core.labelling import LabelSettings
 from atra_pipeline.core.model import (
     TrainingSet,
     TrainingSettings,
@@ -23,6 +24,8 @@ from atra_pipeline.core.model import (
     train_candidate,
 )
 from atra_pipeline.core.model_registry import decide, latest, load_model, register_candidate
+from atra_pipeline.core.model_spec import ModelSpec
+from atra_pipeline.core.strategy import StrategySettings
 
 T0 = pd.Timestamp("2024-08-01")
 
@@ -123,19 +126,22 @@ def test_a_stored_study_resumes_with_more_trials(tmp_path):
 def test_registry_round_trip_and_decisions(conn):
     data = synthetic_events(n=800, signal=0.5, seed=5)
     settings = TrainingSettings(trials=2, max_estimators=60)
+    spec = ModelSpec(("BTCUSDT",), step_s=30, labels=LabelSettings(pt_sl=(2.0, 1.0), cusum_k=0.7),
+                     strategy=StrategySettings(min_edge_bps=1.5))
     first_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-08-01", "2024-08-01",
-                                  ["2024-08-01|BTCUSDT"])
+                                  ["2024-08-01|BTCUSDT"], spec)
     record = load_model(conn, first_id)
     assert record.status == "candidate" and record.features == list(data.X.columns)
+    assert record.require_spec() == spec  # the whole configuration, read back as registered
     trained = train_candidate(data, settings)
-    second_id = register_candidate(conn, trained, settings, "2024-08-01", "2024-08-01", ["2024-08-01|BTCUSDT"])
+    second_id = register_candidate(conn, trained, settings, "2024-08-01", "2024-08-01", ["2024-08-01|BTCUSDT"], spec)
     np.testing.assert_array_equal(load_model(conn, second_id).booster().predict(data.X), trained.booster.predict(data.X))
     assert conn.execute("SELECT count(*) FROM oof_predictions WHERE model_id = ?", [second_id]).fetchall()[0][0] == 800
 
     assert decide(conn, first_id, True, "ok") == first_id
     assert decide(conn, second_id, False, "auc too low") == first_id  # rejected: the first stays live
     assert load_model(conn, second_id).reason == "auc too low" and latest(conn, "approved") == first_id
-    third_id = register_candidate(conn, trained, settings, "2024-08-01", "2024-08-01", ["2024-08-01|BTCUSDT"])
+    third_id = register_candidate(conn, trained, settings, "2024-08-01", "2024-08-01", ["2024-08-01|BTCUSDT"], spec)
     decide(conn, third_id, True, "ok")
     assert load_model(conn, first_id).status == "retired" and latest(conn, "approved") == third_id
     with pytest.raises(KeyError, match="not in the registry"):

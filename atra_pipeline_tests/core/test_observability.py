@@ -24,10 +24,12 @@ def test_the_dashboard_queries_exactly_the_declared_metrics():
 
 
 def test_refresh_reads_the_tables(conn):
-    conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'BTCUSDT', 'm1', 0.6, 1, 100.0, 0.002, "
+    conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'BTCUSDT', 'm1', true, 1, 0.6, 0.002, 100.0, "
                  "'2024-08-08 00:09:00', '2024-08-08 00:09:00.25')")
-    conn.execute("INSERT INTO collected_l2_snapshots (ts, symbol, exchange) VALUES ('2024-08-08 00:09:55', 'BTCUSDT', 'binance')")
-    conn.execute("INSERT INTO orders VALUES ('a', ?, ?, 'BTCUSDT', 'm1', 1, 1.0, 'filled', '', 'paper', 'a')", [NOW, NOW])
+    conn.execute("INSERT INTO collected_l2_snapshots (ts, symbol, exchange, bid_px_0, bid_sz_0, ask_px_0, ask_sz_0) "
+                 "VALUES ('2024-08-08 00:09:55', 'BTCUSDT', 'binance', 99.49, 1, 99.51, 1)")
+    conn.execute("INSERT INTO orders VALUES ('a', ?, ?, 'BTCUSDT', 'm1', 1, 1.0, 'filled', '', 'paper', 'a', 'entry')",
+                 [NOW, NOW])
     conn.execute("INSERT INTO fills VALUES ('a', ?, 'BTCUSDT', 1, 1.0, 100.0, 0.04, 99.99)", [NOW])
     risk_event(conn, "kill_switch_tripped", "test", now=NOW)
     refresh(conn, NOW)
@@ -35,7 +37,8 @@ def test_refresh_reads_the_tables(conn):
     assert 'atra_signal_latency_seconds{symbol="BTCUSDT"} 0.25' in text
     assert 'atra_collector_lag_seconds{symbol="BTCUSDT"} 5.0' in text
     assert 'atra_orders{status="filled"} 1.0' in text and "atra_kill_switch 1.0" in text
-    assert "atra_pnl_quote -100.04" in text
+    # marked: bought 1 at 100 (fee 0.04), now worth the mid 99.50
+    assert re.search(r"atra_pnl_quote -0\.54\d*\n", text), text
 
 
 def test_monitor_once_prints_the_metrics(tmp_path, monkeypatch, capsys):
@@ -48,7 +51,7 @@ def test_monitor_once_prints_the_metrics(tmp_path, monkeypatch, capsys):
     with duckdb.connect(str(tmp_path / "atra.duckdb")) as conn:
         prepare(conn)
         # a symbol no other test uses (the registry is global): only this refresh can set its gauge
-        conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'SOLUSDT', 'm1', 0.6, 1, 100.0, 0.002, "
+        conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'SOLUSDT', 'm1', true, 1, 0.6, 0.002, 100.0, "
                      "'2024-08-08 00:09:00', '2024-08-08 00:09:00.375')")
     assert cli.main(["monitor", "--once"]) == 0
     out = capsys.readouterr().out

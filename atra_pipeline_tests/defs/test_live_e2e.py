@@ -13,10 +13,16 @@ import duckdb
 import pandas as pd
 
 from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
-from atra_pipeline.core.execution import BrokerError, PaperBroker, RiskLimits, execute_signals, reconcile
+from atra_pipeline.core.execution import BrokerError, PaperBroker, RiskLimits, SendState, reconcile
+from atra_pipeline.core.fills import CostSettings
+from atra_pipeline.core.labelling import LabelSettings
+from atra_pipeline.core.model_registry import load_model
+from atra_pipeline.core.model_spec import ModelSpec
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.strategy import StrategySettings
 from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.core.trading import trade_step
 from atra_pipeline.defs import live
 from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
 from atra_pipeline.resources import AtraDuckDB
@@ -64,7 +70,11 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
     with duckdb.connect(str(path)) as conn:
         prepare(conn)
         last = _history(conn)
-        model_id = register_random_model(conn, win_rate=0.9).model_id  # confident: its bets get sized
+        # confident, an event at every decision time the mid moved (CUSUM threshold 0), no fees and
+        # positions within the order limit below: the decision time collected here trades
+        spec = ModelSpec(tuple(SYMBOLS), labels=LabelSettings(cusum_k=0.0),
+                         strategy=StrategySettings(max_notional=30_000, costs=CostSettings(taker_fee_bps=0.0)))
+        model_id = register_random_model(conn, win_rate=0.9, spec=spec).model_id
 
     # 1. collect for a bounded time, through 5xx, 429, a timeout and a malformed reply
     began = time.monotonic()
@@ -101,22 +111,25 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
     with duckdb.connect(str(path)) as conn:
         signals = conn.execute("SELECT * FROM live_signals").fetchdf()
         assert set(signals["model_id"]) == {model_id} and len(signals) == len(SYMBOLS)
-        bets = signals[(signals["side"] != 0) & (signals["size_notional"] > 0)]
-        assert len(bets) >= 1, signals[["symbol", "probability", "side", "size_notional", "target"]].to_string()
+        bets = signals[signals["event"] & (signals["side"] != 0)]
+        assert len(bets) >= 1, signals[["symbol", "event", "probability", "side", "barrier_width"]].to_string()
 
         # 3. execution on paper: an API outage trips the circuit breaker, then the orders go once
-        now = lambda: pd.Timestamp(books[2])  # noqa: E731 - the replayed clock's "now"
+        now = pd.Timestamp(books[2])  # the replayed clock's "now"
+        record = load_model(conn, model_id)
         limits = RiskLimits(max_consecutive_errors=1, max_order_notional=30_000, max_position_notional=50_000)
-        down = OutageBroker(conn, down=1, now=now)
-        halted = execute_signals(conn, signals, down, model_id, limits, now=now())
-        assert halted.get("halted") == "circuit breaker"
+        down = OutageBroker(conn, down=1, now=lambda: now)
+        halted = trade_step(conn, down, record, signals, now, limits, model_id, SendState())
+        assert halted.halted == "circuit breaker" and halted.entries == 0
         assert conn.execute("SELECT count(*) FROM risk_events WHERE kind = 'circuit_breaker'").fetchall()[0][0] == 1
-        broker = PaperBroker(conn, now=now)
-        resumed = execute_signals(conn, signals, broker, model_id, limits, now=now())
-        again = execute_signals(conn, signals, broker, model_id, limits, now=now())  # a retried run
-        assert resumed["filled"] == len(bets) and again["filled"] == 0
+        broker = PaperBroker(conn, now=lambda: now)
+        resumed = trade_step(conn, broker, record, signals, now, limits, model_id)
+        again = trade_step(conn, broker, record, signals, now, limits, model_id)  # a retried run
+        taken = conn.execute("SELECT count(*) FILTER (taken), count(*) FROM live_decisions").fetchall()[0]
+        assert resumed.entries == taken[0] >= 1 and again.entries == 0 and taken[1] == len(SYMBOLS)
         orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders").fetchall()[0]
         fills = conn.execute("SELECT max(qty * price) FROM fills").fetchall()[0][0]
         detail = conn.execute("SELECT o.symbol, o.side, o.qty, f.price, f.qty * f.price, f.mid FROM orders o JOIN fills f USING (client_order_id)").fetchall()
-        assert orders[0] == orders[1] == len(bets) and fills <= 30_000 * (1 + 1e-9), detail
+        events = conn.execute("SELECT kind, detail FROM risk_events").fetchall()
+        assert orders[0] == orders[1] == taken[0] and fills <= 30_000 * (1 + limits.notional_tolerance), (detail, events)
         assert reconcile(conn, broker) == {}

@@ -9,11 +9,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.model_registry import decide
+from atra_pipeline.core.live import score
+from atra_pipeline.core.model_registry import decide, load_model
 from atra_pipeline.core.storage import prepare
 from atra_pipeline.core.synthetic import generate_market_day
 from atra_pipeline.defs import live
-from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
+from atra_pipeline.defs.live.sensors import DECISION_TAG, exit_sensor, live_sensor
 from atra_pipeline.resources import AtraDuckDB
 from atra_pipeline_tests.core import test_live as core_live
 from atra_pipeline_tests.defs.helpers import check_results
@@ -93,30 +94,65 @@ def test_the_live_asset_refuses_without_an_approved_model(db):
     assert "no approved model" in failure.event_specific_data.error.to_string()
 
 
-def test_execution_trades_the_newest_signals_on_paper_within_limits(db):
+def test_the_exit_sensor_ticks_while_open_positions_have_new_snapshots(db):
+    path, model_id = db
+    resources = {"duckdb": AtraDuckDB(database=str(path))}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert isinstance(exit_sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason)
+        with duckdb.connect(str(path)) as conn:  # a position judged up to 02:00, collected data to 02:01:30
+            conn.execute("INSERT INTO live_positions (position_id, broker, model_id, symbol, side, qty, decision_ts, "
+                         "barrier_width, entry_mid, up, down, vertical_ts, status, checked_to) VALUES ('p', 'paper', ?, "
+                         "'ETHUSDT', 1, 1, '2024-08-08 01:59', 0.002, 2600, 0.002, -0.002, '2024-08-08 02:04', 'open', "
+                         "'2024-08-08 02:00')", [model_id])
+        request = exit_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert isinstance(request, dg.RunRequest) and request.run_key == "tick|2024-08-08T02:01:30"
+        with duckdb.connect(str(path)) as conn:
+            conn.execute("UPDATE live_positions SET checked_to = '2024-08-08 02:01:30'")
+        assert isinstance(exit_sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason)
+
+
+def _event_with_a_side(path, model_id) -> pd.Timestamp:
+    """The newest decision time where the live path's event filter fires with a side (scored by it)."""
+    with duckdb.connect(str(path)) as conn:
+        record = load_model(conn, model_id)
+        for t in pd.date_range("2024-08-08 01:31", "2024-08-08 02:01", freq="1min")[::-1]:
+            signals = score(conn, t, record)
+            if (signals["event"] & (signals["side"] != 0)).any():
+                return t
+    raise AssertionError("no event with a side in the fixture's last half hour")
+
+
+def test_execution_decides_the_newest_signals_on_paper_within_limits(db):
     from atra_pipeline.defs import execution
 
     path, model_id = db
     with duckdb.connect(str(path)) as conn:
         decide(conn, model_id, True, "test")
+    decision = _event_with_a_side(path, model_id)
     resources = {"duckdb": AtraDuckDB(database=str(path))}
-    assert dg.materialize(live.assets, resources=resources, selection=["live_signals"]).success
-    config = {"ops": {"execution": {"config": {"max_data_age_s": 1e12, "max_order_notional": 20_000}}}}  # replayed data
+    live_config = {"ops": {"live_signals": {"config": {"decision_ts": decision.isoformat()}}}}
+    assert dg.materialize(live.assets, resources=resources, selection=["live_signals"], run_config=live_config).success
+    config = {"ops": {"execution": {"config": {"max_data_age_s": 1e12}}}}  # replayed data: old books
     first = dg.materialize(execution.assets, resources=resources, run_config=config)
     again = dg.materialize(execution.assets, resources=resources, run_config=config)  # a retried run
     for result in (first, again):
         assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
         assert check_results(result) == {"execution.orders_within_limits": True, "execution.ledger_reconciles": True}
     with duckdb.connect(str(path), read_only=True) as conn:
-        bets = conn.execute("SELECT count(*) FROM live_signals WHERE side <> 0 AND size_notional > 0").fetchall()[0][0]
-        orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders").fetchall()[0]
-        biggest = conn.execute("SELECT coalesce(max(qty * price), 0) FROM fills").fetchall()[0][0]
-        asked = conn.execute("SELECT max(size_notional) FROM live_signals").fetchall()[0][0]
-        filled = conn.execute("SELECT count(*) FROM orders WHERE status = 'filled'").fetchall()[0][0]
-    assert bets > 0 and orders[0] > 0 and filled == orders[0]  # the fixture's decision time places bets, all filled
-    assert asked > 20_000 and biggest > 0  # the signals ask for more than one order may carry: the cap is exercised
-    assert orders[0] == orders[1] == bets  # one order per bet, none doubled by the retry
-    assert biggest <= 20_000 * (1 + 1e-9)
+        decisions = conn.execute("SELECT * FROM live_decisions ORDER BY symbol").fetchdf()
+        orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id), count(*) FILTER (status = 'filled') "
+                              "FROM orders").fetchall()[0]
+        positions = conn.execute("SELECT count(*), max(qty * entry_px), list(DISTINCT exit_reason) FROM live_positions"
+                                 ).fetchall()[0]
+        net = conn.execute("SELECT sum(side * qty) FROM fills").fetchall()[0][0]
+    assert list(decisions["symbol"]) == core_live.SYMBOLS and (decisions["decision_ts"] == decision).all()
+    taken = decisions[decisions["taken"]]
+    assert len(taken) >= 1 and (taken["expected_edge_bps"] > 0).all()  # the event with a side cleared its costs
+    assert positions[0] == len(taken)  # one position per entry: none doubled by the retry
+    assert positions[1] <= 50_000 * (1 + 1e-9)  # the strategy's cap, within the rails' order limit
+    # the retry's exit step found the replayed day's vertical barriers long past (the clock is today's)
+    # and closed every position: an entry and an exit order each, all filled
+    assert positions[2] == ["vertical"] and orders == (2 * len(taken),) * 3 and abs(net) < 1e-9
 
 
 def test_a_failed_live_run_is_alerted_with_a_log_line_and_the_counter(tmp_path, capfd):

@@ -4,6 +4,8 @@ approved model stays live) and one trained on a partition whose look-ahead check
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import dagster as dg
 import duckdb
 import numpy as np
@@ -12,8 +14,11 @@ import pytest
 
 from atra_pipeline.core.features.build import ensure_features_table
 from atra_pipeline.core.features.registry import feature_columns
-from atra_pipeline.core.labelling import LABEL_COLUMNS
-from atra_pipeline.core.storage import prepare
+from atra_pipeline.core.labelling import LABEL_COLUMNS, LabelSettings
+from atra_pipeline.core.model_registry import latest, load_model
+from atra_pipeline.core.model_spec import ModelSpec
+from atra_pipeline.core.partition_settings import record_partition_settings
+from atra_pipeline.core.storage import PartitionWindow, prepare
 from atra_pipeline.defs import backtest, models
 from atra_pipeline.resources import AtraDuckDB
 from atra_pipeline_tests.defs.helpers import check_results
@@ -22,14 +27,17 @@ DAYS = ("2024-08-06", "2024-08-07")
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def store(db, signal: float, seed: int, lookahead_ok: bool = True) -> None:
+def store(db, signal: float, seed: int, lookahead_ok: bool = True, labels: LabelSettings = LabelSettings(),
+          record_settings: bool = True) -> None:
     """Every 2 minutes an event per symbol; labels win more often when ``pressure_imbalance_5``
-    agrees (``signal``); the features checks logged as passed unless told otherwise."""
+    agrees (``signal``); the features checks logged as passed unless told otherwise, and the
+    settings each partition was built with recorded as the assets record them."""
     rng = np.random.default_rng(seed)
     with duckdb.connect(str(db)) as conn:
         prepare(conn)
         ensure_features_table(conn)
-        conn.execute("DELETE FROM features; DELETE FROM labels; DELETE FROM asset_check_log")
+        conn.execute("DELETE FROM features; DELETE FROM labels; DELETE FROM asset_check_log; "
+                     "DELETE FROM partition_settings")
         for day in DAYS:
             for symbol in SYMBOLS:
                 ts = pd.date_range(day, periods=720, freq="2min")
@@ -46,6 +54,11 @@ def store(db, signal: float, seed: int, lookahead_ok: bool = True) -> None:
                 conn.execute("INSERT INTO labels SELECT * FROM rows")
                 conn.execute("INSERT INTO asset_check_log VALUES ('features', 'no_lookahead', ?, ?, ?, now())",
                              [symbol, day, lookahead_ok or (day, symbol) != (DAYS[1], SYMBOLS[1])])
+                if record_settings:
+                    window = PartitionWindow.for_day(symbol, day)
+                    record_partition_settings(conn, "features", window, {"step_s": 120, "universe": list(SYMBOLS),
+                                                                         "reference_symbol": "BTCUSDT"})
+                    record_partition_settings(conn, "labels", window, {"step_s": 120, **asdict(labels)})
 
 
 def train(db, trials: int = 3) -> dg.ExecuteInProcessResult:
@@ -79,6 +92,8 @@ def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_s
                                                             "features_no_lookahead")), checks
     candidate = meta(good, "model_candidate")
     assert candidate["events"] == 2 * 2 * 720 and candidate["oof_auc"] > 0.6
+    with duckdb.connect(str(db), read_only=True) as conn:  # registered with the settings its inputs were built with
+        assert load_model(conn, latest(conn)).require_spec() == ModelSpec(SYMBOLS, step_s=120)
     assert "pressure_imbalance_5" in candidate["top_features_shap"].splitlines()[2]  # ranked first
     assert "test_start" in candidate["folds"].splitlines()[0] and candidate["study"]["trials_total"] == 3
 
@@ -108,3 +123,20 @@ def test_a_candidate_on_a_partition_with_lookahead_is_rejected(db):
     gate = meta(result, "approved_model")
     assert gate["decision"] == "rejected" and f"{DAYS[1]}|{SYMBOLS[1]}" in gate["reasons"]
     assert registry(db)["status"].tolist() == ["rejected"]
+
+
+def test_a_candidate_whose_inputs_recorded_no_settings_or_differ_is_refused(db):
+    store(db, signal=0.25, seed=4, record_settings=False)
+    result = train(db, trials=1)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "features of 4 training partitions recorded no settings" in failure.event_specific_data.error.to_string()
+    store(db, signal=0.25, seed=4)
+    with duckdb.connect(str(db)) as conn:  # one partition labelled with other barriers
+        record_partition_settings(conn, "labels", PartitionWindow.for_day(SYMBOLS[0], DAYS[0]),
+                                  {"step_s": 120, **asdict(LabelSettings(pt_sl=(2.0, 1.0)))})
+    result = train(db, trials=1)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "labels of the training partitions were built with 2 different settings" in \
+        failure.event_specific_data.error.to_string()
+    assert registry(db).empty

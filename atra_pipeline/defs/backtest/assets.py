@@ -4,45 +4,25 @@
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.backtest import BacktestSettings, CostSettings
-from atra_pipeline.core.backtesting import backtest_model, ledger_audit, read_run, risk_figures, write_risk_metrics, write_run
-from atra_pipeline.core.labelling import LabelSettings
+from atra_pipeline.core.backtesting import (
+    backtest_model, ledger_audit, read_run, risk_figures, settings_for, write_risk_metrics, write_run,
+)
 from atra_pipeline.core.model_registry import load_model
 from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
-from atra_pipeline.core.sizing import SizingSettings
 from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
 NO_MODEL = "no model in the registry: materialise model_candidate first"
-COSTS, SIZING = CostSettings(), SizingSettings()
 
 
 class BacktestConfig(dg.Config):
-    """See :mod:`atra_pipeline.core.backtest` and :mod:`atra_pipeline.core.sizing`."""
+    """The strategy, barriers and costs are the model's own (its registered spec)."""
 
     model_id: str = ""
     """Model to backtest; empty: the newest in the registry."""
-    threshold: float = 0.5
-    pt_sl: list[float] = list(LabelSettings().pt_sl)
-    """The labels' barrier multipliers: Kelly's pay-off ratio is pt / sl."""
     initial_equity: float = 100_000.0
-    taker_fee_bps: float = COSTS.taker_fee_bps
-    latency_ms: float = COSTS.latency_ms
-    beyond_book_penalty_bps: float = COSTS.beyond_book_penalty_bps
-    funding_bps_per_8h: float = COSTS.funding_bps_per_8h
-    kelly_multiplier: float = SIZING.kelly_multiplier
-    vol_target: float = SIZING.vol_target
-    max_risk_per_trade: float = SIZING.max_risk_per_trade
-    max_symbol_exposure: float = SIZING.max_symbol_exposure
-    max_gross_exposure: float = SIZING.max_gross_exposure
-
-    def settings(self) -> BacktestSettings:
-        d = self.model_dump()
-        costs = CostSettings(**{k: d[k] for k in CostSettings.__dataclass_fields__})
-        sizing = SizingSettings(**{k: d[k] for k in SizingSettings.__dataclass_fields__})
-        return BacktestSettings(self.threshold, self.initial_equity, tuple(self.pt_sl), sizing, costs)
 
 
 @dg.asset(
@@ -56,12 +36,13 @@ class BacktestConfig(dg.Config):
                     "at most one open position per symbol.")],
 )
 def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """Trade ledger and daily equity of the model's out-of-fold predictions (tables backtest_trades,
-    backtest_equity), and its stress scenarios (backtest_stress)."""
+    """Decision records, trade ledger and daily equity of the model's out-of-fold predictions traded
+    by its own strategy (tables backtest_decisions, backtest_trades, backtest_equity), and its
+    stress scenarios (backtest_stress)."""
     with duckdb.get_connection() as conn:
         model_id = registered_model(conn, NO_MODEL, requested=config.model_id)
-        settings = config.settings()
-        run = backtest_model(conn, model_id, settings)
+        record = load_model(conn, model_id)
+        run = backtest_model(conn, record, settings_for(record, config.initial_equity))
         write_run(conn, model_id, run)
     ledger = run.ledger
     audit = ledger_audit(ledger)
@@ -70,8 +51,12 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
         metadata={"model_id": model_id, "dagster/row_count": len(ledger), **{k: int(v) for k, v in run.report.items()},
                   "net_pnl": float(ledger["net_pnl"].sum()), "final_equity": float(run.equity.iloc[-1]),
                   "stress": dg.MetadataValue.md(markdown_table(run.stress.drop(columns="description").round(4), 10)),
+                  "decisions_by_reason": dg.MetadataValue.md(markdown_table(
+                      run.decisions["reason_not_taken"].replace("", "taken").value_counts().rename_axis("reason")
+                      .reset_index(), 20)),
                   "ledger_preview": dg.MetadataValue.md(markdown_table(ledger[[
-                      "ts", "symbol", "side", "notional", "gross_pnl", "slippage_cost", "fee_cost", "net_pnl"]].round(4)))},
+                      "decision_ts", "symbol", "side", "notional", "expected_edge_bps", "exit_reason", "gross_pnl",
+                      "slippage_cost", "fee_cost", "net_pnl"]].round(4)))},
         check_results=[audit_result("ledger_consistent", audit)],
     )
 

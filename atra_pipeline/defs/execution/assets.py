@@ -3,12 +3,13 @@
 from typing import Literal
 
 import dagster as dg
+import pandas as pd
 
-from atra_pipeline.core.execution import (
-    CcxtBroker, PaperBroker, RiskLimits, execute_signals, limit_audit, reconcile,
-)
+from atra_pipeline.core.execution import CcxtBroker, PaperBroker, RiskLimits, limit_audit, reconcile
+from atra_pipeline.core.fills import CostSettings
 from atra_pipeline.core.live import latest_signals
-from atra_pipeline.core.model_registry import latest
+from atra_pipeline.core.model_registry import latest, load_model
+from atra_pipeline.core.trading import trade_step
 from atra_pipeline.core.observability import live_logger
 from atra_pipeline.defs.checks import audit_result, markdown_table
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
@@ -25,6 +26,9 @@ class ExecutionConfig(dg.Config):
     max_daily_loss: float = LIMITS.max_daily_loss
     max_consecutive_errors: int = LIMITS.max_consecutive_errors
     max_data_age_s: float = LIMITS.max_data_age_s
+    notional_tolerance: float = LIMITS.notional_tolerance
+    initial_equity: float = 100_000.0
+    """The paper account's starting equity."""
 
     def limits(self) -> RiskLimits:
         return RiskLimits(**{k: getattr(self, k) for k in RiskLimits.__dataclass_fields__})
@@ -43,13 +47,21 @@ class ExecutionConfig(dg.Config):
     ],
 )
 def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """Orders for the newest decision time's signals (tables orders, fills, risk_events)."""
+    """One step of the live executor (:func:`atra_pipeline.core.trading.trade_step`): exits of the
+    open positions, the marked kill switch, then the strategy's decisions on the newest decision
+    time's signals of the approved model (tables live_decisions, live_positions, orders, fills,
+    risk_events)."""
     limits = config.limits()
     with duckdb.get_connection() as conn:
-        broker = PaperBroker(conn) if config.broker == "paper" else CcxtBroker(config.exchange, config.sandbox)
         approved = latest(conn, "approved")
+        record = load_model(conn, approved) if approved else None
+        costs = record.require_spec().strategy.costs if record else CostSettings()
+        broker = PaperBroker(conn, costs, initial_equity=config.initial_equity) if config.broker == "paper" \
+            else CcxtBroker(config.exchange, config.sandbox)
         signals = latest_signals(conn)
-        counts = execute_signals(conn, signals, broker, approved, limits)
+        signals = signals[signals["model_id"] == approved]
+        step = trade_step(conn, broker, record, signals, pd.Timestamp.now(tz="UTC").tz_localize(None), limits, approved)
+        counts = step.flat()
         limits_held = limit_audit(conn, broker.name, limits)
         mismatches = reconcile(conn, broker)
         recent = conn.execute("SELECT * FROM orders ORDER BY created_at DESC LIMIT 10").fetchdf()

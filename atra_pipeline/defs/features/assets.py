@@ -8,6 +8,7 @@ from atra_pipeline.core.features.build import (
 )
 from atra_pipeline.core.features.quality import check_features, lookahead_outcome
 from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, cross_asset_peers, feature_columns
+from atra_pipeline.core.partition_settings import record_partition_settings
 from atra_pipeline.core.quality import record_check_outcomes
 from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
@@ -71,6 +72,9 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
                                            sample))
         written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)
         record_check_outcomes(conn, "features", window, {o.name: o.passed for o in outcomes})
+        record_partition_settings(conn, "features", window, {
+            "step_s": config.step_s, "universe": sorted(symbol_partitions.get_partition_keys()),
+            "reference_symbol": reference_symbol()})
     nan_share = frame[feature_columns()].isna().mean().sort_values(ascending=False)
     return dg.MaterializeResult(
         metadata={

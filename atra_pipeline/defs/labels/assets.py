@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.labelling import LABEL_COLUMNS, LabelSettings, label_partition
+from atra_pipeline.core.partition_settings import record_partition_settings
 from atra_pipeline.core.quality import record_check_outcomes, run_asset_checks
 from atra_pipeline.core.storage import read_partition, replace_partition
 from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
@@ -31,6 +32,7 @@ class LabelsConfig(dg.Config):
     cusum_k: float = DEFAULTS.cusum_k
     primary_signal: str = DEFAULTS.primary_signal
     z_threshold: float = DEFAULTS.z_threshold
+    primary_on_zscore: bool = DEFAULTS.primary_on_zscore
     min_return: float = DEFAULTS.min_return
     decay: float = DEFAULTS.decay
     balanced: bool = DEFAULTS.balanced
@@ -62,6 +64,7 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, duckdb: Atra
         written = replace_partition(conn, "labels", frame, LABEL_COLUMNS, window)
         outcomes = run_asset_checks(conn, "labels", window, {"max_holding_s": settings.max_holding_s})
         record_check_outcomes(conn, "labels", window, {o.check.name: o.passed for o in outcomes})
+        record_partition_settings(conn, "labels", window, {"step_s": report["step_s"], **report["settings"]})
         preview = read_partition(conn, "labels", window, limit=5)
     context.log.info(f"labels {window.symbol} {window.start.date()}: {written}; {report['left_out_incomplete']} incomplete")
     classes = pd.DataFrame({"label": [1, 0], "share": [report["share_label_1"], report["share_label_0"]],

@@ -2,10 +2,10 @@
 
 from atra_pipeline.defs.live.assets import live_signals
 from atra_pipeline.defs.live.schedules import daily, daily_schedule, weekly_retrain
-from atra_pipeline.defs.live.sensors import live_failure_alert, live_job, live_sensor
+from atra_pipeline.defs.live.sensors import exit_sensor, live_failure_alert, live_job, live_sensor, tick_job
 
 assets = [live_signals]
 asset_checks: list = []
-jobs = [live_job, daily]
+jobs = [live_job, tick_job, daily]
 schedules = [daily_schedule, weekly_retrain]
-sensors = [live_sensor, live_failure_alert]
+sensors = [live_sensor, exit_sensor, live_failure_alert]

@@ -1,16 +1,20 @@
-"""Sensors of the live job: launch it for each new decision time or newly approved model, and
-alert on its failures."""
+"""Sensors of the live loop: launch the live job for each new decision time or newly approved model,
+a trade tick whenever open positions have new snapshots to judge, and alert on failures."""
 
 import dagster as dg
 
-from atra_pipeline.core.features.registry import DECISION_STEP_S
 from atra_pipeline.core.live import latest_decision_time
-from atra_pipeline.core.model_registry import latest
-from atra_pipeline.partitions import configured_symbols
+from atra_pipeline.core.trading import newest_unjudged_snapshot
+from atra_pipeline.core.model_registry import latest, load_model
+from atra_pipeline.core.model_spec import SpecError
 from atra_pipeline.resources import AtraDuckDB
 
-live_job = dg.define_asset_job("live", selection=["live_signals"],
-                               description="Score the latest decision time with the approved model.")
+live_job = dg.define_asset_job("live", selection=["live_signals", "execution"],
+                               description="Score the latest decision time with the approved model, then one step of "
+                                           "the executor: exits, kill switch, entries.")
+tick_job = dg.define_asset_job("trade_tick", selection=["execution"],
+                               description="One step of the executor between decision times: the open positions' "
+                                           "exits on the new snapshots and the marked kill switch.")
 DECISION_TAG, MODEL_TAG = "atra/decision_ts", "atra/model_id"
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
           dg.DagsterRunStatus.STARTED]
@@ -21,14 +25,17 @@ def live_sensor(context: dg.SensorEvaluationContext, duckdb: AtraDuckDB):
     """Launch ``live`` when collected data reach a decision time (or a model is approved) that has
     no signals yet. A decision time with a run queued or in progress is not launched again; one
     whose run failed has no signals, so the next tick launches it again (the retry)."""
-    step_s = DECISION_STEP_S  # LiveConfig's default: the run it launches scores on the same grid
     with duckdb.get_connection() as conn:
         model_id = latest(conn, "approved")
-        decision = latest_decision_time(conn, configured_symbols(), step_s)
+        if model_id is None:
+            return dg.SkipReason("no approved model")
+        try:  # the run scores on the model's own grid and symbols: look for its decision times
+            spec = load_model(conn, model_id).require_spec()
+        except SpecError as exc:
+            return dg.SkipReason(str(exc))
+        decision = latest_decision_time(conn, list(spec.symbols), spec.step_s)
         done = conn.execute("SELECT count(*) FROM live_signals WHERE decision_ts = ? AND model_id = ?",
                             [decision, model_id]).fetchall()[0][0] if decision is not None and model_id else 0
-    if model_id is None:
-        return dg.SkipReason("no approved model")
     if decision is None:
         return dg.SkipReason("no collected data for every symbol yet")
     key = f"{decision.isoformat()}|{model_id}"
@@ -57,3 +64,17 @@ def live_failure_alert(context: dg.RunFailureSensorContext):
     live_logger(run_id=context.dagster_run.run_id, job="live").error("live run failed",
                                                                        message=context.failure_event.message)
     context.log.error(f"live run {context.dagster_run.run_id} failed: {context.failure_event.message}")
+
+
+@dg.sensor(job=tick_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.STOPPED)
+def exit_sensor(context: dg.SensorEvaluationContext, duckdb: AtraDuckDB):
+    """Launch ``trade_tick`` while positions are open and snapshots newer than the last judged one
+    have landed: the exits and the kill switch run on every tick, not only at decision times."""
+    with duckdb.get_connection() as conn:
+        waiting = newest_unjudged_snapshot(conn)
+    if waiting is None:
+        return dg.SkipReason("no open position with snapshots to judge")
+    if context.instance.get_runs(dg.RunsFilter(job_name="trade_tick", statuses=ACTIVE)):
+        return dg.SkipReason("a trade tick is in progress")
+    context.update_cursor(waiting.isoformat())
+    return dg.RunRequest(run_key=f"tick|{waiting.isoformat()}")

@@ -7,9 +7,13 @@ import dagster as dg
 import numpy as np
 
 from atra_pipeline.core.cv import leakage
+from atra_pipeline.core.fills import CostSettings
 from atra_pipeline.core.gate import GATE_RULES, evaluate_gate, gate_table
 from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
 from atra_pipeline.core.model_registry import decide, latest, load_model, oof_audit, register_candidate
+from atra_pipeline.core.model_spec import SpecError, spec_for_partitions
+from atra_pipeline.core.sizing import SizingSettings
+from atra_pipeline.core.strategy import StrategySettings
 from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.labels.assets import labels
@@ -17,6 +21,30 @@ from atra_pipeline.partitions import symbol_partitions
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
 DEFAULTS = TrainingSettings()
+STRATEGY, COSTS, SIZING = StrategySettings(), CostSettings(), SizingSettings()
+
+
+class StrategyConfig(dg.Config):
+    """The strategy the model is registered with; backtest and live trade by it
+    (:mod:`atra_pipeline.core.strategy`, :mod:`atra_pipeline.core.fills`, :mod:`atra_pipeline.core.sizing`)."""
+
+    min_edge_bps: float = STRATEGY.min_edge_bps
+    max_notional: float = STRATEGY.max_notional
+    taker_fee_bps: float = COSTS.taker_fee_bps
+    latency_ms: float = COSTS.latency_ms
+    beyond_book_penalty_bps: float = COSTS.beyond_book_penalty_bps
+    funding_bps_per_8h: float = COSTS.funding_bps_per_8h
+    kelly_multiplier: float = SIZING.kelly_multiplier
+    vol_target: float = SIZING.vol_target
+    max_risk_per_trade: float = SIZING.max_risk_per_trade
+    max_symbol_exposure: float = SIZING.max_symbol_exposure
+    max_gross_exposure: float = SIZING.max_gross_exposure
+
+    def settings(self) -> StrategySettings:
+        d = self.model_dump()
+        return StrategySettings(d["min_edge_bps"], d["max_notional"],
+                                CostSettings(**{k: d[k] for k in CostSettings.__dataclass_fields__}),
+                                SizingSettings(**{k: d[k] for k in SizingSettings.__dataclass_fields__}))
 
 
 class ModelCandidateConfig(dg.Config):
@@ -35,6 +63,7 @@ class ModelCandidateConfig(dg.Config):
     threshold: float = DEFAULTS.threshold
     seed: int = DEFAULTS.seed
     max_estimators: int = DEFAULTS.max_estimators
+    strategy: StrategyConfig = StrategyConfig()
 
     def settings(self) -> TrainingSettings:
         fields = TrainingSettings.__dataclass_fields__
@@ -67,12 +96,16 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
                                                config.end_date)
         except ValueError as exc:
             raise dg.Failure(f"model_candidate: {exc}") from exc
+        partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
+        try:
+            spec = spec_for_partitions(conn, partitions, config.strategy.settings())
+        except SpecError as exc:
+            raise dg.Failure(f"model_candidate: {exc}") from exc
         target = "label" if settings.objective == "binary" else "outcome"
         data = TrainingSet.from_frame(frame, model_features(), target)
         context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
         result = train_candidate(data, settings, storage=storage, label=target)
-        partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
-        model_id = register_candidate(conn, result, settings, start, end, partitions)
+        model_id = register_candidate(conn, result, settings, start, end, partitions, spec)
         record = load_model(conn, model_id)
     reloaded = record.booster().predict(data.X.iloc[:2000])
     round_trip = bool(np.array_equal(reloaded, result.booster.predict(data.X.iloc[:2000])))
