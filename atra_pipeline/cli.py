@@ -168,6 +168,46 @@ def _backtest(args) -> int:
     return 0
 
 
+def _trade(args) -> int:
+    import signal
+    import threading
+
+    from atra_pipeline.core.execution import RiskLimits
+    from atra_pipeline.core.live_loop import trade_loop
+    from atra_pipeline.resources import default_duckdb
+
+    if not args.paper:
+        print("atra trade: only --paper is supported from the shell; live orders go through the execution asset "
+              "with broker ccxt", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, _frame) -> None:  # finish the step under way, then stop: nothing half-written
+        print(f"\n{signal.Signals(signum).name}: stopping after the step under way", flush=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        duration = parse_duration(args.duration) if args.duration else None
+        report = trade_loop(default_duckdb().get_connection, duration, stop, args.exchange_url,
+                            limits=RiskLimits(max_daily_loss=args.max_daily_loss), initial_equity=args.equity,
+                            say=lambda line: print(line, flush=True))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"trade: model {report.model_id}, {report.steps} steps, {report.decisions} decisions, {report.entries} "
+          f"entries, exits {report.exits or '{}'}{', halted: ' + report.halted if report.halted else ''}; "
+          f"collector {report.collector}")
+    open_now = report.open_positions
+    if len(open_now):
+        print(f"{len(open_now)} positions still open (their barriers are judged again at the next start):")
+        print(open_now[["symbol", "side", "qty", "entry_px", "decision_ts", "vertical_ts"]].to_string(index=False))
+    else:
+        print("no position open")
+    print(f"DuckDB database: {duckdb_path()}  (tables live_signals, live_decisions, live_positions, orders, fills)")
+    return 0
+
+
 def _model_run_config(config: dict) -> dict:
     return {"ops": {"model_candidate": {"config": config}}}
 
@@ -208,6 +248,7 @@ def _dates(args) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atra_pipeline.core.execution import RiskLimits
     from atra_pipeline.partitions import configured_symbols, parse_symbols
 
     parser = argparse.ArgumentParser(prog="atra", description=__doc__.splitlines()[0])
@@ -232,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     mon.add_argument("--port", type=int, default=9108)
     mon.add_argument("--every", type=float, default=5.0, help="seconds between refreshes from the database")
     mon.add_argument("--once", action="store_true", help="refresh once, print the metrics and exit")
+    trade = sub.add_parser("trade", help="the live loop in the foreground: collect, score, execute, manage exits")
+    trade.add_argument("--paper", action="store_true", help="trade on the paper broker (required)")
+    trade.add_argument("--duration", default="", help="how long: 90s, 10m, 1h (default: until Ctrl-C)")
+    trade.add_argument("--exchange-url", default="", help="send REST calls here (e.g. the local fake exchange)")
+    trade.add_argument("--equity", type=float, default=100_000.0, help="the paper account's starting equity")
+    trade.add_argument("--max-daily-loss", type=float, default=RiskLimits().max_daily_loss,
+                       help="the kill switch's daily loss, marked to market (quote currency)")
     rep = sub.add_parser("replay", help="run the live path over a stored day with the paper broker (broker 'replay')")
     rep.add_argument("--model", required=True, help="model id (its registered settings are used)")
     rep.add_argument("--date", required=True, help="UTC date, YYYY-MM-DD")
@@ -257,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reset(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "trade":
+        return _trade(args)
     if args.command == "backtest":
         return _backtest(args)
     model_config = {"trials": args.trials}

@@ -184,8 +184,9 @@ class Collector:
         self._last_ts[symbol] = ts
         return ts
 
-    async def run(self, duration_s: float | None = None, polls: int | None = None) -> CollectorStats:
-        """Poll every ``interval_s`` until ``duration_s`` seconds or ``polls`` rounds have passed."""
+    async def run(self, duration_s: float | None = None, polls: int | None = None, stop=None) -> CollectorStats:
+        """Poll every ``interval_s`` until ``duration_s`` seconds or ``polls`` rounds have passed, or
+        ``stop`` (a ``threading.Event``) is set."""
         await self._call(self.exchange.load_markets)
         by_id = {m["id"]: m["symbol"] for m in self.exchange.markets.values()}
         missing = [s for s in self.settings.symbols if s not in by_id]
@@ -197,7 +198,8 @@ class Collector:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         rounds = 0
         try:
-            while (deadline is None or time.monotonic() < deadline) and (polls is None or rounds < polls):
+            while (deadline is None or time.monotonic() < deadline) and (polls is None or rounds < polls) and \
+                    not (stop is not None and stop.is_set()):
                 tick = time.monotonic()
                 results = await asyncio.gather(*(self._poll(s, by_id[s], sem, last_ids) for s in self.settings.symbols))
                 self.stats.polls += 1

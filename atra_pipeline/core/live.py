@@ -48,12 +48,15 @@ def live_view(conn: duckdb.DuckDBPyConnection):
 
 
 def latest_decision_time(conn: duckdb.DuckDBPyConnection, symbols: list[str], step_s: int) -> pd.Timestamp | None:
-    """The newest decision time every symbol has collected data up to (None before any data)."""
-    rows = dict(conn.execute("SELECT symbol, max(ts) FROM collected_l2_snapshots WHERE list_contains($s, symbol) "
-                             "GROUP BY symbol", {"s": list(symbols)}).fetchall())
+    """The newest decision time every symbol has collected data up to, and a book at or before
+    (None before that)."""
+    rows = {s: (first, last) for s, first, last in conn.execute(
+        "SELECT symbol, min(ts), max(ts) FROM collected_l2_snapshots WHERE list_contains($s, symbol) GROUP BY symbol",
+        {"s": list(symbols)}).fetchall()}
     if set(rows) != set(symbols):
         return None
-    return pd.Timestamp(min(rows.values())).floor(f"{step_s}s")
+    decision = pd.Timestamp(min(last for _, last in rows.values())).floor(f"{step_s}s")
+    return decision if decision >= max(pd.Timestamp(first) for first, _ in rows.values()) else None
 
 
 def _refuse(conn, message: str, symbol: str | None, now) -> None:

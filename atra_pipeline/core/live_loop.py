@@ -1,0 +1,112 @@
+"""``atra trade``: the live loop in the foreground. A collector thread polls the exchange into the
+collected tables; the main loop, every ``tick_s``, scores each new decision time of the approved
+model (:func:`atra_pipeline.core.live.score`) and takes one step of the executor
+(:func:`atra_pipeline.core.trading.trade_step`: exits on the new snapshots, the marked kill
+switch, entries): the functions the sensor-driven live job runs, so both paths trade alike.
+
+It stops after ``duration_s`` or when ``stop`` is set (Ctrl-C): the step under way completes (an
+order is written as pending before it goes out and settled after, never left between), the
+collector flushes its last batch, and the open positions are reported. Each step opens the
+DuckDB file and closes it, so other writers can take it between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
+from atra_pipeline.core.execution import PaperBroker, RiskLimits, SendState
+from atra_pipeline.core.live import latest_decision_time, score, write_signals
+from atra_pipeline.core.model_registry import latest, load_model
+from atra_pipeline.core.trading import open_positions, trade_step
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+@dataclass
+class LoopReport:
+    model_id: str
+    decisions: int = 0
+    entries: int = 0
+    exits: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    halted: str = ""
+    open_positions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    collector: dict = field(default_factory=dict)
+
+
+def _utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event, exchange_url: str = "",
+               exchange_id: str = "binance", limits: RiskLimits = RiskLimits(), tick_s: float = 0.5,
+               poll_s: float = 1.0, initial_equity: float = 100_000.0, broker_name: str = "paper",
+               say: Callable[[str], None] = print) -> LoopReport:
+    """Collect, score and trade with the approved model on paper until ``duration_s`` or ``stop``."""
+    with connect() as conn:
+        model_id = latest(conn, "approved")
+        if model_id is None:
+            raise RuntimeError("no approved model in the registry: nothing may trade")
+        record = load_model(conn, model_id)
+    spec = record.require_spec()
+    report = LoopReport(model_id)
+    settings = CollectorSettings(symbols=tuple(spec.symbols), interval_s=poll_s, batch_rows=len(spec.symbols))
+    collected: dict = {}
+
+    def collect() -> None:
+        async def run():
+            exchange = async_exchange(exchange_id, base_url=exchange_url or None)
+            try:
+                stats = await Collector(exchange, CollectedStore(connect), settings).run(stop=stop)
+                collected.update(polls=stats.polls, retries=stats.retries, failed_calls=stats.failed_calls)
+            finally:
+                await exchange.close()
+        asyncio.run(run())
+
+    collector = threading.Thread(target=collect, name="atra-collector", daemon=True)
+    collector.start()
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    state, done = SendState(), None
+    say(f"trading model {model_id} on paper ({', '.join(spec.symbols)}, decisions every {spec.step_s} s); "
+        "Ctrl-C stops after the step under way")
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline) and collector.is_alive():
+            began = time.monotonic()
+            now = _utc_now()
+            with connect() as conn:
+                broker = PaperBroker(conn, spec.strategy.costs, name=broker_name, initial_equity=initial_equity)
+                signals = pd.DataFrame()
+                decision = latest_decision_time(conn, list(spec.symbols), spec.step_s)
+                if decision is not None and decision != done:
+                    signals = score(conn, decision, record, now=now)
+                    write_signals(conn, signals)
+                    done = decision
+                step = trade_step(conn, broker, record, signals, now, limits, model_id, state)
+            report.steps += 1
+            report.decisions += step.decisions
+            report.entries += step.entries
+            for reason, n in step.exits.items():
+                report.exits[reason] = report.exits.get(reason, 0) + n
+            if step.entries or step.exits:
+                say(f"{now:%H:%M:%S} entries {step.entries}, exits {step.exits or '{}'}, decisions {step.decisions}")
+            if step.halted:
+                report.halted = step.halted
+                say(f"halted: {step.halted}")
+                break
+            stop.wait(max(0.0, tick_s - (time.monotonic() - began)))
+    finally:
+        stop.set()
+        collector.join(timeout=30)
+        report.collector = collected
+        with connect() as conn:
+            report.open_positions = open_positions(conn, broker_name)
+    return report
