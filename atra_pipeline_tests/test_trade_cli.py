@@ -14,7 +14,6 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
 
 from atra_pipeline.core.fills import CostSettings
 from atra_pipeline.core.labelling import LabelSettings
@@ -44,7 +43,7 @@ def test_trade_on_paper_opens_and_closes_by_the_barriers_and_stops_on_ctrl_c(tmp
                                     "--exchange-url", fake.url], env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         try:
-            time.sleep(35)
+            time.sleep(28)
             process.send_signal(signal.SIGINT)
             out, _ = process.communicate(timeout=60)
         finally:
@@ -72,8 +71,3 @@ def test_trade_on_paper_opens_and_closes_by_the_barriers_and_stops_on_ctrl_c(tmp
         assert "positions still open" in out
     else:
         assert "no position open" in out
-
-
-@pytest.fixture(autouse=True)
-def _quiet_numba():  # the subprocess compiles nothing new: numba's cache is on disk from the suite
-    yield

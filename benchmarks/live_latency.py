@@ -1,18 +1,20 @@
-"""Live latency: from the snapshot that completes a decision time landing in DuckDB to that
-decision's signal rows being written, with the collector polling the local fake exchange.
+"""Live latency: from the snapshot that completes a decision time (entries) or that touches a
+barrier (exits) landing in DuckDB, to the order reaching the broker, through ``atra trade``'s loop
+(core/live_loop.py: the collector polling the local fake exchange in a thread, the main loop
+scoring and stepping the executor).
 
-Run: ``.venv/bin/python benchmarks/live_latency.py [--seconds 120] [--step 10]``.
-The collector runs in a thread on the real clock (1 poll a second per symbol); the main loop
-watches the collected table every 20 ms and, when every symbol has data past a new decision time,
-scores it with an approved model through the research feature SQL (core/live.py) and writes
-the signals. Prints the median, p90 and max of the latency over the decision times of the run
-(the sensor's own interval, 10 s at the least in Dagster, comes on top in production).
+Run: ``.venv/bin/python benchmarks/live_latency.py [--seconds 120] [--tick 0.05]``.
+The model trades on a 2-second grid with 6-second barriers (an event at every move, the primary
+side from the book's imbalance, no fee), so a run of two minutes opens and closes dozens of
+positions. Entries: from the landing of the last symbol's first snapshot at or after the
+decision time; exits: from the landing of the snapshot that touched a barrier (a vertical
+barrier is a timer: from its time). The loop's tick (``--tick``) comes on top of the compute.
+Prints the median and p99 of each, and the compute of a scoring step.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import threading
 import time
@@ -23,63 +25,67 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
-from atra_pipeline.core.live import latest_decision_time, score, write_signals
+from atra_pipeline.core.execution import PaperBroker
+from atra_pipeline.core.fills import CostSettings
+from atra_pipeline.core.labelling import LabelSettings
+from atra_pipeline.core.live_loop import trade_loop
+from atra_pipeline.core.model_spec import ModelSpec
 from atra_pipeline.core.storage import prepare
+from atra_pipeline.core.strategy import StrategySettings
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline.testing.models import register_random_model
 
-SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+SPEC = ModelSpec(SYMBOLS, step_s=2, labels=LabelSettings(cusum_k=0.0, primary_on_zscore=False, z_threshold=0.05,
+                                                          max_holding_s=6, vol_span=5, warmup_s=60),
+                 strategy=StrategySettings(costs=CostSettings(taker_fee_bps=0.0)))
+SENT: dict[str, pd.Timestamp] = {}
+
+
+class TimedPaperBroker(PaperBroker):
+    """The paper broker, noting the wall-clock time each order reaches it."""
+
+    def place(self, order):
+        SENT[order.client_order_id] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        return super().place(order)
+
+
+def summary(name: str, seconds: list[float]) -> str:
+    s = np.array(seconds)
+    if not len(s):
+        return f"{name}: none"
+    return f"{name}: {len(s)} orders, median {np.median(s):.3f} s, p99 {np.percentile(s, 99):.3f} s, max {s.max():.3f} s"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--step", type=int, default=10, help="decision step, seconds")
+    parser.add_argument("--tick", type=float, default=0.05, help="the loop's tick, seconds")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, FakeBinance() as fake:
+    with tempfile.TemporaryDirectory() as tmp, FakeBinance(bid_size_factor=3.0) as fake:
         path = str(Path(tmp) / "atra.duckdb")
-        conn = duckdb.connect(path)
-        prepare(conn)
-        model = register_random_model(conn)
-
-        def connect():  # a connection per batch, closed after it, as the resource gives one per step
-            return closing(duckdb.connect(path))
-
-        async def collect():
-            exchange = async_exchange("binance", base_url=fake.url)
-            try:
-                settings = CollectorSettings(symbols=tuple(SYMBOLS), interval_s=1.0, batch_rows=len(SYMBOLS))
-                await Collector(exchange, CollectedStore(connect), settings).run(duration_s=args.seconds)
-            finally:
-                await exchange.close()
-
-        thread = threading.Thread(target=lambda: asyncio.run(collect()), daemon=True)
-        thread.start()
-        done, latencies, compute = None, [], []
-        while thread.is_alive():
-            decision = latest_decision_time(conn, SYMBOLS, args.step)
-            if decision is not None and decision != done:
-                # the decision time is complete when the last symbol's first snapshot past it lands
-                landed = pd.Timestamp(conn.execute(
-                    "SELECT max(first) FROM (SELECT symbol, min(ts) AS first FROM collected_l2_snapshots "
-                    "WHERE ts >= $t GROUP BY symbol)", {"t": decision.to_pydatetime()}).fetchall()[0][0])
-                start = time.perf_counter()
-                signals = score(conn, decision, SYMBOLS, model, args.step)
-                write_signals(conn, signals)
-                compute.append(time.perf_counter() - start)
-                if done is not None:  # the first decision time was already complete at start
-                    latencies.append((signals["created_at"].max() - landed).total_seconds())
-                done = decision
-            time.sleep(0.02)
-        conn.close()
-    lat = np.array(latencies)
-    print(f"Live latency over {args.seconds:.0f} s of collection ({len(SYMBOLS)} symbols, 1 poll/s, decision step "
-          f"{args.step} s): {len(lat)} decision times")
-    if len(lat):
-        print(f"snapshot landing -> signal rows written: median {np.median(lat):.3f} s, p90 {np.percentile(lat, 90):.3f} s, "
-              f"max {lat.max():.3f} s")
-        print(f"of which scoring {len(SYMBOLS)} symbols (feature SQL + model): median {np.median(compute):.3f} s")
+        with duckdb.connect(path) as conn:
+            prepare(conn)
+            register_random_model(conn, win_rate=0.9, spec=SPEC)
+        began = time.perf_counter()
+        report = trade_loop(lambda: closing(duckdb.connect(path)), args.seconds, threading.Event(), fake.url,
+                            tick_s=args.tick, say=lambda line: None, broker_class=TimedPaperBroker)
+        elapsed = time.perf_counter() - began
+        with duckdb.connect(path, read_only=True) as conn:
+            positions = conn.execute("SELECT * FROM live_positions").fetchdf()
+            firsts = conn.execute("SELECT d.decision_ts, max(c.first) AS landed FROM (SELECT DISTINCT decision_ts FROM "
+                                  "live_positions) AS d, LATERAL (SELECT symbol, min(ts) AS first FROM "
+                                  "collected_l2_snapshots WHERE ts >= d.decision_ts GROUP BY symbol) AS c "
+                                  "GROUP BY d.decision_ts").fetchdf().set_index("decision_ts")["landed"]
+    entries = [(SENT[p.position_id] - firsts[p.decision_ts]).total_seconds() for p in positions.itertuples()
+               if p.position_id in SENT]
+    exits = [(SENT[p.exit_order_id] - pd.Timestamp(p.exit_event_ts)).total_seconds() for p in positions.itertuples()
+             if isinstance(p.exit_order_id, str) and p.exit_order_id in SENT]
+    print(f"Live latency over {elapsed:.0f} s of `atra trade`'s loop ({len(SYMBOLS)} symbols, 1 poll/s, decisions "
+          f"every {SPEC.step_s} s, loop tick {args.tick} s): {report.decisions} decisions, {report.entries} entries, "
+          f"exits {report.exits}")
+    print(summary("snapshot completing the decision -> entry order at the broker", entries))
+    print(summary("snapshot touching a barrier (or the vertical timer) -> exit order at the broker", exits))
 
 
 if __name__ == "__main__":

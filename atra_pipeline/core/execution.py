@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import duckdb
@@ -44,6 +44,12 @@ class RiskLimits:
     notional_tolerance: float = 0.005
     """An entry is sized on the decision's book and goes out on a later one: its notional may drift
     this much (a share) above the caps with the price before the rails refuse it."""
+    max_signal_age_s: float = 120.0
+    """An entry whose decision time is older than this when its order would go out is refused."""
+    max_clock_skew_s: float = 1.0
+    """A collected book stamped further than this after the clock is a clock fault: no order."""
+    breaker_cooldown_s: float = 300.0
+    """A tripped circuit breaker (persisted in the ledger) lets one order try again after this."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,29 @@ class Fill:
 
 
 class BrokerError(Exception):
-    """The broker could not take the order (network, exchange down): counts toward the breaker."""
+    """The broker could not take the order (network, exchange down, credentials refused): the order
+    is 'error', sent again under the same id by a later run; counts toward the breaker."""
+
+
+class BrokerRejected(Exception):
+    """The venue refused the order itself (size, funds, filters): the order is 'rejected', final;
+    counts toward the breaker (repeated refusals mean something is wrong)."""
+
+
+@dataclass(frozen=True)
+class VenueLimits:
+    """A market's order filters: quantities are multiples of ``step``, at least ``min_qty`` and
+    ``min_notional`` of quote currency."""
+
+    step: float = 0.0
+    min_qty: float = 0.0
+    min_notional: float = 0.0
+
+    def round(self, qty: float) -> float:
+        """``qty`` down to a multiple of ``step`` (to the nearest multiple within float noise)."""
+        if self.step <= 0:
+            return qty
+        return np.floor(qty / self.step + 1e-9) * self.step
 
 
 class Broker(Protocol):
@@ -86,6 +114,12 @@ class Broker(Protocol):
 
     def equity(self, at: pd.Timestamp) -> float:
         """The account's equity at ``at``, positions marked at the mid."""
+
+    def lookup(self, order: Order) -> Fill | None:
+        """The fill of an order the broker has under ``order.client_order_id``; None if it never arrived."""
+
+    def venue_limits(self, symbol: str) -> VenueLimits:
+        """The market's order filters."""
 
 
 def client_order_id(model_id: str, symbol: str, decision_ts: pd.Timestamp, purpose: str = "signal") -> str:
@@ -130,8 +164,9 @@ class PaperBroker:
     ledger, as an exchange would; its equity is marked at any time from it."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, costs: CostSettings = CostSettings(), now=None,
-                 name: str = "paper", initial_equity: float = 100_000.0):
+                 name: str = "paper", initial_equity: float = 100_000.0, limits: VenueLimits = VenueLimits()):
         self.conn, self.costs, self.name, self.initial_equity = conn, costs, name, float(initial_equity)
+        self.limits = limits
         self.now = now or (lambda: pd.Timestamp.now(tz="UTC").tz_localize(None))
 
     def place(self, order: Order) -> Fill:
@@ -149,6 +184,19 @@ class PaperBroker:
                           [self.name, order.client_order_id, ts, order.symbol, order.side, order.qty, float(price), fee])
         return Fill(order.client_order_id, ts, order.symbol, order.side, order.qty, float(price), fee, mid_of(book),
                     order.client_order_id)
+
+    def lookup(self, order: Order) -> Fill | None:
+        row = self.conn.execute("SELECT ts, side, qty, price, fee FROM paper_fills WHERE account = ? AND "
+                                "client_order_id = ?", [self.name, order.client_order_id]).fetchall()
+        if not row:
+            return None
+        ts, side, qty, price, fee = row[0]
+        book = latest_book(self.conn, order.symbol, ts)
+        return Fill(order.client_order_id, pd.Timestamp(ts), order.symbol, int(side), float(qty), float(price),
+                    float(fee), mid_of(book) if book is not None else float(price), order.client_order_id)
+
+    def venue_limits(self, symbol: str) -> VenueLimits:
+        return self.limits
 
     def positions(self, at: pd.Timestamp | None = None) -> dict[str, float]:
         bound, args = ("AND ts <= ?", [self.name, at]) if at is not None else ("", [self.name])
@@ -193,11 +241,20 @@ class CcxtBroker:
     def __repr__(self) -> str:  # never show credentials
         return f"CcxtBroker({self.exchange.id}, sandbox={getattr(self.exchange, 'isSandboxModeEnabled', '?')})"
 
+    def _market(self, symbol: str) -> dict:
+        return next(m for m in self.exchange.load_markets().values() if m["id"] == symbol)
+
+    def _fill(self, order: Order, done: dict) -> Fill:
+        fee = float((done.get("fee") or {}).get("cost") or 0.0)
+        price = float(done.get("average") or done.get("price") or np.nan)
+        return Fill(order.client_order_id, pd.Timestamp(done["timestamp"], unit="ms"), order.symbol, order.side,
+                    float(done.get("filled") or order.qty), price, fee, price, str(done["id"]))
+
     def place(self, order: Order) -> Fill:
         import ccxt
 
         try:
-            market = next(m["symbol"] for m in self.exchange.load_markets().values() if m["id"] == order.symbol)
+            market = self._market(order.symbol)["symbol"]
             try:
                 sent = self.exchange.create_order(market, "market", "buy" if order.side > 0 else "sell", order.qty,
                                                   params={"newClientOrderId": order.client_order_id})
@@ -207,12 +264,30 @@ class CcxtBroker:
                     raise
                 # sent before (a retry after a lost reply): the exchange has it under our id
                 done = self.exchange.fetch_order(None, market, params={"origClientOrderId": order.client_order_id})
-        except ccxt.NetworkError as error:
+        except (ccxt.NetworkError, ccxt.AuthenticationError, ccxt.PermissionDenied) as error:
             raise BrokerError(f"{self.exchange.id}: {type(error).__name__}") from None
-        fee = float((done.get("fee") or {}).get("cost") or 0.0)
-        price = float(done.get("average") or done.get("price") or np.nan)
-        return Fill(order.client_order_id, pd.Timestamp(done["timestamp"], unit="ms"), order.symbol, order.side,
-                    float(done.get("filled") or order.qty), price, fee, price, str(done["id"]))
+        except ccxt.ExchangeError as error:  # the venue answered, and refused (filters, funds, symbol)
+            raise BrokerRejected(f"{self.exchange.id}: {type(error).__name__}: {str(error)[:200]}") from None
+        return self._fill(order, done)
+
+    def lookup(self, order: Order) -> Fill | None:
+        import ccxt
+
+        try:
+            market = self._market(order.symbol)["symbol"]
+            done = self.exchange.fetch_order(None, market, params={"origClientOrderId": order.client_order_id})
+        except ccxt.OrderNotFound:
+            return None
+        except (ccxt.NetworkError, ccxt.AuthenticationError, ccxt.PermissionDenied) as error:
+            raise BrokerError(f"{self.exchange.id}: {type(error).__name__}") from None
+        return self._fill(order, done) if float(done.get("filled") or 0) > 0 else None
+
+    def venue_limits(self, symbol: str) -> VenueLimits:
+        market = self._market(symbol)
+        limits, precision = market.get("limits") or {}, market.get("precision") or {}
+        return VenueLimits(step=float(precision.get("amount") or 0.0),
+                           min_qty=float((limits.get("amount") or {}).get("min") or 0.0),
+                           min_notional=float((limits.get("cost") or {}).get("min") or 0.0))
 
     def positions(self) -> dict[str, float]:
         balance = self.exchange.fetch_balance()
@@ -298,56 +373,135 @@ def _settle(conn, order: Order, status: str, reason: str, fill: Fill | None) -> 
 
 @dataclass
 class SendState:
-    """What a run of sends has seen: the circuit breaker counts broker errors in a row."""
+    """What a run of sends has seen: the circuit breaker counts broker errors in a row, from where
+    the ledger left them (:meth:`from_ledger`), so errors across runs trip it too."""
 
     errors_in_row: int = 0
     halted: str = ""
 
+    @classmethod
+    def from_ledger(cls, conn: duckdb.DuckDBPyConnection, broker: str, limits: RiskLimits, now) -> SendState:
+        """The broker's trailing run of failed orders (broker errors and venue refusals, newest first,
+        up to the last filled one). At ``max_consecutive_errors`` the breaker is tripped; after
+        ``breaker_cooldown_s`` since the last failure one order may try again (half-open)."""
+        rows = conn.execute("SELECT status, reason, created_at FROM orders WHERE broker = ? AND status IN "
+                            "('filled', 'error', 'rejected') ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                            [broker, limits.max_consecutive_errors + 1]).fetchall()
+        failures = []
+        for status, reason, created in rows:
+            if status == "filled" or (status == "rejected" and not reason.startswith(BROKER_REFUSED)):
+                break
+            failures.append(created)
+        state = cls(errors_in_row=len(failures))
+        cooling = failures and (pd.Timestamp(now) - pd.Timestamp(failures[0])).total_seconds() < limits.breaker_cooldown_s
+        if len(failures) >= limits.max_consecutive_errors and cooling:
+            state.halted = "circuit breaker"
+        elif len(failures) >= limits.max_consecutive_errors:
+            state.errors_in_row = limits.max_consecutive_errors - 1  # half-open: one more failure trips it again
+        return state
+
+
+BROKER_REFUSED = "refused by the venue: "
+
+
+def _recorded_fill(conn, order: Order) -> Fill | None:
+    row = conn.execute("SELECT f.ts, f.side, f.qty, f.price, f.fee, f.mid, o.broker_order_id FROM fills AS f "
+                       "JOIN orders AS o USING (client_order_id) WHERE client_order_id = ?",
+                       [order.client_order_id]).fetchall()
+    if not row:
+        return None
+    ts, side, qty, price, fee, mid, broker_id = row[0]
+    return Fill(order.client_order_id, pd.Timestamp(ts), order.symbol, int(side), float(qty), float(price), float(fee),
+                float(mid), broker_id or "")
+
+
+def _refusal(conn, order: Order, broker: Broker, limits: RiskLimits, now: pd.Timestamp) -> tuple[str, str, Order]:
+    """``(kind, reason, order)``: why the rails refuse ``order`` ('' when they do not), with its
+    quantity on the venue's step."""
+    sent_at = pd.Timestamp(order.sent_at or now)
+    if order.side not in (-1, 1) or not np.isfinite(order.qty) or order.qty <= 0:
+        return "invalid_order", f"side {order.side} and quantity {order.qty}: not an order", order
+    venue = broker.venue_limits(order.symbol)
+    order = replace(order, qty=float(venue.round(order.qty)))
+    book = latest_book(conn, order.symbol, sent_at)
+    ahead = conn.execute("SELECT max(ts) FROM collected_l2_snapshots WHERE symbol = ?", [order.symbol]).fetchall()[0][0]
+    if ahead is not None and (pd.Timestamp(ahead) - sent_at).total_seconds() > limits.max_clock_skew_s:
+        return "clock", f"{order.symbol} book stamped {ahead}, after the clock {sent_at}: clocks disagree", order
+    if book is None or (sent_at - pd.Timestamp(book["ts"])).total_seconds() > limits.max_data_age_s:
+        return "stale_data", (f"stale data: newest {order.symbol} snapshot {None if book is None else book['ts']} "
+                              f"older than {limits.max_data_age_s} s at {sent_at}"), order
+    notional = order.qty * mid_of(book)
+    if order.qty < venue.min_qty or notional < venue.min_notional:
+        return "venue_limit", (f"quantity {order.qty} (notional {notional:.2f}) below the venue's minimum "
+                               f"({venue.min_qty}, notional {venue.min_notional})"), order
+    if order.purpose != "entry":
+        return "", "", order  # closing is always allowed
+    if (sent_at - pd.Timestamp(order.decision_ts)).total_seconds() > limits.max_signal_age_s:
+        return "stale_signal", (f"decision {order.decision_ts} is {(sent_at - pd.Timestamp(order.decision_ts))} old "
+                                f"at {sent_at}, above {limits.max_signal_age_s} s"), order
+    if notional > min(limits.max_order_notional, limits.max_position_notional) * (1 + limits.notional_tolerance):
+        return "limit", (f"order notional {notional:.2f} above the limits (order {limits.max_order_notional}, "
+                         f"position {limits.max_position_notional})"), order
+    return "", "", order
+
 
 def send_order(conn: duckdb.DuckDBPyConnection, broker: Broker, order: Order, approved_model: str | None,
                limits: RiskLimits, now: pd.Timestamp, state: SendState) -> tuple[str, Fill | None]:
-    """Send ``order`` behind the rails; return its status ('filled', 'rejected', 'error',
-    'already_sent', 'halted') and its fill. Closing orders (exits, the kill switch) pass the
-    model and size rails: closing is always allowed."""
+    """Send ``order`` behind the rails; return its status and its fill. Statuses: 'filled';
+    'already_sent' (filled by an earlier run: its recorded fill); 'recovered' (a run died after
+    sending: the broker had it, and its fill is now recorded); 'rejected' (a rail or the venue
+    refused it: final); 'error' (the broker could not take it: a later run sends it again under
+    the same id); 'halted' (the circuit breaker is open). Closing orders (exits, the kill switch)
+    pass the model, age and size rails: closing is always allowed."""
     if state.halted:
         return "halted", None
     previous = conn.execute("SELECT status FROM orders WHERE client_order_id = ?", [order.client_order_id]).fetchall()
-    if previous and previous[0][0] != "error":
-        return "already_sent", None
-    if previous:  # the broker refused it (outage): send again under the same id, which the exchange dedups
+    if previous and previous[0][0] == "filled":
+        return "already_sent", _recorded_fill(conn, order)
+    if previous and previous[0][0] == "rejected":
+        return "rejected", None
+    if previous and previous[0][0] == "pending":  # a run died after writing it: did the broker get it?
+        try:
+            fill = broker.lookup(order)
+        except BrokerError as error:  # cannot tell yet: leave it pending, ask again next run
+            state.errors_in_row += 1
+            risk_event(conn, "recovery", f"{order.client_order_id} pending, the broker cannot say: {error}", order.symbol,
+                       now)
+            return "error", None
+        if fill is not None:
+            _settle(conn, order, "filled", "recovered: the broker had it", fill)
+            risk_event(conn, "recovered_order", f"{order.client_order_id} was filled before the run died", order.symbol,
+                       now)
+            return "recovered", fill
+    if previous:  # never reached the broker, or refused by it (outage): send again under the same id
         conn.execute("DELETE FROM orders WHERE client_order_id = ?", [order.client_order_id])
-    book = latest_book(conn, order.symbol, order.sent_at)
-    reason, kind = "", "limit"
-    if order.purpose == "entry" and order.model_id != approved_model:
-        reason = f"model {order.model_id} is not the approved model {approved_model}"
-    elif order.purpose == "entry" and book is not None and \
-            order.qty * mid_of(book) > min(limits.max_order_notional, limits.max_position_notional) * \
-            (1 + limits.notional_tolerance):
-        reason = (f"order notional {order.qty * mid_of(book):.2f} above the limits (order "
-                  f"{limits.max_order_notional}, position {limits.max_position_notional})")
-    elif book is None or (pd.Timestamp(order.sent_at or now) - pd.Timestamp(book["ts"])).total_seconds() > limits.max_data_age_s:
-        kind = "stale_data"
-        reason = f"stale data: newest {order.symbol} snapshot {None if book is None else book['ts']} older than " \
-                 f"{limits.max_data_age_s} s at {order.sent_at or now}"
-    if reason:
+    kind, reason, order = _refusal(conn, order, broker, limits, now)
+    if not kind and order.purpose == "entry" and order.model_id != approved_model:
+        kind, reason = "limit", f"model {order.model_id} is not the approved model {approved_model}"
+    if kind:
         _record(conn, order, "rejected", reason, broker.name, None, now)
         risk_event(conn, kind, reason, order.symbol, now)
         return "rejected", None
     # the order is in the ledger before it goes out: a run that dies after sending finds it
-    # 'pending' and does not send it again (reconciliation then shows what the broker did)
+    # 'pending' and asks the broker before doing anything else with it
     _record(conn, order, "pending", "", broker.name, None, now)
     try:
         fill = broker.place(order)
-    except BrokerError as error:
-        state.errors_in_row += 1
-        _settle(conn, order, "error", str(error), None)
-        if state.errors_in_row >= limits.max_consecutive_errors:
-            risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker errors in a row: stopped sending", None, now)
-            state.halted = "circuit breaker"
-        return "error", None
-    state.errors_in_row = 0
-    _settle(conn, order, "filled", "", fill)
-    return "filled", fill
+    except BrokerRejected as error:
+        status, message = "rejected", BROKER_REFUSED + str(error)
+    except Exception as error:  # noqa: BLE001 - whatever the broker raised, the order must not stay pending
+        status, message = "error", f"{type(error).__name__}: {error}"
+    else:
+        state.errors_in_row = 0
+        _settle(conn, order, "filled", "", fill)
+        return "filled", fill
+    state.errors_in_row += 1
+    _settle(conn, order, status, message, None)
+    risk_event(conn, "broker_" + status, message, order.symbol, now)
+    if state.errors_in_row >= limits.max_consecutive_errors:
+        risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker failures in a row: stopped sending", None, now)
+        state.halted = "circuit breaker"
+    return status, None
 
 
 def reconcile(conn: duckdb.DuckDBPyConnection, broker: Broker, tolerance: float = 1e-9) -> dict[str, tuple[float, float]]:

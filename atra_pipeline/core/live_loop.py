@@ -50,13 +50,14 @@ def _utc_now() -> pd.Timestamp:
 def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event, exchange_url: str = "",
                exchange_id: str = "binance", limits: RiskLimits = RiskLimits(), tick_s: float = 0.5,
                poll_s: float = 1.0, initial_equity: float = 100_000.0, broker_name: str = "paper",
-               say: Callable[[str], None] = print) -> LoopReport:
+               say: Callable[[str], None] = print, broker_class: type[PaperBroker] = PaperBroker) -> LoopReport:
     """Collect, score and trade with the approved model on paper until ``duration_s`` or ``stop``."""
     with connect() as conn:
         model_id = latest(conn, "approved")
         if model_id is None:
             raise RuntimeError("no approved model in the registry: nothing may trade")
         record = load_model(conn, model_id)
+        state = SendState.from_ledger(conn, broker_name, limits, _utc_now())  # the breaker as earlier runs left it
     spec = record.require_spec()
     report = LoopReport(model_id)
     settings = CollectorSettings(symbols=tuple(spec.symbols), interval_s=poll_s, batch_rows=len(spec.symbols))
@@ -75,7 +76,7 @@ def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event
     collector = threading.Thread(target=collect, name="atra-collector", daemon=True)
     collector.start()
     deadline = None if duration_s is None else time.monotonic() + duration_s
-    state, done = SendState(), None
+    done = None
     say(f"trading model {model_id} on paper ({', '.join(spec.symbols)}, decisions every {spec.step_s} s); "
         "Ctrl-C stops after the step under way")
     try:
@@ -83,7 +84,7 @@ def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event
             began = time.monotonic()
             now = _utc_now()
             with connect() as conn:
-                broker = PaperBroker(conn, spec.strategy.costs, name=broker_name, initial_equity=initial_equity)
+                broker = broker_class(conn, spec.strategy.costs, name=broker_name, initial_equity=initial_equity)
                 signals = pd.DataFrame()
                 decision = latest_decision_time(conn, list(spec.symbols), spec.step_s)
                 if decision is not None and decision != done:

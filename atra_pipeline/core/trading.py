@@ -33,6 +33,7 @@ from atra_pipeline.core.execution import (
     marked_pnl_today, mid_of, risk_event, send_order,
 )
 from atra_pipeline.core.model_registry import ModelRecord
+from atra_pipeline.core.storage import transaction
 from atra_pipeline.core.strategy import (
     EXIT_REASONS, KILL_SWITCH, NO_EVENT, NO_EXIT, NO_SIDE, NO_TARGET, POSITION_OPEN, REASONS, TAKEN, barriers,
     entry_decision, first_exit,
@@ -105,7 +106,7 @@ def _close(conn, broker: Broker, pos, reason: str, sent_at: pd.Timestamp, now: p
                   "kill" if reason == "kill" else "exit")
     status, fill = send_order(conn, broker, order, approved, limits, now, state)
     report.count(report.orders, status)
-    if fill is None:  # not closed: judged again (and the order retried) at the next step
+    if fill is None:  # not closed: judged again (and the order sent again or recovered) at the next step
         return
     conn.execute("UPDATE live_positions SET status = 'closed', exit_order_id = ?, exit_reason = ?, exit_event_ts = ?, "
                  "exit_ts = ?, exit_px = ?, checked_to = ? WHERE position_id = ?",
@@ -166,7 +167,7 @@ def enter(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRecord, 
     decision_ts = pd.Timestamp(signals["decision_ts"].iloc[0])
     equity = broker.equity(now)
     open_notional = exposures(conn, broker.name, decision_ts)
-    rows = []
+    rows: list[dict] = []
     for s in signals.sort_values("symbol").itertuples():
         if s.symbol in decided:
             continue
@@ -190,41 +191,44 @@ def enter(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRecord, 
                 float(s.probability), float(s.side), tau, pt, sl, mid_of(book), bid_px, bid_sz, ask_px, ask_sz,
                 equity, 0.0, sum(open_notional.values()), *spec.strategy.kernel_args())
         taken = reason == TAKEN
-        rows.append({"decision_ts": decision_ts, "symbol": s.symbol, "model_id": record.model_id, "broker": broker.name,
-                     "probability": s.probability, "side": int(s.side), "barrier_width": tau,
-                     "expected_cost_bps": cost * 1e4, "expected_edge_bps": edge * 1e4, "taken": taken,
-                     "reason_not_taken": REASONS[reason], "size_notional": qty * float(s.mid) if taken else 0.0,
-                     "equity": equity, "created_at": now})
-        if not taken:
-            report.count(report.skipped, REASONS[reason])
-            continue
-        order = Order(client_order_id(record.model_id, s.symbol, decision_ts, "entry"), s.symbol, int(s.side), qty,
-                      decision_ts, record.model_id, now, "entry")
-        status, fill = send_order(conn, broker, order, approved, limits, now, state)
-        report.count(report.orders, status)
-        if status != "filled":  # refused by a rail: decided; not sent (outage, breaker): decided again next step
-            if status == "rejected":
-                rows[-1].update(taken=False, reason_not_taken="order_rejected", size_notional=0.0)
+        row = {"decision_ts": decision_ts, "symbol": s.symbol, "model_id": record.model_id, "broker": broker.name,
+               "probability": s.probability, "side": int(s.side), "barrier_width": tau,
+               "expected_cost_bps": cost * 1e4, "expected_edge_bps": edge * 1e4, "taken": taken,
+               "reason_not_taken": REASONS[reason], "size_notional": qty * float(s.mid) if taken else 0.0,
+               "equity": equity, "created_at": now}
+        position = None
+        if taken:
+            order = Order(client_order_id(record.model_id, s.symbol, decision_ts, "entry"), s.symbol, int(s.side), qty,
+                          decision_ts, record.model_id, now, "entry")
+            status, fill = send_order(conn, broker, order, approved, limits, now, state)
+            report.count(report.orders, status)
+            if fill is None and status != "rejected":
+                continue  # not sent (outage, breaker, an answer pending): decided again at the next step
+            if fill is None:
+                row.update(taken=False, reason_not_taken="order_rejected", size_notional=0.0)
             else:
-                rows.pop()
-            continue
-        up, down = barriers(tau, pt, sl)
-        conn.execute(
-            "INSERT INTO live_positions (position_id, broker, model_id, symbol, side, qty, decision_ts, probability, "
-            "barrier_width, expected_cost_bps, expected_edge_bps, entry_mid, up, down, vertical_ts, entry_ts, entry_px, "
-            "status, checked_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-            [order.client_order_id, broker.name, record.model_id, s.symbol, int(s.side), fill.qty, decision_ts,
-             s.probability, tau, cost * 1e4, edge * 1e4, float(s.mid), up, down,
-             decision_ts + pd.Timedelta(seconds=spec.labels.max_holding_s), fill.ts, fill.price, decision_ts])
-        open_notional[s.symbol] = fill.qty * float(s.mid)
-        report.entries += 1
+                up, down = barriers(tau, pt, sl)
+                position = [order.client_order_id, broker.name, record.model_id, s.symbol, int(s.side), fill.qty,
+                            decision_ts, s.probability, tau, cost * 1e4, edge * 1e4, float(s.mid), up, down,
+                            decision_ts + pd.Timedelta(seconds=spec.labels.max_holding_s), fill.ts, fill.price,
+                            decision_ts]
+                open_notional[s.symbol] = fill.qty * float(s.mid)
+                report.entries += 1
+        else:
+            report.count(report.skipped, REASONS[reason])
+        # the decision and its position together: a run that dies before this decides it again,
+        # and finds its order filled (the ledger) or at the broker (recovery)
+        with transaction(conn):
+            conn.execute(f"INSERT INTO live_decisions VALUES ({', '.join('?' * len(DECISION_COLUMNS))})",
+                         [row[c] for c in DECISION_COLUMNS])
+            if position is not None:
+                conn.execute(
+                    "INSERT INTO live_positions (position_id, broker, model_id, symbol, side, qty, decision_ts, "
+                    "probability, barrier_width, expected_cost_bps, expected_edge_bps, entry_mid, up, down, vertical_ts, "
+                    "entry_ts, entry_px, status, checked_to) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)", position)
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=DECISION_COLUMNS)
-    if len(frame):
-        conn.register("new_decisions", frame)
-        try:
-            conn.execute("INSERT INTO live_decisions SELECT * FROM new_decisions")
-        finally:
-            conn.unregister("new_decisions")
     report.decisions += len(frame)
     return frame
 
@@ -234,9 +238,9 @@ def trade_step(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRec
                at_event_time: bool = False) -> StepReport:
     """One step of the live loop (module docstring): exits, kill switch, then the entries of
     ``signals`` (may be empty: an exit-only tick)."""
-    state = state or SendState()
-    report = StepReport()
     now = pd.Timestamp(now)
+    state = state or SendState.from_ledger(conn, broker.name, limits, now)
+    report = StepReport()
     manage_exits(conn, broker, now, limits, approved, state, report, at_event_time)
     halted = check_kill_switch(conn, broker, now, limits, approved, state, report)
     if record is not None and len(signals):

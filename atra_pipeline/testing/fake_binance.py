@@ -2,7 +2,8 @@
 
 It answers the real paths with payloads in Binance's real shapes -- ``GET /api/v3/exchangeInfo``,
 ``POST/GET/DELETE /api/v3/order`` and ``GET /api/v3/account`` (signed calls: the key is checked,
-not the signature; a repeated ``newClientOrderId`` is refused like Binance's -2010),
+not the signature; a repeated ``newClientOrderId`` is refused like Binance's -2010, an order
+breaking the LOT_SIZE or NOTIONAL filter with -1013, one the balance cannot pay with -2010),
 ``/api/v3/depth``, ``/api/v3/trades``, ``/api/v3/aggTrades`` (with ``fromId``, what ccxt's
 ``fetch_trades`` calls), ``/api/v3/ping``, ``/api/v3/time`` -- for a few symbols
 whose book moves a little on every request, and can be told to misbehave on the next requests:
@@ -139,10 +140,17 @@ class FakeBinance:
             if any(o["clientOrderId"] == q.get("newClientOrderId") for o in self.orders.values()):
                 return 400, {"code": -2010, "msg": "Duplicate order sent."}
             symbol, qty = q["symbol"], float(q["quantity"])
-            base = SYMBOLS[symbol][0]
+            base, step = SYMBOLS[symbol][0], float(SYMBOLS[symbol][4])
             mid, tick = self._mid(symbol), float(SYMBOLS[symbol][3])
             price = mid + tick if q["side"] == "BUY" else mid - tick
             sign = 1 if q["side"] == "BUY" else -1
+            # the exchangeInfo filters, refused as Binance refuses them
+            if qty < step or abs(qty / step - round(qty / step)) > 1e-6:
+                return 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
+            if qty * price < 5.0:
+                return 400, {"code": -1013, "msg": "Filter failure: NOTIONAL"}
+            if sign > 0 and qty * price > self.balances["USDT"]:
+                return 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
             self.balances[base] = self.balances.get(base, 0.0) + sign * qty
             self.balances["USDT"] -= sign * qty * price
             order_id = 100 + len(self.orders)

@@ -1,16 +1,20 @@
 """Orders behind the safety rails, with the paper broker: fills priced like the backtest, each rail
-tested, idempotent client order ids, the circuit breaker, reconciliation, and the paper account's
-marked equity by hand."""
+tested (model, size, stale data, stale signal, malformed order, a book from the future, the
+venue's step and minimum), idempotent client order ids, an order filled before the run died
+recovered, the circuit breaker within a run and across runs, reconciliation, and the paper
+account's marked equity by hand."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from atra_pipeline.core.execution import (
-    BrokerError, Order, PaperBroker, RiskLimits, SendState, client_order_id, ledger_positions, marked_pnl_today,
-    reconcile, send_order,
+    BrokerError, Order, PaperBroker, RiskLimits, SendState, VenueLimits, client_order_id, ledger_positions,
+    marked_pnl_today, reconcile, send_order,
 )
 from atra_pipeline.core.fills import walk_book
 from atra_pipeline_tests.conftest import make_book
@@ -26,7 +30,7 @@ def market(conn):
     return conn
 
 
-def order(side: int = 1, qty: float = 2.5, minute: int = 0, model: str = MODEL, purpose: str = "entry",
+def order(side: int = 1, qty: float = 2.5, minute: float = 0, model: str = MODEL, purpose: str = "entry",
           sent_at: pd.Timestamp | None = None) -> Order:
     decision = pd.Timestamp("2024-08-08 00:00:09") + pd.Timedelta(minutes=minute)
     return Order(client_order_id(model, "BTCUSDT", decision, purpose), "BTCUSDT", side, qty, decision, model,
@@ -52,8 +56,8 @@ def test_paper_fills_price_like_the_backtest(market):
 
 
 def test_the_paper_fill_meets_the_first_book_after_the_latency(market):
-    later = make_book(3, start="2024-08-08 00:00:20", mid=101.0, symbol="BTCUSDT")  # 00:00:20 .. 22
-    market.execute("INSERT INTO collected_l2_snapshots SELECT * FROM later")
+    later = make_book(3, start="2024-08-08 00:00:20", mid=101.0, symbol="BTCUSDT")  # 00:00:20 .. 22, stored (a replay)
+    market.execute("INSERT INTO raw_l2_snapshots SELECT * FROM later")
     # sent at 00:00:19.9: 250 ms later is 00:00:20.15, whose first snapshot is 00:00:21
     (status, fill), _ = send(market, order(qty=0.5, sent_at=pd.Timestamp("2024-08-08 00:00:19.9")),
                              limits=RiskLimits(max_data_age_s=60))
@@ -89,7 +93,7 @@ def test_stale_data_blocks_orders(market):
     assert status == "rejected" and events(market) == ["stale_data"]
 
 
-def test_a_retried_run_never_doubles_an_order(market):
+def test_an_order_filled_before_the_run_died_is_recovered_not_doubled(market):
     class DiesAfterSending(PaperBroker):  # the order reaches the broker, then the run dies
         def place(self, o):
             super().place(o)
@@ -97,10 +101,24 @@ def test_a_retried_run_never_doubles_an_order(market):
 
     with pytest.raises(SystemExit):
         send(market, order(), broker=DiesAfterSending(market, now=lambda: NOW))
-    (status, _), broker = send(market, order())  # the retry finds its order pending
-    assert status == "already_sent"
     assert market.execute("SELECT status FROM orders").fetchall() == [("pending",)]
-    assert reconcile(market, broker) == {"BTCUSDT": (0.0, pytest.approx(2.5))}  # shown loudly, not resent
+    (status, fill), broker = send(market, order())  # the retry asks the broker for its client id first
+    assert status == "recovered" and fill.qty == pytest.approx(2.5)
+    assert market.execute("SELECT status FROM orders").fetchall() == [("filled",)]
+    assert reconcile(market, broker) == {} and events(market) == ["recovered_order"]
+    (status, again), _ = send(market, order())  # and a run after that finds it filled, with its fill
+    assert status == "already_sent" and again.price == fill.price
+
+
+def test_an_order_that_never_reached_the_broker_is_sent_after_the_crash(market):
+    class DiesBeforeSending(PaperBroker):
+        def place(self, o):
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        send(market, order(), broker=DiesBeforeSending(market, now=lambda: NOW))
+    (status, fill), broker = send(market, order())
+    assert status == "filled" and reconcile(market, broker) == {} and len(broker.positions()) == 1
 
 
 class FailingBroker(PaperBroker):
@@ -113,8 +131,49 @@ def test_the_circuit_breaker_stops_after_consecutive_errors(market):
     statuses = [send(market, order(minute=i), broker=broker, state=state,
                      limits=RiskLimits(max_consecutive_errors=3))[0][0] for i in range(4)]
     assert statuses == ["error", "error", "error", "halted"] and state.halted == "circuit breaker"
-    assert events(market) == ["circuit_breaker"]
+    assert events(market) == ["broker_error"] * 3 + ["circuit_breaker"]
     assert market.execute("SELECT count(*) FROM orders WHERE status = 'error'").fetchall()[0][0] == 3
+
+
+def test_the_circuit_breaker_counts_errors_across_runs_and_cools_down(market):
+    limits = RiskLimits(max_consecutive_errors=3, breaker_cooldown_s=300)
+    for i in range(3):  # three runs, one broker error each
+        state = SendState.from_ledger(market, "paper", limits, NOW)
+        assert not state.halted and state.errors_in_row == i
+        assert send(market, order(minute=i), broker=FailingBroker(market), state=state, limits=limits)[0][0] == "error"
+    assert events(market) == ["broker_error"] * 3 + ["circuit_breaker"]
+    assert SendState.from_ledger(market, "paper", limits, NOW).halted == "circuit breaker"  # the fourth run
+    cooled = SendState.from_ledger(market, "paper", limits, NOW + pd.Timedelta(minutes=6))  # half-open: one try
+    assert not cooled.halted and cooled.errors_in_row == 2
+    (status, _), _ = send(market, order(minute=9, sent_at=NOW + pd.Timedelta(seconds=1)), state=cooled,
+                          limits=replace(limits, max_data_age_s=600))
+    assert status == "filled" and SendState.from_ledger(market, "paper", limits, NOW).errors_in_row == 0
+
+
+@pytest.mark.parametrize("bad, kind", [
+    (dict(minute=-180), "stale_signal"),      # a 3-hour-old decision traded against a fresh book
+    (dict(side=0), "invalid_order"),          # no side
+    (dict(qty=-30_000 / 100), "invalid_order"),  # a negative size: never turned into the other side
+])
+def test_old_signals_and_malformed_orders_are_refused(market, bad, kind):
+    (status, _), _ = send(market, order(**bad))
+    assert status == "rejected" and events(market) == [kind]
+    assert market.execute("SELECT count(*) FROM fills").fetchall()[0][0] == 0
+
+
+def test_a_book_stamped_in_the_future_stops_orders(market):
+    ahead = make_book(1, start="2024-08-08 00:00:30", mid=100.0, symbol="BTCUSDT")  # 20 s after the clock
+    market.execute("INSERT INTO collected_l2_snapshots SELECT * FROM ahead")
+    (status, _), _ = send(market, order())
+    assert status == "rejected" and events(market) == ["clock"]
+
+
+def test_orders_take_the_venue_step_and_minimum(market):
+    broker = PaperBroker(market, now=lambda: NOW, limits=VenueLimits(step=0.001, min_qty=0.001, min_notional=5.0))
+    (status, fill), _ = send(market, order(qty=1.23456), broker=broker)
+    assert status == "filled" and fill.qty == pytest.approx(1.234)
+    (status, _), _ = send(market, order(qty=0.04, minute=1), broker=broker)  # 4 of notional, below 5
+    assert status == "rejected" and events(market) == ["venue_limit"]
 
 
 def test_reconciliation_finds_a_mismatch(market):

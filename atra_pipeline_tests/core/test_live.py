@@ -78,7 +78,7 @@ def test_live_signals_are_the_labels_events_sides_and_widths(conn, market):
     _store(conn, market, live_in_raw=False)
     model = _model(conn)
     spec, labels = model.require_spec(), model.require_spec().labels
-    times = pd.date_range(f"{DAY} 01:31", LIVE_UNTIL.floor("min"), freq="1min")
+    times = pd.date_range(f"{DAY} 01:41", LIVE_UNTIL.floor("min"), freq="1min")
     signals = pd.concat([score(conn, t, model, now=t) for t in times], ignore_index=True)
     assert write_signals(conn, signals) == len(times) * len(SYMBOLS)
     assert write_signals(conn, signals) == 0  # a retried run writes nothing twice

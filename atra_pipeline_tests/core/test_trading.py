@@ -42,7 +42,8 @@ def desk(conn):
 
 
 def add(conn, frame) -> None:
-    conn.execute("INSERT INTO collected_l2_snapshots SELECT * FROM frame")
+    """Stored books (a replayed day): the steps below run at times inside them."""
+    conn.execute("INSERT INTO raw_l2_snapshots SELECT * FROM frame")
 
 
 def signal(t, side=1, probability=0.9, tau=TAU, event=True, mid=100.0, model="m") -> pd.DataFrame:

@@ -117,7 +117,8 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
         # 3. execution on paper: an API outage trips the circuit breaker, then the orders go once
         now = pd.Timestamp(books[2])  # the replayed clock's "now"
         record = load_model(conn, model_id)
-        limits = RiskLimits(max_consecutive_errors=1, max_order_notional=30_000, max_position_notional=50_000)
+        limits = RiskLimits(max_consecutive_errors=1, max_order_notional=30_000, max_position_notional=50_000,
+                            breaker_cooldown_s=0.0)  # the next run may try again at once (half-open)
         down = OutageBroker(conn, down=1, now=lambda: now)
         halted = trade_step(conn, down, record, signals, now, limits, model_id, SendState())
         assert halted.halted == "circuit breaker" and halted.entries == 0

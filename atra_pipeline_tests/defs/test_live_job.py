@@ -132,7 +132,7 @@ def test_execution_decides_the_newest_signals_on_paper_within_limits(db):
     resources = {"duckdb": AtraDuckDB(database=str(path))}
     live_config = {"ops": {"live_signals": {"config": {"decision_ts": decision.isoformat()}}}}
     assert dg.materialize(live.assets, resources=resources, selection=["live_signals"], run_config=live_config).success
-    config = {"ops": {"execution": {"config": {"max_data_age_s": 1e12}}}}  # replayed data: old books
+    config = {"ops": {"execution": {"config": {"max_data_age_s": 1e12, "max_signal_age_s": 1e12}}}}  # replayed data
     first = dg.materialize(execution.assets, resources=resources, run_config=config)
     again = dg.materialize(execution.assets, resources=resources, run_config=config)  # a retried run
     for result in (first, again):

@@ -27,6 +27,9 @@ class ExecutionConfig(dg.Config):
     max_consecutive_errors: int = LIMITS.max_consecutive_errors
     max_data_age_s: float = LIMITS.max_data_age_s
     notional_tolerance: float = LIMITS.notional_tolerance
+    max_signal_age_s: float = LIMITS.max_signal_age_s
+    max_clock_skew_s: float = LIMITS.max_clock_skew_s
+    breaker_cooldown_s: float = LIMITS.breaker_cooldown_s
     initial_equity: float = 100_000.0
     """The paper account's starting equity."""
 
