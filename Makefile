@@ -19,9 +19,9 @@ install: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/atra run
 
-## The whole test suite.
+## The whole test suite, on two workers (a test file stays on one: module fixtures are shared).
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## The Dagster UI on http://127.0.0.1:3000 over the same instance and database.
 ui: $(BIN)/.installed

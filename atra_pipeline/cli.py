@@ -235,7 +235,7 @@ def _registry_summary_for(database: Path) -> str:
     report = report_path(database, model_id)
     backtest = (f"backtest: {figures['decisions']:.0f} decisions, {figures['decisions_taken']:.0f} taken, "
                 f"{figures['skipped_for_cost']:.0f} skipped for cost (expected net edge not above the minimum), "
-                f"{figures['skipped_position_open']:.0f} with a position open; net P&L "
+                f"{figures['skipped_position_open']:.0f} with a position open; total return "
                 f"{figures.get('total_return', float('nan')):+.2%}\n") if "decisions" in figures else ""
     return (f"latest model {model_id}: {record.status} ({record.reason}); live model: {live or 'none'}\n"
             f"{backtest}risk report: {report if report.exists() else 'not rendered'}")

@@ -36,7 +36,8 @@ NS_PER_8H = 8 * 3600 * 10**9
 # The decision record, shared with the live tables (live_decisions).
 DECISION_COLUMNS = ["decision_ts", "symbol", "probability", "side", "barrier_width", "expected_cost_bps",
                     "expected_edge_bps", "taken", "reason_not_taken", "size_notional", "equity"]
-# A trade, shared with the live positions (live_positions).
+# A trade: the decision's columns, its exit and its costs (live_positions holds the same trade
+# facts under these names where it has them).
 TRADE_COLUMNS = ["decision_ts", "symbol", "side", "probability", "barrier_width", "expected_cost_bps",
                  "expected_edge_bps", "t1", "exit_reason", "ret", "entry_ts", "exit_ts", "entry_mid", "exit_mid", "qty",
                  "entry_px", "exit_px", "notional", "gross_pnl", "slippage_cost", "fee_cost", "funding_cost",
@@ -165,9 +166,13 @@ def run_backtest(candidates: pd.DataFrame, settings: BacktestSettings = Backtest
         mark_matrix = marks.reindex(index=pd.DatetimeIndex(c["ts"]), columns=symbols).to_numpy(dtype=float)
     strategy = settings.strategy
     pt, sl = (float(x) for x in settings.pt_sl)
+    mid = c["entry_mid"].to_numpy(float).copy()
+    # no book to fill on (the data end before the order would arrive or the exit fill): the
+    # decision cannot trade, as live could not (reason no_book)
+    mid[c["entry_fill_ts"].isna().to_numpy() | c["exit_fill_ts"].isna().to_numpy()] = np.nan
     out = _simulate(
         sym, ns("ts"), ns("t1"), ns("entry_fill_ts"), ns("exit_fill_ts"), c["side"].to_numpy(float),
-        c["probability"].to_numpy(float), c["target"].to_numpy(float), c["entry_mid"].to_numpy(float),
+        c["probability"].to_numpy(float), c["target"].to_numpy(float), mid,
         np.ascontiguousarray(mark_matrix), *_books(c, "dec"), *_books(c, "entry"), *_books(c, "exit"), len(symbols),
         float(settings.initial_equity), pt, sl, strategy.costs.funding_bps_per_8h * 1e-4 / NS_PER_8H,
         *strategy.kernel_args(),

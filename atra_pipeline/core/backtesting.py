@@ -138,7 +138,7 @@ def backtest_model(conn: duckdb.DuckDBPyConnection, record: ModelRecord, setting
     if frame.empty:
         raise DataError(f"model {record.model_id}", "no labelled event with a prediction to backtest")
     marks = decision_marks(conn, frame)
-    days = (frame["ts"].min(), frame["t1"].max())
+    days = (frame["ts"].min(), frame["exit_fill_ts"].max() if frame["exit_fill_ts"].notna().any() else frame["t1"].max())
     decisions, ledger, report = run_backtest(frame, settings, marks)
     ledger = _excursions(conn, ledger)
     equity = daily_equity(ledger, settings.initial_equity, *days)

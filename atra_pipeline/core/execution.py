@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.fills import CostSettings, walk_book
+from atra_pipeline.core.storage import transaction
 
 LEVELS = 10
 
@@ -245,10 +246,15 @@ class CcxtBroker:
         return next(m for m in self.exchange.load_markets().values() if m["id"] == symbol)
 
     def _fill(self, order: Order, done: dict) -> Fill:
-        fee = float((done.get("fee") or {}).get("cost") or 0.0)
+        """The order's fill as the exchange reports it: a partial fill records what was filled; an
+        order not filled at all is not a fill (the broker could not fill it: asked again later)."""
+        filled = float(done.get("filled") or 0.0)
         price = float(done.get("average") or done.get("price") or np.nan)
+        if filled <= 0 or not np.isfinite(price):
+            raise BrokerError(f"{self.exchange.id}: order {done.get('id')} {done.get('status')}, nothing filled yet")
+        fee = float((done.get("fee") or {}).get("cost") or 0.0)
         return Fill(order.client_order_id, pd.Timestamp(done["timestamp"], unit="ms"), order.symbol, order.side,
-                    float(done.get("filled") or order.qty), price, fee, price, str(done["id"]))
+                    filled, price, fee, price, str(done["id"]))
 
     def place(self, order: Order) -> Fill:
         import ccxt
@@ -311,21 +317,25 @@ class CcxtBroker:
 
 # -- the ledger ----------------------------------------------------------------------------------
 
-def risk_event(conn: duckdb.DuckDBPyConnection, kind: str, detail: str, symbol: str | None = None, now=None) -> None:
+def risk_event(conn: duckdb.DuckDBPyConnection, kind: str, detail: str, symbol: str | None = None, now=None,
+               broker: str | None = None) -> None:
     ts = now or pd.Timestamp.now(tz="UTC").tz_localize(None)
-    conn.execute("INSERT INTO risk_events VALUES (?, ?, ?, ?)", [ts, kind, symbol, detail])
+    conn.execute("INSERT INTO risk_events (ts, kind, symbol, detail, broker) VALUES (?, ?, ?, ?, ?)",
+                 [ts, kind, symbol, detail, broker])
 
 
-def kill_switch_tripped(conn: duckdb.DuckDBPyConnection) -> bool:
-    """True from a trip until a later reset."""
+def kill_switch_tripped(conn: duckdb.DuckDBPyConnection, broker: str | None = None) -> bool:
+    """True from a trip of ``broker``'s kill switch (any broker's, without one) until a later reset
+    of it or of every broker's."""
     row = conn.execute("SELECT kind FROM risk_events WHERE kind IN ('kill_switch_tripped', 'kill_switch_reset') "
-                       "ORDER BY ts DESC LIMIT 1").fetchall()
+                       "AND (broker IS NULL OR $b IS NULL OR broker = $b) ORDER BY ts DESC, rowid DESC LIMIT 1",
+                       {"b": broker}).fetchall()
     return bool(row) and row[0][0] == "kill_switch_tripped"
 
 
-def reset_kill_switch(conn: duckdb.DuckDBPyConnection, who: str) -> None:
-    """A person's decision to trade again after the kill switch tripped."""
-    risk_event(conn, "kill_switch_reset", f"reset by {who}")
+def reset_kill_switch(conn: duckdb.DuckDBPyConnection, who: str, broker: str | None = None) -> None:
+    """A person's decision to trade again after the kill switch tripped (``broker``'s, or every one's)."""
+    risk_event(conn, "kill_switch_reset", f"reset by {who}", broker=broker)
 
 
 def ledger_positions(conn: duckdb.DuckDBPyConnection, broker: str) -> dict[str, float]:
@@ -354,21 +364,21 @@ def marked_pnl_today(conn: duckdb.DuckDBPyConnection, broker: str, now: pd.Times
     return ledger_value(conn, broker, now) - ledger_value(conn, broker, now.normalize())
 
 
-def _record(conn, order: Order, status: str, reason: str, broker: str, fill: Fill | None, now) -> None:
+def _record(conn, order: Order, status: str, reason: str, broker: str, now) -> None:
     conn.execute("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  [order.client_order_id, now, order.decision_ts, order.symbol, order.model_id, order.side, order.qty,
-                  status, reason, broker, fill.broker_order_id if fill else None, order.purpose])
-    if fill:
-        conn.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     [fill.client_order_id, fill.ts, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.mid])
+                  status, reason, broker, None, order.purpose])
 
 
 def _settle(conn, order: Order, status: str, reason: str, fill: Fill | None) -> None:
-    conn.execute("UPDATE orders SET status = ?, reason = ?, broker_order_id = ? WHERE client_order_id = ?",
-                 [status, reason, fill.broker_order_id if fill else None, order.client_order_id])
-    if fill:
-        conn.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     [fill.client_order_id, fill.ts, fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.mid])
+    """The order's outcome and its fill, together: never 'filled' without its fill row."""
+    with transaction(conn):
+        conn.execute("UPDATE orders SET status = ?, reason = ?, broker_order_id = ? WHERE client_order_id = ?",
+                     [status, reason, fill.broker_order_id if fill else None, order.client_order_id])
+        if fill:
+            conn.execute("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [fill.client_order_id, fill.ts, fill.symbol, fill.side, fill.qty, fill.price, fill.fee,
+                          fill.mid])
 
 
 @dataclass
@@ -389,9 +399,10 @@ class SendState:
                             [broker, limits.max_consecutive_errors + 1]).fetchall()
         failures = []
         for status, reason, created in rows:
-            if status == "filled" or (status == "rejected" and not reason.startswith(BROKER_REFUSED)):
+            if status == "filled":
                 break
-            failures.append(created)
+            if reason.startswith((BROKER_REFUSED, BROKER_FAILED)):  # a rail's refusal is not the broker's failure
+                failures.append(created)
         state = cls(errors_in_row=len(failures))
         cooling = failures and (pd.Timestamp(now) - pd.Timestamp(failures[0])).total_seconds() < limits.breaker_cooldown_s
         if len(failures) >= limits.max_consecutive_errors and cooling:
@@ -402,6 +413,7 @@ class SendState:
 
 
 BROKER_REFUSED = "refused by the venue: "
+BROKER_FAILED = "broker failed: "
 
 
 def _recorded_fill(conn, order: Order) -> Fill | None:
@@ -422,18 +434,21 @@ def _refusal(conn, order: Order, broker: Broker, limits: RiskLimits, now: pd.Tim
     if order.side not in (-1, 1) or not np.isfinite(order.qty) or order.qty <= 0:
         return "invalid_order", f"side {order.side} and quantity {order.qty}: not an order", order
     venue = broker.venue_limits(order.symbol)
-    order = replace(order, qty=float(venue.round(order.qty)))
-    book = latest_book(conn, order.symbol, sent_at)
+    asked, order = order.qty, replace(order, qty=float(venue.round(order.qty)))
+    # the collector stamps books with the real clock: one stamped after it means the clocks disagree
+    # (a replay's clock is the replayed time, so this compares with the real one)
+    wall = pd.Timestamp.now(tz="UTC").tz_localize(None)
     ahead = conn.execute("SELECT max(ts) FROM collected_l2_snapshots WHERE symbol = ?", [order.symbol]).fetchall()[0][0]
-    if ahead is not None and (pd.Timestamp(ahead) - sent_at).total_seconds() > limits.max_clock_skew_s:
-        return "clock", f"{order.symbol} book stamped {ahead}, after the clock {sent_at}: clocks disagree", order
+    if ahead is not None and (pd.Timestamp(ahead) - wall).total_seconds() > limits.max_clock_skew_s:
+        return "clock", f"{order.symbol} book stamped {ahead}, after the clock {wall}: clocks disagree", order
+    book = latest_book(conn, order.symbol, sent_at)
     if book is None or (sent_at - pd.Timestamp(book["ts"])).total_seconds() > limits.max_data_age_s:
         return "stale_data", (f"stale data: newest {order.symbol} snapshot {None if book is None else book['ts']} "
                               f"older than {limits.max_data_age_s} s at {sent_at}"), order
     notional = order.qty * mid_of(book)
-    if order.qty < venue.min_qty or notional < venue.min_notional:
-        return "venue_limit", (f"quantity {order.qty} (notional {notional:.2f}) below the venue's minimum "
-                               f"({venue.min_qty}, notional {venue.min_notional})"), order
+    if order.qty <= 0 or order.qty < venue.min_qty or notional < venue.min_notional:
+        return "venue_limit", (f"quantity {asked} (on the venue's step {order.qty}, notional {notional:.2f}) below "
+                               f"the venue's minimum ({venue.min_qty}, notional {venue.min_notional})"), order
     if order.purpose != "entry":
         return "", "", order  # closing is always allowed
     if (sent_at - pd.Timestamp(order.decision_ts)).total_seconds() > limits.max_signal_age_s:
@@ -460,18 +475,19 @@ def send_order(conn: duckdb.DuckDBPyConnection, broker: Broker, order: Order, ap
         return "already_sent", _recorded_fill(conn, order)
     if previous and previous[0][0] == "rejected":
         return "rejected", None
-    if previous and previous[0][0] == "pending":  # a run died after writing it: did the broker get it?
+    if previous and previous[0][0] in ("pending", "error"):  # a run died after writing it, or an answer was
+        # lost (a timeout after the exchange took it): ask the broker before sending it again
         try:
             fill = broker.lookup(order)
         except BrokerError as error:  # cannot tell yet: leave it pending, ask again next run
             state.errors_in_row += 1
             risk_event(conn, "recovery", f"{order.client_order_id} pending, the broker cannot say: {error}", order.symbol,
-                       now)
+                       now, broker.name)
             return "error", None
         if fill is not None:
             _settle(conn, order, "filled", "recovered: the broker had it", fill)
             risk_event(conn, "recovered_order", f"{order.client_order_id} was filled before the run died", order.symbol,
-                       now)
+                       now, broker.name)
             return "recovered", fill
     if previous:  # never reached the broker, or refused by it (outage): send again under the same id
         conn.execute("DELETE FROM orders WHERE client_order_id = ?", [order.client_order_id])
@@ -479,27 +495,31 @@ def send_order(conn: duckdb.DuckDBPyConnection, broker: Broker, order: Order, ap
     if not kind and order.purpose == "entry" and order.model_id != approved_model:
         kind, reason = "limit", f"model {order.model_id} is not the approved model {approved_model}"
     if kind:
-        _record(conn, order, "rejected", reason, broker.name, None, now)
-        risk_event(conn, kind, reason, order.symbol, now)
-        return "rejected", None
+        # an entry a rail refuses is refused for good; a closing order is tried again at the next
+        # step (closing is always allowed: a stale book or a clock fault only delays it)
+        status = "rejected" if order.purpose == "entry" else "error"
+        _record(conn, order, status, reason, broker.name, now)
+        risk_event(conn, kind, reason, order.symbol, now, broker.name)
+        return status, None
     # the order is in the ledger before it goes out: a run that dies after sending finds it
     # 'pending' and asks the broker before doing anything else with it
-    _record(conn, order, "pending", "", broker.name, None, now)
+    _record(conn, order, "pending", "", broker.name, now)
     try:
         fill = broker.place(order)
     except BrokerRejected as error:
         status, message = "rejected", BROKER_REFUSED + str(error)
     except Exception as error:  # noqa: BLE001 - whatever the broker raised, the order must not stay pending
-        status, message = "error", f"{type(error).__name__}: {error}"
+        status, message = "error", f"{BROKER_FAILED}{type(error).__name__}: {error}"
     else:
         state.errors_in_row = 0
         _settle(conn, order, "filled", "", fill)
         return "filled", fill
     state.errors_in_row += 1
     _settle(conn, order, status, message, None)
-    risk_event(conn, "broker_" + status, message, order.symbol, now)
+    risk_event(conn, "broker_" + status, message, order.symbol, now, broker.name)
     if state.errors_in_row >= limits.max_consecutive_errors:
-        risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker failures in a row: stopped sending", None, now)
+        risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker failures in a row: stopped sending", None, now,
+                   broker.name)
         state.halted = "circuit breaker"
     return status, None
 

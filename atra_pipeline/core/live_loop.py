@@ -76,7 +76,7 @@ def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event
     collector = threading.Thread(target=collect, name="atra-collector", daemon=True)
     collector.start()
     deadline = None if duration_s is None else time.monotonic() + duration_s
-    done = None
+    done, step = None, pd.Timedelta(seconds=spec.step_s)
     say(f"trading model {model_id} on paper ({', '.join(spec.symbols)}, decisions every {spec.step_s} s); "
         "Ctrl-C stops after the step under way")
     try:
@@ -85,23 +85,28 @@ def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event
             now = _utc_now()
             with connect() as conn:
                 broker = broker_class(conn, spec.strategy.costs, name=broker_name, initial_equity=initial_equity)
-                signals = pd.DataFrame()
-                decision = latest_decision_time(conn, list(spec.symbols), spec.step_s)
-                if decision is not None and decision != done:
-                    signals = score(conn, decision, record, now=now)
-                    write_signals(conn, signals)
-                    done = decision
-                step = trade_step(conn, broker, record, signals, now, limits, model_id, state)
-            report.steps += 1
-            report.decisions += step.decisions
-            report.entries += step.entries
-            for reason, n in step.exits.items():
-                report.exits[reason] = report.exits.get(reason, 0) + n
-            if step.entries or step.exits:
-                say(f"{now:%H:%M:%S} entries {step.entries}, exits {step.exits or '{}'}, decisions {step.decisions}")
-            if step.halted:
-                report.halted = step.halted
-                say(f"halted: {step.halted}")
+                newest = latest_decision_time(conn, list(spec.symbols), spec.step_s)
+                # every decision time since the last one scored, in order (a slow step skips none)
+                pending = [] if newest is None or newest == done else \
+                    list(pd.date_range(newest if done is None else done + step, newest, freq=step))
+                steps = [(t, score(conn, t, record, now=now)) for t in pending] or [(None, pd.DataFrame())]
+                for decision, signals in steps:
+                    if len(signals):
+                        write_signals(conn, signals)
+                    step_report = trade_step(conn, broker, record, signals, now, limits, model_id, state)
+                    done = decision or done
+                    report.steps += 1
+                    report.decisions += step_report.decisions
+                    report.entries += step_report.entries
+                    for reason, n in step_report.exits.items():
+                        report.exits[reason] = report.exits.get(reason, 0) + n
+                    if step_report.entries or step_report.exits:
+                        say(f"{now:%H:%M:%S} entries {step_report.entries}, exits {step_report.exits or '{}'}, "
+                            f"decisions {step_report.decisions}")
+                    report.halted = report.halted or step_report.halted
+                flat = open_positions(conn, broker_name).empty
+            if state.halted or (report.halted and flat):  # the breaker is open, or the kill switch flattened all
+                say(f"halted: {report.halted or state.halted}")
                 break
             stop.wait(max(0.0, tick_s - (time.monotonic() - began)))
     finally:

@@ -6,7 +6,8 @@ never averaged away.
 Tolerance: both paths price a fill with the same book walk (:func:`atra_pipeline.core.fills.walk_book`)
 on the same snapshot (the first at or after the order time plus the latency), so prices agree to
 float precision; quantities differ only by how equity is summed (the backtest adds trade P&L, the
-paper account adds cash flows and marks positions), a relative 1e-9. Probabilities differ by the
+paper account adds cash flows and marks positions): 1e-12 apart where measured, held to a relative
+1e-6 here. Probabilities differ by the
 feature rows' float noise (the live row is rebuilt from raw data, the backtest reads the stored
 one; 1e-12 apart at most), which moves a decision only at an exact tie with the minimum edge.
 """

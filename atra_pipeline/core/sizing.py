@@ -15,7 +15,8 @@ import numba
 import numpy as np
 
 
-def kelly_fraction(p, win, loss, fraction: float = 0.25):
+@numba.vectorize(["float64(float64, float64, float64, float64)"], cache=True)
+def kelly_fraction(p, win, loss, fraction):
     """Fractional Kelly notional as a share of equity: ``fraction x max(0, p / L - (1 - p) / W)``.
 
     A bet staking :math:`f` of equity as notional that returns :math:`+W` with probability
@@ -25,12 +26,11 @@ def kelly_fraction(p, win, loss, fraction: float = 0.25):
     With no costs and :math:`W = pt\\,\\tau`, :math:`L = sl\\,\\tau` it is the textbook
     :math:`(p - (1 - p)/b) / (sl\\,\\tau)` with :math:`b = pt/sl`. A fraction of it (a quarter by
     default) trades some growth for a much smaller drawdown; no edge (or :math:`W \\le 0`) stakes
-    nothing. Works on scalars and arrays.
+    nothing. A numpy ufunc: scalars and arrays, and callable from the compiled kernels.
     """
-    p, win, loss = (np.asarray(x, dtype=float) for x in (p, win, loss))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where((win > 0) & (loss > 0), p / loss - (1.0 - p) / win, 0.0)
-    return fraction * np.maximum(0.0, f)
+    if not (win > 0 and loss > 0):
+        return 0.0
+    return fraction * max(0.0, p / loss - (1.0 - p) / win)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,6 @@ def notional_for(equity: float, p: float, win: float, loss: float, target: float
     """
     if equity <= 0 or target <= 0 or loss <= 0 or win <= 0:
         return 0.0
-    kelly = kelly_multiplier * max(0.0, p / loss - (1.0 - p) / win)
+    kelly = kelly_fraction(p, win, loss, kelly_multiplier)
     room = min(max_symbol_exposure * equity - symbol_exposure, max_gross_exposure * equity - gross_exposure)
     return max(0.0, min(kelly * equity, vol_target * equity / target, max_risk_per_trade * equity / loss, room))

@@ -66,7 +66,8 @@ class StrategySettings:
                 float(self.max_notional))
 
 
-def expected_edge(p, tau, pt: float, sl: float, cost):
+@numba.njit(cache=True)
+def expected_edge(p, tau, pt, sl, cost):
     """:math:`p\\,(pt\\,\\tau - c) - (1 - p)\\,(sl\\,\\tau + c)`, a return on the notional."""
     return p * (pt * tau - cost) - (1.0 - p) * (sl * tau + cost)
 
@@ -111,7 +112,7 @@ def entry_decision(p, side, tau, pt, sl, mid, bid_px, bid_sz, ask_px, ask_sz, eq
                 hi = half
         qty = lo
     cost = round_trip_cost(side, qty, mid, bid_px, bid_sz, ask_px, ask_sz, fee, penalty)
-    edge = p * (pt * tau - cost) - (1.0 - p) * (sl * tau + cost)
+    edge = expected_edge(p, tau, pt, sl, cost)
     if not edge * 1e4 > min_edge_bps:
         return 0.0, cost, edge, EDGE_BELOW_MIN
     if not qty > 0:

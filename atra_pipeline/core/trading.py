@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from atra_pipeline.core.backtest import DECISION_COLUMNS as BACKTEST_DECISION_COLUMNS
 from atra_pipeline.core.execution import (
     Broker, Order, RiskLimits, SendState, book_levels, client_order_id, kill_switch_tripped, latest_book,
     marked_pnl_today, mid_of, risk_event, send_order,
@@ -35,13 +36,12 @@ from atra_pipeline.core.execution import (
 from atra_pipeline.core.model_registry import ModelRecord
 from atra_pipeline.core.storage import transaction
 from atra_pipeline.core.strategy import (
-    EXIT_REASONS, KILL_SWITCH, NO_EVENT, NO_EXIT, NO_SIDE, NO_TARGET, POSITION_OPEN, REASONS, TAKEN, barriers,
+    EXIT_REASONS, KILL_SWITCH, NO_BOOK, NO_EVENT, NO_EXIT, NO_SIDE, NO_TARGET, POSITION_OPEN, REASONS, TAKEN, barriers,
     entry_decision, first_exit,
 )
 
-DECISION_COLUMNS = ["decision_ts", "symbol", "model_id", "broker", "probability", "side", "barrier_width",
-                    "expected_cost_bps", "expected_edge_bps", "taken", "reason_not_taken", "size_notional", "equity",
-                    "created_at"]
+# the backtest's decision record (core/backtest.py), with the model, the broker and when it was made
+DECISION_COLUMNS = ["decision_ts", "symbol", "model_id", "broker", *BACKTEST_DECISION_COLUMNS[2:], "created_at"]
 
 
 @dataclass
@@ -73,8 +73,8 @@ def open_positions(conn: duckdb.DuckDBPyConnection, broker: str) -> pd.DataFrame
 def exposures(conn: duckdb.DuckDBPyConnection, broker: str, at: pd.Timestamp) -> dict[str, float]:
     """Notional (at the decision mid) of each symbol's position that still holds it at ``at``:
     open, or closed by an exit fill after ``at``."""
-    rows = conn.execute("SELECT symbol, sum(qty * entry_mid) FROM live_positions WHERE broker = ? "
-                        "AND (status = 'open' OR exit_ts > ?) GROUP BY symbol", [broker, at]).fetchall()
+    rows = conn.execute("SELECT symbol, sum(qty * entry_mid) FROM live_positions WHERE broker = ? AND decision_ts <= ? "
+                        "AND (status = 'open' OR exit_ts > ?) GROUP BY symbol", [broker, at, at]).fetchall()
     return {s: float(n) for s, n in rows}
 
 
@@ -99,18 +99,19 @@ def _ns(t) -> int:
     return pd.Timestamp(t).as_unit("ns").value
 
 
-def _close(conn, broker: Broker, pos, reason: str, sent_at: pd.Timestamp, now: pd.Timestamp, limits: RiskLimits,
-           approved: str | None, state: SendState, report: StepReport) -> None:
-    order = Order(client_order_id(pos.model_id, pos.symbol, pos.decision_ts, "exit"), pos.symbol, -int(pos.side),
-                  float(pos.qty), pd.Timestamp(pos.decision_ts), pos.model_id, sent_at,
+def _close(conn, broker: Broker, pos, reason: str, event_at: pd.Timestamp, sent_at: pd.Timestamp, now: pd.Timestamp,
+           limits: RiskLimits, approved: str | None, state: SendState, report: StepReport) -> None:
+    """Send the closing order of ``pos`` for the exit ``reason`` that happened at ``event_at``."""
+    order = Order(client_order_id(pos.model_id, pos.symbol, pos.decision_ts, "kill" if reason == "kill" else "exit"),
+                  pos.symbol, -int(pos.side), float(pos.qty), pd.Timestamp(pos.decision_ts), pos.model_id, sent_at,
                   "kill" if reason == "kill" else "exit")
     status, fill = send_order(conn, broker, order, approved, limits, now, state)
     report.count(report.orders, status)
     if fill is None:  # not closed: judged again (and the order sent again or recovered) at the next step
         return
     conn.execute("UPDATE live_positions SET status = 'closed', exit_order_id = ?, exit_reason = ?, exit_event_ts = ?, "
-                 "exit_ts = ?, exit_px = ?, checked_to = ? WHERE position_id = ?",
-                 [order.client_order_id, reason, sent_at, fill.ts, fill.price, max(now, sent_at), pos.position_id])
+                 "exit_ts = ?, exit_px = ? WHERE position_id = ?",
+                 [order.client_order_id, reason, event_at, fill.ts, fill.price, pos.position_id])
     report.count(report.exits, reason)
 
 
@@ -118,7 +119,9 @@ def manage_exits(conn: duckdb.DuckDBPyConnection, broker: Broker, now: pd.Timest
                  approved: str | None, state: SendState, report: StepReport, at_event_time: bool = False) -> None:
     """Close every open position whose barrier was touched (or whose vertical barrier passed) by
     ``now``, in the order the exits happened. ``at_event_time``: each closing order goes out at
-    the tick that triggered it (a replay, or a loop that runs every tick); otherwise at ``now``."""
+    the tick that triggered it (a replay, or a loop that runs every tick); otherwise at ``now``.
+    A position is judged on each snapshot once: ``checked_to`` moves to the last one judged (a
+    snapshot stamped before ``now`` but written after this step is judged at the next)."""
     found = []
     for pos in open_positions(conn, broker.name).itertuples():
         mids = _mids(conn, pos.symbol, pos.checked_to, now)
@@ -127,28 +130,31 @@ def manage_exits(conn: duckdb.DuckDBPyConnection, broker: Broker, now: pd.Timest
                               float(np.log(pos.entry_mid)), float(pos.side), float(pos.up), float(pos.down),
                               _ns(pos.vertical_ts), _ns(now))
         if code == NO_EXIT:
-            conn.execute("UPDATE live_positions SET checked_to = ? WHERE position_id = ?",
-                         [max(pd.Timestamp(now), pd.Timestamp(pos.checked_to)), pos.position_id])
+            if len(mids):
+                conn.execute("UPDATE live_positions SET checked_to = ? WHERE position_id = ?",
+                             [pd.Timestamp(mids["ts"].iloc[-1]), pos.position_id])
         else:
             found.append((pd.Timestamp(at, unit="ns"), pos, EXIT_REASONS[code]))
     for at, pos, reason in sorted(found, key=lambda x: (x[0], x[1].symbol)):
-        _close(conn, broker, pos, reason, at if at_event_time else pd.Timestamp(now), now, limits, approved, state,
+        _close(conn, broker, pos, reason, at, at if at_event_time else pd.Timestamp(now), now, limits, approved, state,
                report)
 
 
 def check_kill_switch(conn: duckdb.DuckDBPyConnection, broker: Broker, now: pd.Timestamp, limits: RiskLimits,
                       approved: str | None, state: SendState, report: StepReport) -> bool:
-    """Trip the kill switch when the day's marked P&L is below ``-max_daily_loss`` (closing every
-    position); True while it is tripped."""
-    if kill_switch_tripped(conn):
-        return True
-    pnl = marked_pnl_today(conn, broker.name, now)
-    if pnl >= -limits.max_daily_loss:
-        return False
-    risk_event(conn, "kill_switch_tripped", f"day P&L {pnl:.2f} (marked) below -{limits.max_daily_loss}", None, now)
+    """Trip ``broker``'s kill switch when the day's marked P&L is below ``-max_daily_loss``; while
+    it is tripped, close every open position at every step (a closing order that failed is sent
+    again). True while it is tripped."""
+    tripped = kill_switch_tripped(conn, broker.name)
+    if not tripped:
+        pnl = marked_pnl_today(conn, broker.name, now)
+        if pnl >= -limits.max_daily_loss:
+            return False
+        risk_event(conn, "kill_switch_tripped", f"day P&L {pnl:.2f} (marked) below -{limits.max_daily_loss}", None,
+                   now, broker.name)
+        report.halted = "kill switch tripped"
     for pos in open_positions(conn, broker.name).itertuples():
-        _close(conn, broker, pos, "kill", pd.Timestamp(now), now, limits, approved, state, report)
-    report.halted = "kill switch tripped"
+        _close(conn, broker, pos, "kill", pd.Timestamp(now), pd.Timestamp(now), now, limits, approved, state, report)
     return True
 
 
@@ -165,7 +171,7 @@ def enter(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRecord, 
         "SELECT symbol FROM live_decisions WHERE decision_ts = ? AND model_id = ? AND broker = ?",
         [signals["decision_ts"].iloc[0], record.model_id, broker.name]).fetchall()}
     decision_ts = pd.Timestamp(signals["decision_ts"].iloc[0])
-    equity = broker.equity(now)
+    equity = broker.equity(decision_ts)  # as the backtest: the account at the decision
     open_notional = exposures(conn, broker.name, decision_ts)
     rows: list[dict] = []
     for s in signals.sort_values("symbol").itertuples():
@@ -183,13 +189,21 @@ def enter(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRecord, 
             reason = KILL_SWITCH
         elif s.symbol in open_notional:
             reason = POSITION_OPEN
+        elif (book := latest_book(conn, s.symbol, decision_ts)) is None:
+            reason = NO_BOOK
         else:
-            book = latest_book(conn, s.symbol, decision_ts)
             bid_px, bid_sz = book_levels(book, "bid")
             ask_px, ask_sz = book_levels(book, "ask")
             qty, cost, edge, reason = entry_decision(
                 float(s.probability), float(s.side), tau, pt, sl, mid_of(book), bid_px, bid_sz, ask_px, ask_sz,
                 equity, 0.0, sum(open_notional.values()), *spec.strategy.kernel_args())
+        entry_id = client_order_id(record.model_id, s.symbol, decision_ts, "entry")
+        sent = conn.execute("SELECT qty, status FROM orders WHERE client_order_id = ? AND status <> 'rejected'",
+                            [entry_id]).fetchall()
+        if sent and (sent[0][1] != "error" or not halted):
+            # a run that died after sending it (or whose broker failed): the decision was taken, with
+            # that order; it is recorded (filled), recovered from the broker, or sent again
+            qty, reason = float(sent[0][0]), TAKEN
         taken = reason == TAKEN
         row = {"decision_ts": decision_ts, "symbol": s.symbol, "model_id": record.model_id, "broker": broker.name,
                "probability": s.probability, "side": int(s.side), "barrier_width": tau,
@@ -198,8 +212,7 @@ def enter(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRecord, 
                "equity": equity, "created_at": now}
         position = None
         if taken:
-            order = Order(client_order_id(record.model_id, s.symbol, decision_ts, "entry"), s.symbol, int(s.side), qty,
-                          decision_ts, record.model_id, now, "entry")
+            order = Order(entry_id, s.symbol, int(s.side), qty, decision_ts, record.model_id, now, "entry")
             status, fill = send_order(conn, broker, order, approved, limits, now, state)
             report.count(report.orders, status)
             if fill is None and status != "rejected":

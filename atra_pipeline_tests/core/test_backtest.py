@@ -107,19 +107,25 @@ def test_one_position_per_symbol_and_signals_while_open_are_skipped():
 
 def test_equity_is_marked_to_market_at_each_decision():
     # BTC opens at 00:00 (fills at 100.00, 4 bp fee); at 00:02 ETH decides while BTC is open and BTC's
-    # mid is 101: equity = 100k + qty x (101 - 100) - fee
+    # mid is 101: equity = 100k + qty x (101 - 100) - fee. Sized by the 2% risk cap (no notional cap),
+    # ETH's size follows that equity.
     btc = candidates(1, hold_min=10)
     eth = candidates(1, symbol="ETHUSDT").assign(ts=T0 + pd.Timedelta(minutes=2))
     eth["entry_fill_ts"], eth["t1"], eth["exit_fill_ts"] = eth["ts"], eth["ts"] + pd.Timedelta(minutes=5), \
         eth["ts"] + pd.Timedelta(minutes=5)
     marks = pd.DataFrame({"BTCUSDT": [100.0, 101.0], "ETHUSDT": [100.0, 100.0]}, index=[T0, T0 + pd.Timedelta(minutes=2)])
-    decisions, ledger, _ = run_backtest(pd.concat([btc, eth]), BacktestSettings(), marks)
-    q = ledger.set_index("symbol").loc["BTCUSDT", "qty"]
-    assert q * 100 == pytest.approx(50_000)  # the default 50k cap (the rails' order limit)
-    assert decisions["equity"].iloc[0] == 100_000
-    assert decisions["equity"].iloc[1] == pytest.approx(100_000 + q * 1.0 - 4e-4 * q * 100.0)
-    _, unmarked, _ = run_backtest(pd.concat([btc, eth]), BacktestSettings())  # without marks: entry price
-    assert unmarked["qty"].sum() < ledger["qty"].sum() + 1e-9
+    risk_sized = BacktestSettings(strategy=replace(LOOSE, sizing=SizingSettings(max_symbol_exposure=10.0,
+                                                                                max_gross_exposure=10.0)))
+    decisions, ledger, _ = run_backtest(pd.concat([btc, eth]), risk_sized, marks)
+    q = ledger.set_index("symbol")["qty"]
+    loss = 0.01 + 8e-4  # the stop at 1 x 1% plus the round trip's 8 bp of fees (no spread, a deep book)
+    assert q["BTCUSDT"] * 100 == pytest.approx(0.02 * 100_000 / loss)
+    marked = 100_000 + q["BTCUSDT"] * 1.0 - 4e-4 * q["BTCUSDT"] * 100.0
+    assert decisions["equity"].iloc[0] == 100_000 and decisions["equity"].iloc[1] == pytest.approx(marked)
+    assert q["ETHUSDT"] * 100 == pytest.approx(0.02 * marked / loss)
+    _, unmarked, _ = run_backtest(pd.concat([btc, eth]), risk_sized)  # without marks: at the entry price
+    assert unmarked.set_index("symbol")["qty"]["ETHUSDT"] * 100 == pytest.approx(
+        0.02 * (100_000 - 4e-4 * q["BTCUSDT"] * 100.0) / loss)
 
 
 def _random_candidates(data) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -162,7 +162,9 @@ def test_old_signals_and_malformed_orders_are_refused(market, bad, kind):
 
 
 def test_a_book_stamped_in_the_future_stops_orders(market):
-    ahead = make_book(1, start="2024-08-08 00:00:30", mid=100.0, symbol="BTCUSDT")  # 20 s after the clock
+    # the collector stamps books with the real clock: one 20 s after it means the clocks disagree
+    later = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=20)
+    ahead = make_book(1, start=str(later), mid=100.0, symbol="BTCUSDT")
     market.execute("INSERT INTO collected_l2_snapshots SELECT * FROM ahead")
     (status, _), _ = send(market, order())
     assert status == "rejected" and events(market) == ["clock"]

@@ -56,7 +56,7 @@ def test_edge_and_break_even_probability():
     tau, c = 0.0018, 0.00136  # the make-run day: median width 18 bp, 13.6 bp round trip
     assert expected_edge(0.5 + c / (2 * tau), tau, 1.0, 1.0, c) == pytest.approx(0.0, abs=1e-15)
     assert 0.5 + c / (2 * tau) == pytest.approx(0.8778, abs=1e-4)
-    assert expected_edge(0.6, tau, 1.0, 1.0, c) == pytest.approx(0.6 * (tau - c) - 0.4 * (tau + c))
+    assert expected_edge(0.6, tau, 1.0, 1.0, c) == pytest.approx(-0.001)  # 0.6 x 4.4 bp - 0.4 x 31.6 bp = -10 bp
     assert expected_edge(0.6, tau, 1.0, 1.0, c) < 0  # 0.60, the day's highest probability, loses
 
 
@@ -66,8 +66,8 @@ def test_net_kelly_by_hand():
     assert kelly_fraction(0.6, 0.01, 0.01, 1.0) == pytest.approx((0.6 - 0.4 / 1.0) / 0.01)
     # costs shrink the win and grow the loss: W = 0.8%, L = 1.2%
     assert kelly_fraction(0.6, 0.008, 0.012, 0.25) == pytest.approx(0.25 * (0.6 / 0.012 - 0.4 / 0.008))
-    assert kelly_fraction(0.55, 0.008, 0.012) == 0.0  # negative edge: nothing
-    assert kelly_fraction(0.9, -0.001, 0.012) == 0.0  # a take-profit that does not pay the costs: nothing
+    assert kelly_fraction(0.55, 0.008, 0.012, 0.25) == 0.0  # negative edge: nothing
+    assert kelly_fraction(0.9, -0.001, 0.012, 0.25) == 0.0  # a take-profit that does not pay the costs: nothing
 
 
 @settings(max_examples=200, deadline=None)

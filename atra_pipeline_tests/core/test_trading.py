@@ -1,7 +1,8 @@
 """The live executor by hand: a decision record with the strategy's cost and edge, an entry sized on
 the paper account's equity, one position per symbol, exits at the take-profit, the stop-loss and
-the vertical barrier judged on every snapshot, and the kill switch on marked P&L (a held position
-marked down trips it, without any fill)."""
+the vertical barrier judged on every snapshot (one written after a step included), and the kill
+switch on marked P&L (a held position marked down trips it, without any fill), per broker, closing
+again at the next step what it could not close."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.execution import PaperBroker, RiskLimits, kill_switch_tripped
+from atra_pipeline.core.execution import BrokerError, PaperBroker, RiskLimits, kill_switch_tripped, reset_kill_switch
 from atra_pipeline.core.fills import round_trip_cost
 from atra_pipeline.core.model_spec import ModelSpec
 from atra_pipeline.core.schema import L2_COLUMNS, N_LEVELS
@@ -129,3 +130,40 @@ def test_a_position_marked_down_trips_the_kill_switch_without_a_fill(conn):
          T0 + pd.Timedelta(seconds=9))
     assert conn.execute("SELECT reason_not_taken FROM live_decisions ORDER BY decision_ts").fetchall()[-1] == \
         ("kill_switch",)
+
+
+def test_a_snapshot_written_after_a_step_is_still_judged(desk):
+    """The collector stamps a book when it arrives and writes it with its round: a step may run
+    between. The position is judged up to the last snapshot it saw, not up to the step's clock."""
+    conn, record = desk
+    add(conn, books([100.0] * 12))  # 10:00:00 .. 10:00:11
+    step(conn, record, signal(T0, model=record.model_id), T0)
+    step(conn, record, signal(T0).iloc[:0], T0 + pd.Timedelta(seconds=15))  # nothing beyond 10:00:11 yet
+    assert conn.execute("SELECT checked_to FROM live_positions").fetchall()[0][0] == T0 + pd.Timedelta(seconds=11)
+    add(conn, books([100.3], start=T0 + pd.Timedelta(seconds=13)))  # stamped 10:00:13, written now: +30 bp
+    report = step(conn, record, signal(T0).iloc[:0], T0 + pd.Timedelta(seconds=16))
+    pos = conn.execute("SELECT exit_reason, exit_event_ts FROM live_positions").fetchall()[0]
+    assert report.exits == {"pt": 1} and pos == ("pt", T0 + pd.Timedelta(seconds=13))
+
+
+def test_the_kill_switch_is_per_broker_and_retries_a_failed_close(conn):
+    loose = StrategySettings(sizing=SizingSettings(vol_target=1.0, max_risk_per_trade=1.0))
+    record = register_random_model(conn, spec=ModelSpec(("BTCUSDT",), strategy=loose))
+    add(conn, books([100.0] * 5 + [70.0] * 60))
+    step(conn, record, signal(T0, tau=0.5, model=record.model_id), T0)
+
+    class Down(PaperBroker):
+        def place(self, order):
+            raise BrokerError("503")
+
+    now = T0 + pd.Timedelta(seconds=9)
+    down = Down(conn, record.require_spec().strategy.costs, now=lambda: now)
+    tripped = trade_step(conn, down, record, signal(T0).iloc[:0], now, RiskLimits(max_daily_loss=2_000), record.model_id,
+                         at_event_time=True)
+    assert tripped.halted == "kill switch tripped" and tripped.exits == {} and tripped.orders == {"error": 1}
+    # the next step retries the close (the broker is back) though the switch was tripped before it
+    later = step(conn, record, signal(T0).iloc[:0], T0 + pd.Timedelta(seconds=10), RiskLimits(max_daily_loss=2_000))
+    assert later.exits == {"kill": 1}
+    assert kill_switch_tripped(conn, "paper") and not kill_switch_tripped(conn, "replay")  # the replay is not halted
+    reset_kill_switch(conn, "a person", "paper")
+    assert not kill_switch_tripped(conn, "paper")

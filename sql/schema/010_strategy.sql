@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS live_positions (
     checked_to TIMESTAMP NOT NULL,    -- snapshots up to here were judged against the barriers
     exit_order_id VARCHAR, exit_reason VARCHAR, exit_event_ts TIMESTAMP, exit_ts TIMESTAMP, exit_px DOUBLE
 );
+ALTER TABLE risk_events ADD COLUMN broker VARCHAR;  -- whose rail it was (the kill switch is per broker); NULL: all
 ALTER TABLE orders ADD COLUMN purpose VARCHAR DEFAULT 'entry';  -- 'entry', 'exit' or 'kill' (closing: never capped)
 DROP TABLE IF EXISTS paper_positions;  -- the paper account restarts as fills
 CREATE TABLE IF NOT EXISTS paper_fills (
