@@ -34,9 +34,10 @@ def run(conn, model, days: list[tuple[str, str, str]]) -> dict:
           f"{len(got.backtest.decisions)} (backtest: the events), {got.replay_decisions} (replay: every decision time "
           f"x symbol)")
     print(f"  trades {summary['trades_backtest']} / {summary['trades_live']}, matched {summary['matched']}, "
-          f"mismatched {summary['mismatched']}; net P&L {summary['net_pnl_backtest']:.2f} / "
+          f"mismatched {summary['mismatched']}, live positions open where the data end {summary['open_at_data_end']}; "
+          f"net P&L {summary['net_pnl_backtest']:.2f} / "
           f"{summary['net_pnl_live']:.2f} (within 1%: {summary['pnl_within_1pct']})")
-    if summary["mismatched"]:
+    if not got.table["match"].all():
         print(got.table[~got.table["match"]].to_string(index=False))
     return summary
 

@@ -10,7 +10,7 @@ import pytest
 
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.model_spec import ModelSpec
-from atra_pipeline.core.parity import backtest_and_replay
+from atra_pipeline.core.parity import backtest_and_replay, compare
 from atra_pipeline.core.replay import replay
 from atra_pipeline.core.synthetic import generate_market_day
 from atra_pipeline.testing.models import register_random_model
@@ -39,6 +39,7 @@ def test_a_replayed_day_makes_the_backtests_trades(research_day):
     backtest, table, summary = got.backtest, got.table, got.summary
     assert summary["passed"], table[~table["match"]].to_string()
     assert summary["trades_backtest"] == summary["trades_live"] == summary["matched"] >= 5
+    assert summary["open_at_data_end"] == 0
     assert set(backtest.ledger["exit_reason"]) >= {"pt", "sl"}  # both horizontal barriers exercised
     # the decision records agree too: every event the backtest decided, the replay decided the same way
     decisions = conn.execute("SELECT * FROM live_decisions WHERE broker = 'replay'").fetchdf()
@@ -75,3 +76,18 @@ def test_the_real_capture_across_midnight_makes_the_backtests_trades(conn, share
     assert got.summary["passed"], got.table[~got.table["match"]].to_string()
     assert got.summary["matched"] >= 6
     assert (got.live["decision_ts"] < "2024-08-09").any() and (got.live["decision_ts"] >= "2024-08-09").any()
+
+
+def test_a_live_position_open_where_the_data_end_is_listed_apart():
+    """The labels leave out an event whose path runs past the stored data; the live path entered it
+    and holds it. That is listed, not counted as a difference; any other unmatched trade is."""
+    ts = pd.Timestamp("2024-08-08 23:56")
+    trade = {"decision_ts": ts, "symbol": "ETHUSDT", "side": 1, "exit_reason": "pt", "qty": 2.0, "entry_px": 100.0,
+             "exit_px": 101.0, "net_pnl": 1.9}
+    backtest = pd.DataFrame([trade])
+    still_open = dict(trade, decision_ts=ts + pd.Timedelta(minutes=2), exit_reason=None, exit_px=None, net_pnl=None)
+    table, summary = compare(backtest, pd.DataFrame([trade, still_open]))
+    assert summary["mismatched"] == 0 and summary["open_at_data_end"] == 1 and summary["passed"]
+    assert list(table["where"]) == ["both", "live only, open where the data end"]
+    _, summary = compare(backtest, pd.DataFrame([trade, dict(still_open, exit_reason="sl", exit_px=99.0, net_pnl=-2.1)]))
+    assert summary["mismatched"] == 1 and not summary["passed"]
