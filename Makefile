@@ -19,9 +19,11 @@ install: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/atra run
 
-## The whole test suite, on two workers (a test file stays on one: module fixtures are shared).
+## The whole test suite: on two workers (a test file stays on one: module fixtures are shared),
+## then the tests marked serial alone (they judge how other processes' steps interleave).
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 ## The Dagster UI on http://127.0.0.1:3000 over the same instance and database.
 ui: $(BIN)/.installed

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import dagster as dg
+import pytest
 
 from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.testing.dagster_cli import materialize_all
@@ -29,6 +30,7 @@ def _step_intervals(instance: dg.DagsterInstance, run_id: str) -> list[tuple[flo
     return [(starts[k], ends[k], f"{run_id[:8]}:{k}") for k in starts]
 
 
+@pytest.mark.serial  # the step events' order is judged: another test's load would delay their writing
 def test_parallel_multiprocess_runs_never_overlap_duckdb_steps(tmp_path):
     """Three `dagster asset materialize` processes at once, one partition each, as a user (or a
     run launcher) would start them; every step runs in its own process (multiprocess executor)."""
