@@ -20,7 +20,8 @@ run: $(BIN)/.installed
 	$(BIN)/atra run
 
 ## The whole test suite: on two workers (a test file stays on one: module fixtures are shared),
-## then the tests marked serial alone (they judge how other processes' steps interleave).
+## then the tests marked serial alone (the service end to end, and the pool test that judges how other
+## processes' steps interleave): the other worker's load would make their timeouts and orderings flaky.
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
 	$(BIN)/python -m pytest -m serial

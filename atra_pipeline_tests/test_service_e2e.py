@@ -29,6 +29,9 @@ from atra_pipeline.testing.models import register_random_model
 from atra_pipeline.testing.service import (LOCATION, DagsterService, PostgresServer, Processes, chromium_path,
                                            free_ports, postgres_bin_dir, wait_until)
 
+# the service's processes, its browser and their timeouts run alone, after the parallel part of the suite
+pytestmark = pytest.mark.serial
+
 DATE = "2024-08-08"
 PARTITIONS = [f"{DATE}|{symbol}" for symbol in DEFAULT_SYMBOLS]
 ONE_PARTITION = PARTITIONS[0]
