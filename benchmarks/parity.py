@@ -15,7 +15,6 @@ import argparse
 import warnings
 
 import duckdb
-import pandas as pd
 
 from atra_pipeline.core.model_spec import ModelSpec
 from atra_pipeline.core.parity import backtest_and_replay

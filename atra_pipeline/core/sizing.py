@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numba
-import numpy as np
 
 
 @numba.vectorize(["float64(float64, float64, float64, float64)"], cache=True)
