@@ -35,7 +35,8 @@ def run(conn, model, days: list[tuple[str, str, str]]) -> dict:
     print(f"  trades {summary['trades_backtest']} / {summary['trades_live']}, matched {summary['matched']}, "
           f"mismatched {summary['mismatched']}, live positions open where the data end {summary['open_at_data_end']}; "
           f"net P&L {summary['net_pnl_backtest']:.2f} / "
-          f"{summary['net_pnl_live']:.2f} (within 1%: {summary['pnl_within_1pct']})")
+          f"{summary['net_pnl_live']:.2f} (within 1%: {summary['pnl_within_1pct']}); largest relative quantity gap "
+          f"{summary['max_qty_relative_gap']:.1e}")
     if not got.table["match"].all():
         print(got.table[~got.table["match"]].to_string(index=False))
     return summary
