@@ -205,7 +205,7 @@ def _trade(args) -> int:
     else:
         print("no position open")
     print(f"DuckDB database: {duckdb_path()}  (tables live_signals, live_decisions, live_positions, orders, fills)")
-    return 0
+    return 1 if report.collector_error else 0
 
 
 def _model_run_config(config: dict) -> dict:

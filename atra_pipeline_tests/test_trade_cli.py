@@ -50,7 +50,7 @@ def test_trade_on_paper_opens_and_closes_by_the_barriers_and_stops_on_ctrl_c(tmp
             if process.poll() is None:
                 process.kill()
     assert process.returncode == 0, out
-    assert "SIGINT: stopping after the step under way" in out and f"trade: model {model_id}" in out
+    assert "SIGINT: stopping after the step under way" in out and f"trade: model {model_id}" in out, out
     with duckdb.connect(str(path), read_only=True) as conn:
         positions = conn.execute("SELECT * FROM live_positions ORDER BY decision_ts, symbol").fetchdf()
         pending = conn.execute("SELECT count(*) FROM orders WHERE status = 'pending'").fetchall()[0][0]

@@ -39,6 +39,8 @@ class LoopReport:
     exits: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     halted: str = ""
+    collector_error: str = ""
+    """Why the collector thread died, when it did: the loop stops, as it cannot trade blind."""
     open_positions: pd.DataFrame = field(default_factory=pd.DataFrame)
     collector: dict = field(default_factory=dict)
 
@@ -71,7 +73,10 @@ def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event
                 collected.update(polls=stats.polls, retries=stats.retries, failed_calls=stats.failed_calls)
             finally:
                 await exchange.close()
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        except Exception as error:  # noqa: BLE001 - the main loop reports it and stops
+            report.collector_error = f"{type(error).__name__}: {error}"
 
     collector = threading.Thread(target=collect, name="atra-collector", daemon=True)
     collector.start()
@@ -109,6 +114,8 @@ def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event
                 say(f"halted: {report.halted or state.halted}")
                 break
             stop.wait(max(0.0, tick_s - (time.monotonic() - began)))
+        if report.collector_error:
+            say(f"collector stopped: {report.collector_error}")
     finally:
         stop.set()
         collector.join(timeout=30)
