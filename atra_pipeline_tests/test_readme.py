@@ -64,9 +64,12 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
         decided = conn.execute("SELECT count(*), count(*) FILTER (reason_not_taken = 'edge_below_min'), "
                                "count(*) FILTER (taken AND NOT expected_edge_bps > 0) FROM backtest_decisions").fetchall()[0]
         events = conn.execute("SELECT count(*) FROM labels").fetchall()[0][0]
+        walked = conn.execute("SELECT count(*), min(ts) FROM oof_predictions").fetchall()[0]
+        before = conn.execute("SELECT count(*) FROM labels WHERE ts < ?", [walked[1]]).fetchall()[0][0]
     assert scenarios == {"base", "fees_x2", "slippage_x3", "latency_plus_1s", "high_volatility", "low_volatility"}
     assert dsr == 1
-    # every labelled event is a decision; none is taken without a positive expected net edge, and
-    # those turned down for cost are counted in the run's summary
-    assert decided[0] == events and decided[1] > 0 and decided[2] == 0
+    # every labelled event after the tuning window is predicted walk-forward and is a decision;
+    # none is taken without a positive expected net edge, and those turned down for cost are
+    # counted in the run's summary
+    assert decided[0] == walked[0] == events - before and before > 0 and decided[1] > 0 and decided[2] == 0
     assert f"{decided[1]} skipped for cost" in cli._registry_summary_for(tmp_path / "atra.duckdb")

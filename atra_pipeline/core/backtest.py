@@ -206,12 +206,15 @@ def run_backtest(candidates: pd.DataFrame, settings: BacktestSettings = Backtest
     return decisions, t, report
 
 
-def daily_equity(ledger: pd.DataFrame, initial_equity: float, start, end) -> pd.Series:
-    """Realised equity at the end of each UTC day in ``[start, end]`` (days without exits carry on),
-    after ``initial_equity`` at the end of the day before ``start`` (so one day gives one return)."""
-    days = pd.date_range(pd.Timestamp(start).normalize() - pd.Timedelta(days=1), pd.Timestamp(end).normalize(), freq="D")
-    pnl = ledger.groupby(pd.DatetimeIndex(ledger["exit_ts"]).normalize())["net_pnl"].sum()
-    return (initial_equity + pnl.reindex(days, fill_value=0.0).cumsum()).rename("equity")
+def equity_curve(ledger: pd.DataFrame, initial_equity: float, start, end, freq: str = "D") -> pd.Series:
+    """Realised equity at the end of each UTC period (``freq``: ``"D"`` days, ``"h"`` hours) from
+    the period of ``start`` to that of ``end`` (periods without exits carry on), after
+    ``initial_equity`` at the end of the period before ``start`` (so one period gives one return)."""
+    step = pd.Timedelta(1, unit=freq)
+    first, last = pd.Timestamp(start).floor(freq), pd.Timestamp(end).floor(freq)
+    periods = pd.date_range(first - step, last, freq=step)
+    pnl = ledger.groupby(pd.DatetimeIndex(ledger["exit_ts"]).floor(freq))["net_pnl"].sum()
+    return (initial_equity + pnl.reindex(periods, fill_value=0.0).cumsum()).rename("equity")
 
 
 def trade_returns(ledger: pd.DataFrame) -> pd.Series:

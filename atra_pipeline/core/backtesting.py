@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core import metrics
-from atra_pipeline.core.backtest import BacktestSettings, daily_equity, run_backtest, trade_returns
+from atra_pipeline.core.backtest import BacktestSettings, equity_curve, run_backtest, trade_returns
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.model import TrainingSet, training_frame
 from atra_pipeline.core.model_registry import ModelRecord
@@ -106,10 +106,11 @@ def _scenario(frame: pd.DataFrame, marks: pd.DataFrame, settings: BacktestSettin
     _, ledger, report = run_backtest(frame, settings, marks) if len(frame) else (None, pd.DataFrame(), {"trades": 0})
     if ledger.empty:
         return {"trades": 0.0}
-    equity = daily_equity(ledger, settings.initial_equity, *days)
-    returns = equity.pct_change().dropna()
+    freq = metrics.return_frequency((pd.Timestamp(days[1]) - pd.Timestamp(days[0])) / pd.Timedelta(days=1))
+    returns = equity_curve(ledger, settings.initial_equity, *days, freq=freq).pct_change().dropna()
     return {"trades": float(report["trades"]), "total_return": metrics.total_return(returns),
-            "sharpe_ratio": metrics.sharpe_ratio(returns), "max_drawdown": metrics.max_drawdown(returns),
+            "sharpe_ratio": metrics.sharpe_ratio(returns, metrics.PERIODS_PER_YEAR[freq]),
+            "max_drawdown": metrics.max_drawdown(returns),
             "net_pnl": float(ledger["net_pnl"].sum()), "costs": float(ledger[["slippage_cost", "fee_cost",
                                                                               "funding_cost"]].sum().sum())}
 
@@ -141,7 +142,7 @@ def backtest_model(conn: duckdb.DuckDBPyConnection, record: ModelRecord, setting
     days = (frame["ts"].min(), frame["exit_fill_ts"].max() if frame["exit_fill_ts"].notna().any() else frame["t1"].max())
     decisions, ledger, report = run_backtest(frame, settings, marks)
     ledger = _excursions(conn, ledger)
-    equity = daily_equity(ledger, settings.initial_equity, *days)
+    equity = equity_curve(ledger, settings.initial_equity, *days)
     rows = []
     if stress:
         slow = _with_costs(settings, latency_ms=latency + 1000)
@@ -221,18 +222,113 @@ def decision_counts(decisions: pd.DataFrame) -> dict[str, float]:
             "skipped_position_open": float(reasons.get("position_open", 0))}
 
 
-def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_paths: int = 1000) -> tuple[dict, dict]:
-    """The risk report's figures of a backtest (return and trade metrics, PSR/DSR against the
-    study's trial Sharpe ratios, PBO, Monte Carlo of the trade sequence) and the Monte Carlo result."""
-    returns = run.equity.pct_change().dropna()
-    figures = {**metrics.summary(returns), **metrics.trade_summary(run.ledger, run.equity),
-               "deflated_sharpe_ratio": metrics.deflated_sharpe_ratio(returns, trial_sharpes) if len(returns) > 1
-               else float("nan"),
-               "expected_max_sharpe": metrics.expected_max_sharpe(trial_sharpes), "trials": float(len(trial_sharpes)),
-               "pbo": float(pbo), "days": float(len(returns)), **decision_counts(run.decisions)}
+def run_span(run: BacktestRun) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """From the first decision to the last exit (or decision) of a backtest."""
+    times = [run.decisions["decision_ts"].min(), run.decisions["decision_ts"].max()]
+    if len(run.ledger):
+        times.append(run.ledger["exit_ts"].max())
+    return pd.Timestamp(times[0]), pd.Timestamp(max(times))
+
+
+def period_returns(run: BacktestRun) -> tuple[pd.Series, str]:
+    """The realised returns the statistics use and their frequency: hourly below
+    :data:`metrics.HOURLY_BELOW_DAYS` days of decisions, else daily."""
+    start, end = run_span(run)
+    freq = metrics.return_frequency((end - start) / pd.Timedelta(days=1))
+    curve = equity_curve(run.ledger, float(run.equity.iloc[0]), start, end, freq)
+    return curve.pct_change().dropna(), freq
+
+
+def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_trials: int | None = None, confidence: float = 0.95,
+                 n_paths: int = 1000) -> tuple[dict, dict]:
+    """The risk report's figures of a backtest and the Monte Carlo result: return and trade
+    metrics on :func:`period_returns`; PSR; the DSR against the expected maximum Sharpe ratio of
+    the study's ``n_trials`` trials (per-period ``trial_sharpes`` on the same frequency); the
+    Minimum Track Record Length against that bar at ``confidence``, in days, beside the track
+    record's length; PBO; decision counts; Monte Carlo of the trade sequence."""
+    returns, freq = period_returns(run)
+    per_year = metrics.PERIODS_PER_YEAR[freq]
+    per_day = per_year / 365
+    bar = metrics.expected_max_sharpe(trial_sharpes, n_trials)
+    figures = {**metrics.summary(returns, per_year), **metrics.trade_summary(run.ledger, run.equity),
+               "periods_per_year": float(per_year), "return_periods": float(len(returns)),
+               "track_record_days": len(returns) / per_day,
+               "deflated_sharpe_ratio": metrics.deflated_sharpe_ratio(returns, trial_sharpes, n_trials),
+               "expected_max_sharpe": bar,
+               "min_track_record_days": metrics.minimum_track_record_length(returns, bar, confidence) / per_day,
+               "min_track_record_days_vs_zero": metrics.minimum_track_record_length(returns, 0.0, confidence) / per_day,
+               "trials": float(n_trials if n_trials is not None else len(trial_sharpes)),
+               "trials_with_sharpe": float(np.isfinite(np.asarray(trial_sharpes, dtype=float)).sum()),
+               "pbo": float(pbo), "days": float(len(run.equity) - 1), **decision_counts(run.decisions)}
     mc = monte_carlo(trade_returns(run.ledger).to_numpy(), n_paths=n_paths)
     figures.update({k: v for k, v in mc.items() if k != "fan"})
     return figures, mc
+
+
+@dataclass
+class StudyFigures:
+    """The study's trials traded like the candidate: what the DSR and PBO are computed from."""
+
+    returns: pd.DataFrame
+    """Per-period returns (rows) of each complete trial (columns), at the candidate's frequency."""
+    sharpes: list[float]
+    """Each trial's per-period Sharpe ratio."""
+    n_trials: int
+    """Every trial the study ran, pruned and failed included."""
+    pbo: float
+    blocks: int
+    """CSCV blocks (even; 0: too few returns for PBO)."""
+
+
+def trial_returns(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings: BacktestSettings,
+                  freq: str) -> pd.DataFrame:
+    """Each complete trial's out-of-fold scores on the tuning events (``trial_predictions``)
+    traded by ``settings`` on the same books, costs and sizing as the candidate: a column of
+    per-period returns (``freq``) per trial, over the tuning events' span."""
+    trials = conn.execute("SELECT trial, ts, symbol, probability FROM trial_predictions WHERE model_id = ? "
+                          "ORDER BY trial, ts, symbol", [record.model_id]).fetchdf()
+    if trials.empty:
+        return pd.DataFrame()
+    books = candidates(conn, trials[["ts", "symbol"]].drop_duplicates().assign(probability=np.nan),
+                       settings.strategy.costs.latency_ms).drop(columns="probability")
+    if books.empty:
+        return pd.DataFrame()
+    marks = decision_marks(conn, books)
+    start = books["ts"].min()
+    end = max(books["ts"].max(), books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else start)
+    out = {}
+    for trial, scores in trials.groupby("trial"):
+        frame = books.merge(scores[["ts", "symbol", "probability"]], on=["ts", "symbol"], how="inner")
+        _, ledger, _ = run_backtest(frame, settings, marks)
+        curve = equity_curve(ledger, settings.initial_equity, start, end, freq)
+        out[int(trial)] = curve.pct_change().dropna()
+    return pd.DataFrame(out)
+
+
+def study_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> StudyFigures:
+    """The trials' returns on the candidate's basis (:func:`trial_returns` at the frequency of
+    :func:`period_returns`), their Sharpe ratios, the study's trial count and the PBO by CSCV
+    over :func:`metrics.cscv_blocks` blocks of the per-period returns of the trials that traded."""
+    _, freq = period_returns(run)
+    settings = settings_for(record, float(run.equity.iloc[0]))
+    returns = trial_returns(conn, record, settings, freq)
+    sharpes = [metrics.sharpe_ratio(returns[c], periods_per_year=1) for c in returns.columns]
+    traded = returns.loc[:, np.isfinite(sharpes)] if len(sharpes) else returns  # a trial that never traded ranks nothing
+    blocks = metrics.cscv_blocks(len(traded))
+    pbo = metrics.probability_of_backtest_overfitting(metrics.block_sharpe_ratios(traded.to_numpy(), blocks)) \
+        if blocks >= 2 and traded.shape[1] >= 2 else float("nan")
+    n_trials = int(record.metrics.get("trials_total", len(sharpes)))
+    return StudyFigures(returns, sharpes, max(n_trials, len(sharpes)), pbo, blocks)
+
+
+def statistics_basis(figures: dict) -> str:
+    """One sentence saying which returns the statistics are on, for the report's reader."""
+    hourly = figures["periods_per_year"] == metrics.PERIODS_PER_YEAR["h"]
+    basis = (f"hourly returns, annualised with sqrt(365 x 24): fewer than {metrics.HOURLY_BELOW_DAYS} days of data"
+             if hourly else "daily returns, annualised with sqrt(365)")
+    return (f"Statistics on {figures['return_periods']:.0f} {basis}. MinTRL against the DSR's bar: "
+            f"{figures['min_track_record_days']:.1f} days; track record {figures['track_record_days']:.1f} days; "
+            f"{figures['trials']:.0f} trials counted.")
 
 
 def write_risk_metrics(conn: duckdb.DuckDBPyConnection, model_id: str, figures: dict) -> None:

@@ -153,7 +153,7 @@ class CombinatorialPurgedKFold:
 
 def walk_forward_splits(index: pd.DatetimeIndex, train: pd.Timedelta | None, test: pd.Timedelta,
                         step: pd.Timedelta | None, t1: pd.Series, embargo: pd.Timedelta = pd.Timedelta(0),
-                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                        first_test: pd.Timestamp | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Walk-forward splits: train on the past, test on the next window, move on by ``step``.
 
     Test windows ``[s, s + test)`` for ``s = start + train, start + train + step, ...`` (the first
@@ -162,14 +162,16 @@ def walk_forward_splits(index: pd.DatetimeIndex, train: pd.Timedelta | None, tes
     Training events are those in ``[s - train, s)`` (or ``[start, s)``) whose label ends before
     ``s`` (purging: a label still open at ``s`` would see the test window) and that start at least
     ``embargo`` before ``s`` (a gap for features whose look-back reaches into the test window's
-    neighbourhood). ``step`` defaults to ``test`` (back-to-back test windows).
+    neighbourhood). ``step`` defaults to ``test`` (back-to-back test windows); ``first_test`` sets
+    where the first test window starts instead.
     """
     t0, end = _check(index, t1)
     step = test if step is None else pd.Timedelta(step)
     if len(index) == 0:
         return
     first = index[0]
-    s = first + (pd.Timedelta(train) if train is not None else pd.Timedelta(test))
+    s = pd.Timestamp(first_test) if first_test is not None else \
+        first + (pd.Timedelta(train) if train is not None else pd.Timedelta(test))
     while s <= index[-1]:
         s_ns, e_ns = s.value, (s + pd.Timedelta(test)).value
         test_pos = np.flatnonzero((t0 >= s_ns) & (t0 < e_ns))

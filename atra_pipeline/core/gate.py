@@ -24,13 +24,17 @@ class GateRule:
 
 
 GATE_RULES: tuple[GateRule, ...] = (
-    GateRule("auc_above_floor", "Out-of-fold AUC of the meta-label above the floor.", 0.51),
-    GateRule("log_loss_beats_prior", "Weighted out-of-fold log-loss below the class-prior baseline's."),
+    GateRule("auc_significant",
+             "Walk-forward AUC of the meta-label significantly above 0.5: z = (AUC - 0.5) / SE at least the "
+             "threshold, SE by Hanley & McNeil over the events' effective (uniqueness-weighted) count.", 2.0),
+    GateRule("log_loss_beats_prior", "Weighted walk-forward log-loss below the class-prior baseline's."),
     GateRule("pbo_below_threshold",
-             "Probability of backtest overfitting (CSCV over the study's trials x folds) below the threshold.", 0.5),
+             "Probability of backtest overfitting (CSCV over an even number of time blocks of the study's trials, "
+             "each backtested after costs by the strategy) below the threshold.", 0.5),
     GateRule("dsr_above_threshold",
-             "Deflated Sharpe Ratio of the backtest of the out-of-fold predictions (deflated by the Sharpe "
-             "ratios of the study's trials) above the threshold.", 0.9),
+             "Deflated Sharpe Ratio of the walk-forward backtest (deflated by the after-cost Sharpe ratios of the "
+             "study's trials, every trial run counted) at least the threshold, over a track record at least the "
+             "Minimum Track Record Length against the same bar.", 0.95),
     GateRule("features_no_lookahead",
              "The features look-ahead check passed on every partition the candidate was trained on."),
 )
@@ -53,29 +57,56 @@ def _finite(x) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
+def _risk(conn: duckdb.DuckDBPyConnection, model_id: str) -> dict[str, float]:
+    rows = conn.execute("SELECT metric, value FROM risk_metrics WHERE model_id = ?", [model_id]).fetchall()
+    return dict(rows)
+
+
+def _days(x: float) -> str:
+    return "never (Sharpe ratio at or below the bar)" if x == math.inf else f"{x:.1f} days"
+
+
 def evaluate_gate(conn: duckdb.DuckDBPyConnection, record: ModelRecord,
                   thresholds: dict[str, float] | None = None) -> list[GateOutcome]:
-    """Every rule of :data:`GATE_RULES` on ``record``; ``thresholds`` override the defaults."""
+    """Every rule of :data:`GATE_RULES` on ``record``; ``thresholds`` override the defaults. A rule
+    whose figure cannot be computed fails and says what it would need."""
     t = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     m = record.metrics
-    auc, ll, prior, pbo = m.get("auc"), m.get("log_loss"), m.get("prior_log_loss"), m.get("pbo")
     rules = {r.name: r for r in GATE_RULES}
+    auc, se, z, n_eff = (m.get(k) for k in ("auc", "auc_se", "auc_z", "auc_effective_events"))
+    ll, prior = m.get("log_loss"), m.get("prior_log_loss")
     out = [
-        GateOutcome(rules["auc_above_floor"], _finite(auc) and auc > t["auc_above_floor"], auc, t["auc_above_floor"],
-                    f"OOF AUC {auc:.4f} vs floor {t['auc_above_floor']}" if _finite(auc) else "no OOF AUC"),
+        GateOutcome(rules["auc_significant"], _finite(z) and z >= t["auc_significant"], z, t["auc_significant"],
+                    f"walk-forward AUC {auc:.4f} +/- {se:.4f} (z {z:.2f}) over {m.get('events', 0)} events, "
+                    f"{n_eff:.0f} effective" if _finite(z)
+                    else f"no AUC z: {m.get('events', 0)} walk-forward events (both classes needed)"),
         GateOutcome(rules["log_loss_beats_prior"], _finite(ll) and _finite(prior) and ll < prior, ll, prior,
-                    f"OOF log-loss {ll:.5f} vs prior {prior:.5f}" if _finite(ll) and _finite(prior) else "no log-loss"),
-        GateOutcome(rules["pbo_below_threshold"], _finite(pbo) and pbo < t["pbo_below_threshold"], pbo,
-                    t["pbo_below_threshold"],
-                    f"PBO {pbo:.3f} vs {t['pbo_below_threshold']}" if _finite(pbo)
-                    else "PBO undefined: fewer than 2 complete trials"),
+                    f"walk-forward log-loss {ll:.5f} vs prior {prior:.5f} over {m.get('events', 0)} events"
+                    if _finite(ll) and _finite(prior) else "no walk-forward log-loss"),
     ]
-    dsr = conn.execute("SELECT max(value) FILTER (metric = 'deflated_sharpe_ratio'), max(value) FILTER (metric = 'days') "
-                       "FROM risk_metrics WHERE model_id = ?", [record.model_id]).fetchall()[0]
-    out.append(GateOutcome(rules["dsr_above_threshold"], _finite(dsr[0]) and dsr[0] > t["dsr_above_threshold"], dsr[0],
-                           t["dsr_above_threshold"],
-                           f"DSR {dsr[0]:.3f} over {dsr[1]:.0f} days vs {t['dsr_above_threshold']}" if _finite(dsr[0])
-                           else "no Deflated Sharpe Ratio: no risk report, or too few days of returns"))
+    risk = _risk(conn, record.model_id)
+    if not risk:
+        missing = "no risk report for this model: materialise backtest and risk_report first"
+        out += [GateOutcome(rules[name], False, None, t[name], missing)
+                for name in ("pbo_below_threshold", "dsr_above_threshold")]
+    else:
+        pbo, blocks = risk.get("pbo"), risk.get("cscv_blocks", 0.0)
+        per = "hourly" if risk.get("periods_per_year") == 8760 else "daily"
+        trials = f"{risk.get('trials', 0):.0f} trials ({risk.get('trials_with_sharpe', 0):.0f} with a Sharpe ratio)"
+        out.append(GateOutcome(
+            rules["pbo_below_threshold"], _finite(pbo) and pbo < t["pbo_below_threshold"], pbo, t["pbo_below_threshold"],
+            f"PBO {pbo:.3f} over {blocks:.0f} blocks of {per} returns, {trials}" if _finite(pbo)
+            else f"PBO undefined: CSCV needs 2 trials with returns and 4 {per} returns, have {trials}"))
+        dsr, have, need = (risk.get(k) for k in ("deflated_sharpe_ratio", "track_record_days", "min_track_record_days"))
+        long_enough = _finite(need) and _finite(have) and have >= need
+        ok = _finite(dsr) and dsr >= t["dsr_above_threshold"] and long_enough
+        if not _finite(dsr):
+            detail = (f"no Deflated Sharpe Ratio: {risk.get('trades', 0):.0f} walk-forward trades over "
+                      f"{risk.get('return_periods', 0):.0f} {per} returns, {trials}")
+        else:
+            detail = (f"DSR {dsr:.3f} vs {t['dsr_above_threshold']} on {per} returns ({trials}); MinTRL "
+                      f"{_days(need) if _finite(need) else 'unknown'}, have {have:.1f} days")
+        out.append(GateOutcome(rules["dsr_above_threshold"], ok, dsr, t["dsr_above_threshold"], detail))
     out.append(_lookahead_outcome(conn, rules["features_no_lookahead"], record.partitions))
     return out
 

@@ -1,17 +1,18 @@
-"""Meta-label model: Optuna-tuned LightGBM under purged cross-validation, out-of-fold predictions,
-the metrics a quant reads, and the probability of backtest overfitting.
+"""Meta-label model: Optuna-tuned LightGBM under purged cross-validation on the earliest part of
+the data, walk-forward predictions of the rest, and the metrics a quant reads.
 
 Each trial trains one LightGBM per fold, with early stopping on the latest part of the fold's
 training events (never on the test fold), and is scored by the weighted out-of-fold log-loss;
 the median pruner stops a trial whose running score after a fold is worse than the median of
-earlier trials at that fold. Every fold's ``lgb.Dataset`` (binned
-features, labels, weights) is built once and reused by all trials. After the study, the best
-parameters are re-run over the folds for the out-of-fold predictions and the fold metrics, and a
-final model is fitted on every event with the median of the folds' best iteration counts.
+earlier trials at that fold. Every fold's ``lgb.Dataset`` (binned features, labels, weights) is
+built once and reused by all trials. The study only chooses hyperparameters, on the tuning
+window (:mod:`atra_pipeline.core.walk_forward`); the predictions that are judged come from the
+walk-forward after it, where no choice was made.
 
-Choosing among trials by their out-of-fold score still flatters the best one; the gate's
-overfitting statistics (:func:`probability_of_backtest_overfitting`, and the Deflated Sharpe
-Ratio over the trials' Sharpe ratios) account for that selection.
+Choosing among trials still flatters the best one; the risk stage backtests every trial's
+out-of-fold scores by the strategy and deflates the candidate's Sharpe ratio by them, counting
+every trial the study ran (:func:`atra_pipeline.core.metrics.deflated_sharpe_ratio`,
+:func:`atra_pipeline.core.metrics.probability_of_backtest_overfitting`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from itertools import combinations
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import lightgbm as lgb
@@ -31,7 +31,10 @@ from scipy.stats import rankdata
 
 from atra_pipeline.core.cv import CombinatorialPurgedKFold, PurgedKFold, purged_train, walk_forward_splits
 from atra_pipeline.core.features.registry import feature_columns
+from atra_pipeline.core.labels import average_uniqueness
 from atra_pipeline.core.sql import bind, load_sql
+from atra_pipeline.core.threads import lightgbm_threads
+from atra_pipeline.core.walk_forward import plan_walk_forward, walk_forward_predict
 
 CvKind = Literal["purged_kfold", "cpcv", "walk_forward"]
 EPS = 1e-15
@@ -81,8 +84,17 @@ class TrainingSettings:
     max_estimators: int = 400
     reuse_datasets: bool = True
     """Build each fold's lgb.Dataset once for all trials (off: rebuilt every trial, for the benchmark)."""
-    num_threads: int = 1
-    """LightGBM threads; on a busy 2-core machine 2 threads spin-wait (measured ~40x slower on small folds)."""
+    num_threads: int = 0
+    """LightGBM threads; 0: :func:`atra_pipeline.core.threads.lightgbm_threads` (the cores to spare, 1 on 2 cores)."""
+    retrain_every_s: int = 86_400
+    """Walk-forward: seconds between retrainings (default one day; shortened to fit ``min_periods``)."""
+    window: Literal["expanding", "rolling"] = "expanding"
+    """Walk-forward training window: every earlier event, or the last ``rolling_window_s``."""
+    rolling_window_s: int = 7 * 86_400
+    tuning_fraction: float = 0.25
+    """The earliest share of the events' span, where the study chooses the hyperparameters."""
+    min_periods: int = 3
+    """Walk-forward periods at least (a short study retrains more often)."""
 
 
 @dataclass
@@ -109,6 +121,11 @@ class TrainingSet:
                    pd.Series(pd.DatetimeIndex(frame["t1"]).to_numpy(), index=index),
                    frame["ret"].to_numpy(dtype=float), frame["symbol"].to_numpy())
 
+    def subset(self, positions: np.ndarray) -> TrainingSet:
+        """The events at ``positions`` (in time order)."""
+        return TrainingSet(self.X.iloc[positions], self.y[positions], self.weight[positions], self.t1.iloc[positions],
+                           self.ret[positions], self.symbol[positions])
+
 
 @dataclass
 class TrainingResult:
@@ -119,8 +136,10 @@ class TrainingResult:
     metrics: dict
     study_summary: dict
     importance: pd.Series
-    trial_fold_losses: np.ndarray
+    trial_scores: pd.DataFrame
+    """``trial, ts, symbol, probability``: each complete trial's out-of-fold scores on the tuning events."""
     folds: list[tuple[np.ndarray, np.ndarray]]
+    """The study's CV folds and the walk-forward periods, as positions in the whole data (audited for leaks)."""
     timings: dict = field(default_factory=dict)
 
 
@@ -143,6 +162,22 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def auc_standard_error(auc: float, n_pos: float, n_neg: float) -> float:
+    """Standard error of an AUC estimated from ``n_pos`` positives and ``n_neg`` negatives
+    (Hanley & McNeil 1982, eq. 2):
+
+    .. math:: SE^2 = \\frac{A(1-A) + (n_1 - 1)(Q_1 - A^2) + (n_2 - 1)(Q_2 - A^2)}{n_1 n_2},
+              \\quad Q_1 = \\frac{A}{2 - A},\\; Q_2 = \\frac{2A^2}{1 + A}
+
+    At :math:`A = 1/2` it is the Mann-Whitney null variance :math:`(n_1 + n_2 + 1) / (12 n_1 n_2)`.
+    NaN without both classes."""
+    if n_pos <= 0 or n_neg <= 0 or not np.isfinite(auc):
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg)
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def prior_log_loss(y: np.ndarray, weight: np.ndarray, n_classes: int = 2) -> float:
     """Log-loss of always predicting the weighted class shares: the baseline a model must beat."""
     shares = np.array([weight[y == k].sum() for k in range(n_classes)]) / weight.sum()
@@ -150,15 +185,34 @@ def prior_log_loss(y: np.ndarray, weight: np.ndarray, n_classes: int = 2) -> flo
     return log_loss(y, p, weight)
 
 
-def classification_report(y, p, weight, ret, threshold: float) -> dict:
-    """AUC, weighted log-loss against the class-prior baseline, and the trades the model takes:
+def effective_events(t1: pd.Series, symbol: np.ndarray) -> float:
+    """How many independent labels the events are worth: the sum of their average uniqueness
+    (AFML 4.4), per symbol on the grid of the labels' own start and end times. Overlapping
+    labels share their outcome, so an AUC's standard error counts these, not the rows."""
+    total = 0.0
+    for name in np.unique(symbol):
+        spans = t1[symbol == name]
+        grid = pd.DatetimeIndex(np.union1d(spans.index.to_numpy(), spans.to_numpy()))
+        total += float(np.nansum(average_uniqueness(spans, grid).to_numpy()))
+    return total
+
+
+def classification_report(y, p, weight, ret, threshold: float, effective_share: float = 1.0) -> dict:
+    """AUC with its standard error and z against 0.5 (:func:`auc_standard_error` on the
+    ``effective_share`` of the events that are independent, see :func:`effective_events`),
+    weighted log-loss against the class-prior baseline, and the trades the model takes:
     precision (label 1 among them), hit rate (positive return) and mean side-signed return."""
     binary = np.ndim(p) == 1
     score = p if binary else p[:, 2]  # multiclass: P(take-profit)
     take = score > threshold
     y_pos = y == 1 if binary else y == 2
+    auc = roc_auc(y_pos, score)
+    se = auc_standard_error(auc, y_pos.sum() * effective_share, (~y_pos).sum() * effective_share)
     return {
-        "auc": roc_auc(y_pos, score),
+        "auc": auc,
+        "auc_se": se,
+        "auc_effective_events": float(len(y) * effective_share),
+        "auc_z": float((auc - 0.5) / se) if se > 0 else float("nan"),
         "log_loss": log_loss(y, p, weight),
         "prior_log_loss": prior_log_loss(y, weight, 2 if binary else 3),
         "events": int(len(y)),
@@ -168,39 +222,6 @@ def classification_report(y, p, weight, ret, threshold: float) -> dict:
         "mean_ret_taken": float(ret[take].mean()) if take.any() else float("nan"),
         "base_rate": float(y_pos.mean()),
     }
-
-
-def probability_of_backtest_overfitting(performance: np.ndarray) -> float:
-    """PBO by combinatorially symmetric cross-validation (Bailey, Borwein, Lopez de Prado & Zhu 2017).
-
-    ``performance[s, n]``: the score (higher is better) of configuration ``n`` on block ``s``.
-    For every choice of half the blocks as in-sample, pick the configuration best in-sample and
-    take its relative rank :math:`\\omega` among all configurations out of sample; PBO is the share
-    of choices with logit :math:`\\ln(\\omega / (1 - \\omega)) \\le 0`, i.e. where the in-sample
-    winner is at or below the out-of-sample median. NaN with fewer than 2 configurations or blocks.
-    """
-    n_blocks, n_configs = performance.shape
-    if n_configs < 2 or n_blocks < 2:
-        return float("nan")
-    logits = []
-    for in_sample in combinations(range(n_blocks), n_blocks // 2):
-        out = [s for s in range(n_blocks) if s not in in_sample]
-        best = int(np.argmax(performance[list(in_sample)].mean(axis=0)))
-        oos = performance[out].mean(axis=0)
-        omega = rankdata(oos)[best] / (n_configs + 1)
-        logits.append(np.log(omega / (1 - omega)))
-    return float(np.mean(np.asarray(logits) <= 0))
-
-
-def trial_sharpe(data: TrainingSet, scores: np.ndarray, threshold: float) -> float:
-    """Per-day Sharpe ratio (not annualised) of a trial's cost-free strategy: the daily sum of the
-    side-signed returns of the events whose out-of-fold score exceeds ``threshold``, every day of
-    the data counted. The trials' spread of these is what the Deflated Sharpe Ratio deflates by."""
-    days = data.X.index.normalize()
-    taken = np.nan_to_num(scores, nan=0.0) > threshold
-    daily = pd.Series(np.where(taken, data.ret, 0.0), index=days).groupby(level=0).sum()
-    sd = daily.std(ddof=1)
-    return float(daily.mean() / sd) if len(daily) > 1 and sd > 0 else float("nan")
 
 
 # -- cross-validation and the study --------------------------------------------------------------
@@ -240,6 +261,9 @@ class _Fold:
         t0 = data.X.index.as_unit("ns").asi8
         t1 = pd.DatetimeIndex(data.t1.to_numpy()).as_unit("ns").asi8
         self.fit_set = np.intersect1d(purged_train(t0, t1, self.stop_set, embargo_ns), train[:-n_valid])
+        if not len(self.fit_set):
+            raise ValueError(f"a fold of {len(train)} training events keeps none to fit once its early-stopping "
+                             f"set is purged: too few tuning events ({len(data.y)}) for the splits")
         self._sets = self._build() if reuse else None
 
     def _build(self) -> tuple[lgb.Dataset, lgb.Dataset]:
@@ -288,54 +312,84 @@ def _fit_fold(fold: _Fold, sets: tuple[lgb.Dataset, lgb.Dataset], params: dict, 
 
 def study_name(data: TrainingSet, settings: TrainingSettings, label: str) -> str:
     """A name fixed by what the study optimises over, so a re-run resumes the same study."""
+    ignored = ("trials", "reuse_datasets", "num_threads", "retrain_every_s", "window", "rolling_window_s",
+               "min_periods")  # how the study runs, or what happens after it: not what it optimises
     key = {"label": label, "events": len(data.y), "first": str(data.X.index[0]), "last": str(data.X.index[-1]),
-           "features": list(data.X.columns), **{k: v for k, v in asdict(settings).items()
-                                                if k not in ("trials", "reuse_datasets", "num_threads")}}
+           "features": list(data.X.columns), **{k: v for k, v in asdict(settings).items() if k not in ignored}}
     return "atra-" + hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _cv_predict(folds: list[_Fold], n: int, params: dict, n_estimators: int, rounds: int, n_classes: int
+                ) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
+    """Every fold fitted with ``params`` and its test events predicted: the P(label 1) (binary) or
+    P(take-profit) score of each event (NaN where untested), each fold's best iteration and its
+    raw predictions."""
+    scores, best_iters, raw = np.full(n, np.nan), [], []
+    for fold in folds:
+        booster, p, _ = _fit_fold(fold, fold.sets(), params, n_estimators, rounds)
+        scores[fold.test] = p if n_classes == 2 else p[:, 2]
+        best_iters.append(booster.best_iteration or n_estimators)
+        raw.append(p)
+    return scores, best_iters, raw
+
+
 def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSettings(),
-                    storage: str | None = None, label: str = "") -> TrainingResult:
-    """Tune, cross-validate and fit the meta-label model; see the module docstring.
+                    storage: str | None = None, label: str = "", lookback_s: float = 0.0) -> TrainingResult:
+    """Tune on the earliest part of the data, predict the rest walk-forward, fit the final model.
+
+    1. :func:`~atra_pipeline.core.walk_forward.plan_walk_forward` cuts the span: the study tunes
+       on the earliest ``settings.tuning_fraction``; the rest is walked forward in periods of
+       ``settings.retrain_every_s``, embargoed by ``lookback_s`` (the longest feature look-back).
+    2. The Optuna study chooses the hyperparameters on the tuning events under purged CV (see
+       the module docstring); each complete trial's out-of-fold scores are kept
+       (``trial_scores``) so the trials can be backtested like the candidate.
+    3. Every walk-forward period's events are predicted by a model fitted with those fixed
+       hyperparameters on the earlier events only (``oof``: the predictions the backtest, the
+       risk report and the gate read; ``metrics`` are theirs).
+    4. The final model is fitted on every event with the median of the study's best iterations.
 
     ``storage``: an Optuna storage URL (e.g. ``sqlite:///data/optuna.sqlite3``) where the study
     persists; a re-run with a larger ``settings.trials`` resumes it. ``None``: in memory.
     """
+    settings = replace(settings, num_threads=lightgbm_threads(settings.num_threads))
     n_classes = 2 if settings.objective == "binary" else 3
-    folds_pos = make_folds(data, settings)
+    plan = plan_walk_forward(data.X.index, data.t1, pd.Timedelta(seconds=settings.retrain_every_s),
+                             settings.tuning_fraction, pd.Timedelta(seconds=lookback_s), settings.min_periods,
+                             pd.Timedelta(seconds=settings.rolling_window_s) if settings.window == "rolling" else None)
+    tune = data.subset(plan.tuning)
+    folds_pos = make_folds(tune, settings)
     if not folds_pos:
-        raise ValueError("no cross-validation fold: too few events for the configured splits")
+        raise ValueError(f"no cross-validation fold in the {len(tune.y)} tuning events before {plan.first_test}")
     timings = {"trial_datasets_s": 0.0, "lightgbm_train_s": 0.0}
     start = time.perf_counter()
-    embargo_ns = int((data.X.index[-1] - data.X.index[0]).value * settings.embargo)
-    folds = [_Fold(data, tr, te, settings.reuse_datasets, settings.early_stopping_fraction, embargo_ns)
+    embargo_ns = int((tune.X.index[-1] - tune.X.index[0]).value * settings.embargo)
+    folds = [_Fold(tune, tr, te, settings.reuse_datasets, settings.early_stopping_fraction, embargo_ns)
              for tr, te in folds_pos]
     timings["initial_datasets_s"] = time.perf_counter() - start  # once, before the study (with reuse)
+    trial_scores: dict[int, np.ndarray] = {}
 
     def objective(trial: optuna.Trial) -> float:
         params, n_estimators = _params(trial, settings, n_classes)
-        losses, weights, best_iters = [], [], []
-        scores = np.full(len(data.y), np.nan)
+        losses, weights = [], []
+        scores = np.full(len(tune.y), np.nan)
         for k, fold in enumerate(folds):
             t = time.perf_counter()
             sets = fold.sets()
             timings["trial_datasets_s"] += time.perf_counter() - t
-            booster, p, fit_s = _fit_fold(fold, sets, params, n_estimators, settings.early_stopping_rounds)
+            _, p, fit_s = _fit_fold(fold, sets, params, n_estimators, settings.early_stopping_rounds)
             timings["lightgbm_train_s"] += fit_s
-            losses.append(log_loss(data.y[fold.test], p, data.weight[fold.test]))
+            losses.append(log_loss(tune.y[fold.test], p, tune.weight[fold.test]))
             scores[fold.test] = p if n_classes == 2 else p[:, 2]
-            weights.append(data.weight[fold.test].sum())
-            best_iters.append(booster.best_iteration or n_estimators)
+            weights.append(tune.weight[fold.test].sum())
             trial.report(float(np.average(losses, weights=weights)), k)
             if trial.should_prune():
                 raise optuna.TrialPruned()
+        trial_scores[trial.number] = scores
         trial.set_user_attr("fold_losses", losses)
-        trial.set_user_attr("best_iterations", best_iters)
-        trial.set_user_attr("sharpe", trial_sharpe(data, scores, settings.threshold))
         return float(np.average(losses, weights=weights))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=storage, study_name=study_name(data, settings, label) if storage else None,
+    study = optuna.create_study(storage=storage, study_name=study_name(tune, settings, label) if storage else None,
                                 load_if_exists=storage is not None, direction="minimize",
                                 sampler=optuna.samplers.TPESampler(seed=settings.seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
@@ -348,44 +402,58 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
     complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise RuntimeError("no Optuna trial completed")
+    for tr in complete:  # trials of an earlier run of a resumed study: predicted again (deterministic)
+        if tr.number not in trial_scores:
+            params, n_estimators = _params(optuna.trial.FixedTrial(tr.params), settings, n_classes)
+            trial_scores[tr.number] = _cv_predict(folds, len(tune.y), params, n_estimators,
+                                                  settings.early_stopping_rounds, n_classes)[0]
 
     best = study.best_trial
     params, n_estimators = _params(optuna.trial.FixedTrial(best.params), settings, n_classes)
-    oof_rows, fold_rows, best_iters = [], [], []
-    for k, fold in enumerate(folds):
-        booster, p, _ = _fit_fold(fold, fold.sets(), params, n_estimators, settings.early_stopping_rounds)
-        best_iters.append(booster.best_iteration or n_estimators)
-        te = fold.test
-        score = p if n_classes == 2 else p[:, 2]
-        oof_rows.append(pd.DataFrame({"ts": data.X.index[te], "symbol": data.symbol[te], "probability": score,
-                                      "fold": k, "label": data.y[te], "weight": data.weight[te], "ret": data.ret[te]}))
-        fold_rows.append({"fold": k, "train_events": len(fold.train), "test_events": len(te),
-                          "test_start": str(data.X.index[te[0]]), "test_end": str(data.X.index[te[-1]]),
-                          "best_iteration": best_iters[-1],
-                          **classification_report(data.y[te], p, data.weight[te], data.ret[te], settings.threshold)})
-    oof = pd.concat(oof_rows, ignore_index=True)
-    oof_p = oof["probability"].to_numpy()
-    y_oof = oof["label"].to_numpy() if n_classes == 2 else (oof["label"].to_numpy() == 2).astype(int)
-    metrics = classification_report(y_oof, oof_p, oof["weight"].to_numpy(), oof["ret"].to_numpy(), settings.threshold)
-    # every event is predicted out of fold; walk-forward: every event from the first test window on
-    first_tested = min(te.min() for _, te in folds_pos) if settings.cv == "walk_forward" else 0
-    metrics["oof_events_expected"] = int(len(data.y) - first_tested)
-    if n_classes > 2:  # the multiclass log-loss is the study's objective value
-        metrics["log_loss"], metrics["prior_log_loss"] = best.value, prior_log_loss(data.y, data.weight, 3)
+    cv_scores, best_iters, cv_raw = _cv_predict(folds, len(tune.y), params, n_estimators,
+                                                settings.early_stopping_rounds, n_classes)
+    rounds = int(np.median(best_iters))
+    t = time.perf_counter()
+    wf, period_rows = walk_forward_predict(data.X, data.y, data.weight, plan, params, rounds)
+    timings["walk_forward_s"] = time.perf_counter() - t
+    predicted = np.concatenate([test for _, test in plan.periods])
+    score = wf if n_classes == 2 else wf[:, 2]
+    period = np.concatenate([np.full(len(test), k) for k, (_, test) in enumerate(plan.periods)])
+    oof = pd.DataFrame({"ts": data.X.index[predicted], "symbol": data.symbol[predicted],
+                        "probability": score[predicted], "fold": period, "label": data.y[predicted],
+                        "weight": data.weight[predicted], "ret": data.ret[predicted]})
+    y_wf, w_wf, r_wf = data.y[predicted], data.weight[predicted], data.ret[predicted]
+    share = effective_events(data.t1.iloc[predicted], data.symbol[predicted]) / len(predicted)
+    metrics = classification_report(y_wf, wf[predicted], w_wf, r_wf, settings.threshold, share)
+    metrics["oof_events_expected"] = int((data.X.index >= plan.first_test).sum())
+    fold_rows = [{**row, **classification_report(data.y[test], wf[test], data.weight[test], data.ret[test],
+                                                 settings.threshold)}
+                 for row, (_, test) in zip(period_rows, plan.periods)]
+    tested = np.concatenate([fold.test for fold in folds])
+    cv_p = np.concatenate(cv_raw)
+    cv = classification_report(tune.y[tested], cv_p, tune.weight[tested], tune.ret[tested], settings.threshold)
+    metrics.update({f"cv_{k}": cv[k] for k in ("auc", "auc_se", "log_loss", "prior_log_loss", "events")})
+    metrics.update(walk_forward_first_test=str(plan.first_test), walk_forward_period_s=plan.period.total_seconds(),
+                   walk_forward_embargo_s=plan.embargo.total_seconds(), walk_forward_periods=len(plan.periods),
+                   tuning_events=len(tune.y), rounds=rounds, trials_total=len(study.trials),
+                   trials_complete=len(complete))
 
     full = lgb.Dataset(data.X, data.y, weight=data.weight, params={"verbose": -1})
-    booster = lgb.train(params, full, num_boost_round=int(np.median(best_iters)))
-    fold_losses = np.array([tr.user_attrs["fold_losses"] for tr in complete])  # trials x folds
-    metrics["pbo"] = probability_of_backtest_overfitting(-fold_losses.T)
-    metrics["trial_sharpes"] = [float(tr.user_attrs.get("sharpe", float("nan"))) for tr in complete]
-    metrics["trials_complete"] = len(complete)
+    booster = lgb.train(params, full, num_boost_round=rounds)
+    trials = pd.concat([pd.DataFrame({"trial": number, "ts": tune.X.index, "symbol": tune.symbol,
+                                      "probability": scores})
+                        for number, scores in sorted(trial_scores.items())
+                        if number in {tr.number for tr in complete}], ignore_index=True)
     summary = {
         "study_name": study.study_name, "trials_total": len(study.trials), "trials_this_run": remaining,
         "complete": len(complete), "pruned": sum(tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials),
+        "failed": sum(tr.state == optuna.trial.TrialState.FAIL for tr in study.trials),
         "best_trial": best.number, "best_value": best.value, "folds": len(folds), "cv": settings.cv,
+        "tuning_events": len(tune.y), "tuning_until": str(plan.first_test),
     }
+    audited = [(plan.tuning[tr], plan.tuning[te]) for tr, te in folds_pos] + list(plan.periods)
     return TrainingResult(booster, {**best.params}, oof, pd.DataFrame(fold_rows), metrics, summary,
-                          shap_importance(booster, data.X), fold_losses, folds_pos, timings)
+                          shap_importance(booster, data.X), trials.dropna(subset=["probability"]), audited, timings)
 
 
 def shap_importance(booster: lgb.Booster, X: pd.DataFrame, max_rows: int = 20_000) -> pd.Series:

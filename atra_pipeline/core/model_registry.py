@@ -1,4 +1,4 @@
-"""The model registry in DuckDB (``model_registry``, ``oof_predictions``): register a trained
+"""The model registry in DuckDB (``model_registry``, ``oof_predictions``, ``trial_predictions``): register a trained
 candidate with its provenance, load a model back, and record the gate's decision.
 
 Status moves ``candidate`` -> ``approved`` or ``rejected``; approving a model retires the one
@@ -69,8 +69,8 @@ def _json(value) -> str:
 
 def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, settings: TrainingSettings,
                        train_start: str, train_end: str, partitions: list[str], spec: ModelSpec) -> str:
-    """Store ``result`` as a candidate with its whole configuration ``spec`` and its out-of-fold
-    predictions (one transaction); return its id."""
+    """Store ``result`` as a candidate with its whole configuration ``spec``, its walk-forward
+    predictions and its trials' out-of-fold scores (one transaction); return its id."""
     created = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     model_text = result.booster.model_to_string()
     # time of creation, then a random part: two trainings in one second (a re-run) stay distinct
@@ -86,10 +86,12 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
         "model_text": model_text, "status": "candidate", "reason": "", "spec": spec.to_json(),
     }
     oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]  # noqa: F841 (read by name in the SQL below)
+    trials = result.trial_scores.assign(model_id=model_id)  # noqa: F841 (read by name in the SQL below)
     with transaction(conn):
         conn.execute(f"INSERT INTO model_registry ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                      list(row.values()))
         conn.execute("INSERT INTO oof_predictions SELECT * FROM oof")
+        conn.execute("INSERT INTO trial_predictions BY NAME SELECT * FROM trials")
     return model_id
 
 

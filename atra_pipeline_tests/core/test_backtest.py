@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atra_pipeline.core.backtest import BacktestSettings, daily_equity, run_backtest
+from atra_pipeline.core.backtest import BacktestSettings, equity_curve, run_backtest
 from atra_pipeline.core.fills import CostSettings
 from atra_pipeline.core.montecarlo import bootstrap_paths, monte_carlo
 from atra_pipeline.core.report import CHARTS, render_report
@@ -179,9 +179,9 @@ def test_the_engine_agrees_with_a_pure_python_reference(data):
         np.testing.assert_allclose(ours["equity_after"], ref["equity_after"], rtol=1e-9)
 
 
-def test_daily_equity_starts_the_day_before():
+def test_equity_curve_starts_the_day_before():
     _, ledger, _ = run_backtest(candidates(3), BacktestSettings())
-    equity = daily_equity(ledger, 100_000, T0, T0)
+    equity = equity_curve(ledger, 100_000, T0, T0)
     assert list(equity.index) == [T0 - pd.Timedelta(days=1), T0] and equity.iloc[0] == 100_000
     assert equity.iloc[-1] == pytest.approx(100_000 + ledger["net_pnl"].sum())
 
@@ -215,7 +215,7 @@ def test_monte_carlo_bootstrap():
 def test_the_report_renders_with_every_chart(tmp_path):
     _, ledger, _ = run_backtest(candidates(30, spacing_min=60), BacktestSettings())
     ledger["mae"], ledger["mfe"] = -0.001, 0.002
-    equity = daily_equity(ledger, 100_000, T0, T0 + pd.Timedelta(days=1))
+    equity = equity_curve(ledger, 100_000, T0, T0 + pd.Timedelta(days=1))
     mc = monte_carlo((ledger["net_pnl"] / 100_000).to_numpy(), n_paths=50)
     path = render_report(tmp_path / "r.html", "Risk report m1", "| a | b |", equity, ledger, mc,
                          {"stress": pd.DataFrame({"scenario": ["base"], "trades": [30]})},

@@ -13,12 +13,14 @@ import pytest
 
 from atra_pipeline.core.cv import leakage
 from atra_pipeline.core.labelling import LabelSettings
+from atra_pipeline.core.metrics import probability_of_backtest_overfitting
 from atra_pipeline.core.model import (
     TrainingSet,
     TrainingSettings,
+    auc_standard_error,
+    effective_events,
     log_loss,
     prior_log_loss,
-    probability_of_backtest_overfitting,
     roc_auc,
     study_name,
     train_candidate,
@@ -39,6 +41,33 @@ def test_metrics_by_hand():
     assert log_loss(y, p) == pytest.approx(expected)
     w = np.array([1.0, 1.0, 1.0, 3.0])  # weighted class shares 2/6 and 4/6
     assert prior_log_loss(y, w) == pytest.approx(-(2 * math.log(1 / 3) + 4 * math.log(2 / 3)) / 6)
+
+
+def test_auc_standard_error_by_hand_and_against_simulation():
+    # Hanley & McNeil (1982) at A = 0.75, 10 positives and 20 negatives: Q1 = 0.75 / 1.25 = 0.6,
+    # Q2 = 2 * 0.5625 / 1.75 = 0.642857...; SE^2 = (0.1875 + 9 * 0.0375 + 19 * 0.080357...) / 200
+    q2 = 2 * 0.75**2 / 1.75
+    expected = math.sqrt((0.75 * 0.25 + 9 * (0.6 - 0.5625) + 19 * (q2 - 0.5625)) / 200)
+    assert auc_standard_error(0.75, 10, 20) == pytest.approx(expected, rel=1e-12)
+    # at 0.5 it is the Mann-Whitney null variance (n1 + n2 + 1) / (12 n1 n2)
+    for n1, n2 in ((5, 7), (100, 300)):
+        assert auc_standard_error(0.5, n1, n2) ** 2 == pytest.approx((n1 + n2 + 1) / (12 * n1 * n2), rel=1e-12)
+    assert math.isnan(auc_standard_error(0.6, 0, 10))
+    # the AUC of 2000 independent no-skill samples of 80 + 120 events spreads by the standard error
+    rng = np.random.default_rng(11)
+    y = np.r_[np.ones(80), np.zeros(120)]
+    aucs = [roc_auc(y, rng.random(200)) for _ in range(2000)]
+    assert np.std(aucs) == pytest.approx(auc_standard_error(0.5, 80, 120), rel=0.08)
+
+
+def test_effective_events_count_overlapping_labels_once():
+    index = pd.date_range(T0, periods=4, freq="10min")
+    apart = pd.Series(index + pd.Timedelta(minutes=5), index=index)  # no two labels overlap
+    assert effective_events(apart, np.array(["A"] * 4)) == pytest.approx(4)
+    same = pd.Series([index[-1]] * 4, index=index)  # all four alive at the end: they share it
+    assert effective_events(same, np.array(["A"] * 4)) < 4
+    # other symbols' labels do not overlap these
+    assert effective_events(same, np.array(["A", "B", "C", "D"])) == pytest.approx(4)
 
 
 def test_pbo_on_constructed_performance():
@@ -69,17 +98,18 @@ def synthetic_events(n: int = 3000, signal: float = 0.0, hold: int = 30, seed: i
                        np.where(y == 1, 0.001, -0.001), np.array(["BTCUSDT"] * n))
 
 
-def test_noise_labels_stay_at_auc_one_half_under_purged_cv_but_not_under_a_shuffled_kfold():
+def test_noise_labels_stay_at_auc_one_half_walking_forward_but_not_under_a_shuffled_kfold():
     data = synthetic_events(n=5000, hold=10)
-    # sd of the AUC of a no-skill score over n/hold independent labels, half of each class; the
-    # slowly varying predictions correlate neighbouring errors further, so the bound is 4 sd (over
-    # 8 seeds with 4 trials the OOF AUC had mean 0.486 and sd 0.029 against this 0.026)
-    n_eff = len(data.y) / 10
-    noise = math.sqrt((n_eff + 1) / (12 * (n_eff / 2) ** 2))
     result = train_candidate(data, TrainingSettings(trials=4, n_splits=5, embargo=0.01, max_estimators=200))
-    assert abs(result.metrics["auc"] - 0.5) < 4 * noise, (result.metrics, noise)
+    m = result.metrics
+    # the standard error counts the labels' effective number (10-minute labels every minute: about
+    # a tenth of the rows), so noise stays within it
+    assert m["auc_effective_events"] == pytest.approx(m["events"] / 10, rel=0.1)
+    assert abs(m["auc"] - 0.5) < 3 * m["auc_se"] and abs(m["auc_z"]) < 3, m
     assert leakage(data.X.index, data.t1, result.folds) == {"trained_and_tested": 0, "overlapping_labels": 0}
     # the same model under a shuffled 5-fold: neighbours share label windows and feature values
+    n_eff = len(data.y) / 10
+    noise = math.sqrt((n_eff + 1) / (12 * (n_eff / 2) ** 2))
     rng = np.random.default_rng(0)
     folds = np.array_split(rng.permutation(len(data.y)), 5)
     oof = np.empty(len(data.y))
@@ -95,20 +125,45 @@ def test_a_planted_signal_is_found_and_ranked_first():
     data = synthetic_events(signal=0.5, seed=2)
     result = train_candidate(data, TrainingSettings(trials=4, max_estimators=200))
     assert result.metrics["auc"] > 0.6 and result.metrics["log_loss"] < result.metrics["prior_log_loss"]
+    assert result.metrics["auc_z"] > 2
     assert result.importance.index[0] == "planted"
-    assert len(result.oof) == len(data.y) and set(result.oof["fold"]) == set(range(5))
+    # every event from the first walk-forward period on is predicted once, by one of the periods
+    first = pd.Timestamp(result.metrics["walk_forward_first_test"])
+    assert len(result.oof) == (data.X.index >= first).sum() == result.metrics["oof_events_expected"]
+    assert result.oof["ts"].is_unique and set(result.oof["fold"]) == set(range(result.metrics["walk_forward_periods"]))
+    # the study tuned only before the walk-forward: its trials scored no later event
+    assert result.trial_scores["ts"].max() < first and result.trial_scores["trial"].nunique() == 4
+
+
+def test_walk_forward_predictions_do_not_change_when_the_future_does():
+    """A period's predictions depend on earlier labels only: rewriting every label from the
+    second period on leaves the first period's predictions exactly as they were."""
+    data = synthetic_events(n=2000, signal=0.5, seed=7)
+    settings = TrainingSettings(trials=2, max_estimators=60)
+    before = train_candidate(data, settings, lookback_s=300)
+    second = pd.Timestamp(before.fold_metrics.loc[1, "test_start"])
+    changed = data.subset(np.arange(len(data.y)))
+    changed.y = np.where(changed.X.index >= second, 1 - changed.y, changed.y)
+    after = train_candidate(changed, settings, lookback_s=300)
+    np.testing.assert_array_equal(before.oof[before.oof["fold"] == 0]["probability"],
+                                  after.oof[after.oof["fold"] == 0]["probability"])
+    assert not np.array_equal(before.oof["probability"], after.oof["probability"])  # the later periods did change
+    # each period trained on labels ended before it and on events a look-back before it
+    for train, test in before.folds[-before.metrics["walk_forward_periods"]:]:
+        start = data.X.index[test[0]]
+        assert data.t1.iloc[train].max() < start and data.X.index[train].max() < start - pd.Timedelta(seconds=300)
 
 
 @pytest.mark.parametrize("cv, splits", [("cpcv", 6), ("walk_forward", 4)])
-def test_other_cv_kinds(cv, splits):
-    data = synthetic_events(n=1200, signal=0.5, seed=3)
+def test_other_cv_kinds_choose_the_hyperparameters(cv, splits):
+    data = synthetic_events(n=2400, signal=0.5, seed=3)
     settings = TrainingSettings(trials=2, cv=cv, n_splits=splits, n_test_splits=2, max_estimators=100)
     result = train_candidate(data, settings)
     assert leakage(data.X.index, data.t1, result.folds) == {"trained_and_tested": 0, "overlapping_labels": 0}
-    if cv == "cpcv":  # every event in C(5, 1) = 5 test sets
-        assert result.oof.groupby("ts").size().eq(5).all() and len(result.folds) == 15
-    else:  # nothing before the first test window is predicted; the rest exactly once
-        assert result.oof["ts"].is_unique and result.oof["ts"].min() > data.X.index[0]
+    study_folds = len(result.folds) - result.metrics["walk_forward_periods"]
+    # C(6, 2) CPCV splits, or the walk-forward windows (the last may hold the last events alone)
+    assert study_folds == 15 if cv == "cpcv" else study_folds in (splits, splits + 1)
+    assert result.oof["ts"].is_unique and result.metrics["auc"] > 0.6
 
 
 def test_a_stored_study_resumes_with_more_trials(tmp_path):
@@ -119,6 +174,10 @@ def test_a_stored_study_resumes_with_more_trials(tmp_path):
     assert first.study_summary["study_name"] == again.study_summary["study_name"]
     assert (first.study_summary["trials_this_run"], again.study_summary["trials_this_run"]) == (2, 3)
     assert again.study_summary["trials_total"] == 5
+    # the trials of the first run are scored again (deterministically): all five can be backtested
+    assert again.trial_scores["trial"].nunique() == 5
+    np.testing.assert_allclose(first.trial_scores.query("trial == 0")["probability"],
+                               again.trial_scores.query("trial == 0")["probability"])
     other = study_name(data, TrainingSettings(n_splits=4), "label")
     assert other != study_name(data, TrainingSettings(), "label")  # a different setup, a different study
 
@@ -136,7 +195,11 @@ def test_registry_round_trip_and_decisions(conn):
     trained = train_candidate(data, settings)
     second_id = register_candidate(conn, trained, settings, "2024-08-01", "2024-08-01", ["2024-08-01|BTCUSDT"], spec)
     np.testing.assert_array_equal(load_model(conn, second_id).booster().predict(data.X), trained.booster.predict(data.X))
-    assert conn.execute("SELECT count(*) FROM oof_predictions WHERE model_id = ?", [second_id]).fetchall()[0][0] == 800
+    stored = conn.execute("SELECT count(*) FROM oof_predictions WHERE model_id = ?", [second_id]).fetchall()[0][0]
+    assert stored == len(trained.oof) == trained.metrics["oof_events_expected"]
+    trials = conn.execute("SELECT count(DISTINCT trial), count(*) FROM trial_predictions WHERE model_id = ?",
+                          [second_id]).fetchall()[0]
+    assert trials == (2, len(trained.trial_scores))
 
     assert decide(conn, first_id, True, "ok") == first_id
     assert decide(conn, second_id, False, "auc too low") == first_id  # rejected: the first stays live

@@ -88,14 +88,14 @@ def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_s
     checks = check_results(good)
     assert checks["model_candidate.registry_round_trip"] and checks["model_candidate.folds_leak_nothing"]
     assert checks["oof_predictions.every_event_predicted_out_of_fold"]
-    assert all(checks[f"approved_model.{name}"] for name in ("auc_above_floor", "log_loss_beats_prior",
+    assert all(checks[f"approved_model.{name}"] for name in ("auc_significant", "log_loss_beats_prior",
                                                             "features_no_lookahead")), checks
     candidate = meta(good, "model_candidate")
-    assert candidate["events"] == 2 * 2 * 720 and candidate["oof_auc"] > 0.6
+    assert candidate["events"] == 2 * 2 * 720 and candidate["walk_forward_auc"] > 0.6
     with duckdb.connect(str(db), read_only=True) as conn:  # registered with the settings its inputs were built with
         assert load_model(conn, latest(conn)).require_spec() == ModelSpec(SYMBOLS, step_s=120)
     assert "pressure_imbalance_5" in candidate["top_features_shap"].splitlines()[2]  # ranked first
-    assert "test_start" in candidate["folds"].splitlines()[0] and candidate["study"]["trials_total"] == 3
+    assert "test_start" in candidate["walk_forward_periods"].splitlines()[0] and candidate["study"]["trials_total"] == 3
 
     gate = meta(good, "approved_model")
     first = registry(db).iloc[-1]
@@ -110,7 +110,7 @@ def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_s
     assert noise.success  # a rejection is a decision, not a failed run
     gate = meta(noise, "approved_model")
     assert gate["decision"] == "rejected"
-    assert "auc_above_floor: FAILED" in gate["reasons"] or "log_loss_beats_prior: FAILED" in gate["reasons"]
+    assert "auc_significant: FAILED" in gate["reasons"] or "log_loss_beats_prior: FAILED" in gate["reasons"]
     rows = registry(db)
     assert rows.iloc[-1]["status"] == "rejected" and rows.iloc[-1]["reason"] == gate["reasons"]
     assert list(rows["status"]).count("approved") == (1 if first["status"] == "approved" else 0)

@@ -212,6 +212,11 @@ def max_lookback_s() -> int:
     return max(f.lookback_s for f in FEATURES if f.derived_from is None)
 
 
+def longest_lookback_s(step_s: int) -> int:
+    """The furthest back any feature reads at decision step ``step_s`` (derived ones included)."""
+    return max(f.lookback(step_s) for f in FEATURES)
+
+
 def derived_span_s(step_s: int) -> int:
     """How far before the day the decision grid must start for the derived families."""
     return max((f.lag_steps * step_s + f.lookback_s for f in FEATURES if f.derived_from), default=0)

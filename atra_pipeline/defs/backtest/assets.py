@@ -5,7 +5,8 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.backtesting import (
-    backtest_model, ledger_audit, read_run, risk_figures, settings_for, write_risk_metrics, write_run,
+    backtest_model, ledger_audit, read_run, risk_figures, settings_for, statistics_basis, study_figures,
+    write_risk_metrics, write_run,
 )
 from atra_pipeline.core.model_registry import load_model
 from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
@@ -75,10 +76,12 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
         model_id = registered_model(conn, NO_MODEL)
         record = load_model(conn, model_id)
         run = read_run(conn, model_id)
-        figures, mc = risk_figures(run, record.metrics.get("trial_sharpes", []), record.metrics.get("pbo", float("nan")))
+        study = study_figures(conn, record, run)
+        figures, mc = risk_figures(run, study.sharpes, study.pbo, study.n_trials)
+        figures["cscv_blocks"] = float(study.blocks)
         write_risk_metrics(conn, model_id, figures)
     table = pd.DataFrame({"metric": list(figures), "value": [f"{v:.6g}" for v in figures.values()]})
-    summary = markdown_table(table, max_rows=len(table))
+    summary = f"{statistics_basis(figures)}\n\n{markdown_table(table, max_rows=len(table))}"
     path = report_path(duckdb.database, model_id)
     render_report(path, f"Risk report {model_id}", summary, run.equity, run.ledger, mc,
                   {"stress scenarios": run.stress}, pd.Series(record.metrics.get("shap_top", {}), dtype=float))
@@ -88,7 +91,10 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
         metadata={"model_id": model_id, "report_path": dg.MetadataValue.path(str(path)),
                   "summary": dg.MetadataValue.md(summary),
                   "deflated_sharpe_ratio": figures["deflated_sharpe_ratio"], "sharpe_ratio": figures["sharpe_ratio"],
-                  "max_drawdown": figures["max_drawdown"], "days": int(figures["days"])},
+                  "max_drawdown": figures["max_drawdown"], "days": int(figures["days"]),
+                  "statistics_basis": statistics_basis(figures),
+                  "min_track_record_days": figures["min_track_record_days"],
+                  "track_record_days": figures["track_record_days"], "pbo": figures["pbo"]},
         check_results=[dg.AssetCheckResult(check_name="report_complete", passed=complete,
                                            metadata={"charts": len(CHARTS), "path": str(path)})],
     )

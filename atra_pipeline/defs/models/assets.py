@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 
 from atra_pipeline.core.cv import leakage
+from atra_pipeline.core.features.registry import longest_lookback_s
 from atra_pipeline.core.fills import CostSettings
 from atra_pipeline.core.gate import GATE_RULES, evaluate_gate, gate_table
 from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
@@ -63,6 +64,12 @@ class ModelCandidateConfig(dg.Config):
     threshold: float = DEFAULTS.threshold
     seed: int = DEFAULTS.seed
     max_estimators: int = DEFAULTS.max_estimators
+    retrain_every_s: int = DEFAULTS.retrain_every_s
+    """Walk-forward: seconds between retrainings (default one day; a short study retrains more often)."""
+    window: Literal["expanding", "rolling"] = DEFAULTS.window
+    rolling_window_s: int = DEFAULTS.rolling_window_s
+    tuning_fraction: float = DEFAULTS.tuning_fraction
+    """The earliest share of the data, where the study chooses the hyperparameters."""
     strategy: StrategyConfig = StrategyConfig()
 
     def settings(self) -> TrainingSettings:
@@ -80,14 +87,15 @@ class ModelCandidateConfig(dg.Config):
         dg.AssetCheckSpec("registry_round_trip", asset="model_candidate", blocking=True,
                           description="The model loaded back from the registry predicts exactly as trained."),
         dg.AssetCheckSpec("folds_leak_nothing", asset="model_candidate", blocking=True,
-                          description="No fold trains on an event it tests, or on one whose label overlaps a "
-                                      "test block's span (purging audit)."),
+                          description="No fold of the study and no walk-forward period trains on an event it "
+                                      "tests, or on one whose label overlaps a test block's span (purging audit)."),
     ],
 )
 def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateConfig,
                     duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """An Optuna-tuned LightGBM meta-label model under purged CV (tables model_registry and, for its
-    out-of-fold predictions, oof_predictions)."""
+    """A LightGBM meta-label model: hyperparameters chosen by an Optuna study under purged CV on the
+    earliest data, the rest predicted walk-forward (tables model_registry, oof_predictions for the
+    walk-forward predictions, trial_predictions for the trials' out-of-fold scores)."""
     settings = config.settings()
     storage = f"sqlite:///{Path(duckdb.database).parent / 'optuna.sqlite3'}"
     with duckdb.get_connection() as conn:
@@ -104,7 +112,11 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         target = "label" if settings.objective == "binary" else "outcome"
         data = TrainingSet.from_frame(frame, model_features(), target)
         context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
-        result = train_candidate(data, settings, storage=storage, label=target)
+        try:
+            result = train_candidate(data, settings, storage=storage, label=target,
+                                     lookback_s=longest_lookback_s(spec.step_s))
+        except ValueError as exc:
+            raise dg.Failure(f"model_candidate: {exc}") from exc
         model_id = register_candidate(conn, result, settings, start, end, partitions, spec)
         record = load_model(conn, model_id)
     reloaded = record.booster().predict(data.X.iloc[:2000])
@@ -112,19 +124,24 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
     audit = leakage(data.X.index, data.t1, result.folds)
     m = result.metrics
     top = result.importance.head(15).rename("mean |SHAP|").reset_index().rename(columns={"index": "feature"})
-    folds = result.fold_metrics[["fold", "train_events", "test_events", "test_start", "test_end", "best_iteration",
-                                 "auc", "log_loss", "prior_log_loss", "precision", "hit_rate"]].round(4)
+    periods = result.fold_metrics[["period", "train_events", "test_events", "test_start", "test_end", "auc",
+                                   "log_loss", "prior_log_loss", "precision", "hit_rate"]].round(4)
     return dg.MaterializeResult(metadata={
         "model_id": model_id,
         "train_range": f"{start} .. {end}",
         "events": len(data.y),
         "partitions": len(partitions),
-        "oof_auc": float(m["auc"]), "oof_log_loss": float(m["log_loss"]), "prior_log_loss": float(m["prior_log_loss"]),
+        "walk_forward": f"tuned on {m['tuning_events']} events before {m['walk_forward_first_test']}, then retrained "
+                        f"every {m['walk_forward_period_s'] / 3600:g} h ({settings.window} window, embargo "
+                        f"{m['walk_forward_embargo_s']:g} s) over {m['walk_forward_periods']} periods",
+        "walk_forward_auc": float(m["auc"]), "walk_forward_auc_z": float(m["auc_z"]),
+        "walk_forward_log_loss": float(m["log_loss"]), "prior_log_loss": float(m["prior_log_loss"]),
+        "tuning_cv_auc": float(m["cv_auc"]),
         "precision_at_threshold": float(m["precision"]), "hit_rate_taken": float(m["hit_rate"]),
-        "trades_taken": int(m["trades_taken"]), "pbo": float(m["pbo"]),
+        "trades_taken": int(m["trades_taken"]),
         "study": dg.MetadataValue.json({k: (v.item() if hasattr(v, "item") else v) for k, v in result.study_summary.items()}),
         "best_params": dg.MetadataValue.json(result.best_params),
-        "folds": dg.MetadataValue.md(markdown_table(folds, max_rows=50)),
+        "walk_forward_periods": dg.MetadataValue.md(markdown_table(periods, max_rows=50)),
         "top_features_shap": dg.MetadataValue.md(markdown_table(top, max_rows=15)),
         "timings_s": dg.MetadataValue.json({k: round(float(v), 3) for k, v in result.timings.items()}),
     }, check_results=[
@@ -141,12 +158,13 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
     pool=DUCKDB_POOL,
     check_specs=[dg.AssetCheckSpec(
         "every_event_predicted_out_of_fold", asset="oof_predictions", blocking=True,
-        description="Every event of the newest model (outside a walk-forward's first training window) has an "
-                    "out-of-fold probability in [0, 1]; the backtest reads only these.")],
+        description="Every event of the newest model after its tuning window has a walk-forward probability in "
+                    "[0, 1] from a model trained on earlier labels only; the backtest reads only these.")],
 )
 def oof_predictions(duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """The newest model's out-of-fold probabilities (table ``oof_predictions``), written with the
-    candidate by the same training and checked here before the backtest reads them."""
+    """The newest model's walk-forward probabilities (table ``oof_predictions``; ``fold`` is the
+    walk-forward period), written with the candidate by the same training and checked here before
+    the backtest reads them."""
     with duckdb.get_connection() as conn:
         record = load_model(conn, registered_model(
             conn, "oof_predictions: no model in the registry; materialise model_candidate first"))

@@ -1,0 +1,10 @@
+-- Issue 14: the study's trials are backtested like the candidate. Each complete trial's
+-- out-of-fold scores on the tuning events (before the walk-forward); oof_predictions now holds
+-- the walk-forward predictions (fold = walk-forward period).
+CREATE TABLE IF NOT EXISTS trial_predictions (
+    model_id    VARCHAR   NOT NULL,
+    trial       INTEGER   NOT NULL,
+    ts          TIMESTAMP NOT NULL,
+    symbol      VARCHAR   NOT NULL,
+    probability DOUBLE    NOT NULL
+);
