@@ -49,10 +49,9 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     for stage in stages or MAIN_STAGES:
         selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name in MAIN_STAGES[stage])
         partitioned = graph.get(selection[0]).partitions_def is not None
-        base = run_config if partitioned or not run_config or "resources" not in run_config else {
-            k: v for k, v in run_config.items() if k != "resources"}  # the raw source configures partitioned stages only
-        config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(base or {}),
-                  **(stage_config or {}).get(stage, {})}
+        config = deep_merge({"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                            _stage_part(run_config or {}, {k.to_python_identifier() for k in selection}, partitioned),
+                            (stage_config or {}).get(stage, {}))
         for date, symbol in ((d, s) for d in dates for s in symbols) if partitioned else [("", "")]:
             key = partition_key(date, symbol) if partitioned else None
             result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,
@@ -71,6 +70,39 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
                 "warnings": [_check_name(c) for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN],
             })
     return summaries
+
+
+def deep_merge(*configs: dict) -> dict:
+    """The run configs merged key by key, later ones winning."""
+    out: dict = {}
+    for config in configs:
+        for key, value in config.items():
+            out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _stage_part(run_config: dict, ops: set[str], partitioned: bool) -> dict:
+    """What of a whole-job run config applies to one stage's run: the config of its own assets'
+    ops, and the resources for the partitioned stages (the raw source configures those only)."""
+    part = {k: v for k, v in run_config.items() if k not in ("ops", "resources")}
+    if run_config.get("ops"):
+        part["ops"] = {name: v for name, v in run_config["ops"].items() if name in ops}
+    if partitioned and run_config.get("resources"):
+        part["resources"] = run_config["resources"]
+    return part
+
+
+def load_run_config(path: str) -> dict:
+    """A run-config YAML (the launchpad's format); a clear error for a file that is not one."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SystemExit(f"atra: --config {path}: {error}") from None
+    if config is not None and not isinstance(config, dict):
+        raise SystemExit(f"atra: --config {path}: a run config is a mapping (ops:, resources:), got {type(config).__name__}")
+    return config or {}
 
 
 def parse_duration(text: str) -> float:
@@ -258,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--start", help="first date of a range (backfill in this process)")
     run.add_argument("--end", help="last date of the range, inclusive")
     run.add_argument("--symbols", default=",".join(configured_symbols()), help="comma-separated")
-    run.add_argument("--trials", type=int, default=10, help="Optuna trials of the model candidate (default 10)")
+    run.add_argument("--trials", type=int, help="Optuna trials of the model candidate (default 10, or the config's)")
+    run.add_argument("--config", help="run-config YAML applied to every run (e.g. resources.raw_source.config.seed, "
+                                      "signal_strength; ops.model_candidate.config)")
     train = sub.add_parser("train", help="train a model candidate on the stored labels and gate it")
     train.add_argument("--trials", type=int, default=50, help="Optuna trials in the study (resumes a stored one)")
+    train.add_argument("--config", help="run-config YAML (e.g. ops.model_candidate.config)")
     train.add_argument("--start", default="", help="first event date (default: the first stored label)")
     train.add_argument("--end", default="", help="last event date, inclusive (default: the last stored label)")
     train.add_argument("--cv", default="purged_kfold", choices=["purged_kfold", "cpcv", "walk_forward"])
@@ -309,12 +344,16 @@ def main(argv: list[str] | None = None) -> int:
         return _trade(args)
     if args.command == "backtest":
         return _backtest(args)
-    model_config = {"trials": args.trials}
+    run_config = load_run_config(args.config) if args.config else {}
+    configured = run_config.get("ops", {}).get("model_candidate", {}).get("config", {})
+    model_config = {"trials": args.trials if args.trials is not None else configured.get("trials", 10)}
     if args.command == "train":
         model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)
-        summaries = run_partitions([], [], stage_config={"research": _model_run_config(model_config)}, stages=("research",))
+        summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
+                                   stages=("research",))
     else:
-        summaries = run_partitions(_dates(args), parse_symbols(args.symbols), stage_config={"research": _model_run_config(model_config)})
+        summaries = run_partitions(_dates(args), parse_symbols(args.symbols), run_config,
+                                   stage_config={"research": _model_run_config(model_config)})
     print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")

@@ -99,6 +99,8 @@ class RawSourceResource(dg.ConfigurableResource):
 
     kind: Literal["synthetic", "file", "ccxt"] = "synthetic"
     seed: int = 7
+    signal_strength: float = 1.0
+    """Synthetic: the designed order-flow signal times this (0: a market without it)."""
     interval_ms: int = 1000
     file_format: Literal["atra", "tardis", "binance"] = "atra"
     book_path: str = ""

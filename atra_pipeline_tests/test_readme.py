@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from atra_pipeline.core.gate import GATE_RULES
 from atra_pipeline.core.quality import SQL_CHECKS
 from atra_pipeline.docs import README, render
 
@@ -49,8 +50,8 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
     assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [5] * 3 + [5] * 3
     models = summaries[-1]
-    # 2 candidate checks, 1 OOF, 1 backtest, 1 report, 5 gate rules; only the gate may say no
-    assert models["checks_passed"] + len(models["warnings"]) == 10
+    # 2 candidate checks, 1 OOF, 1 backtest, 1 report, 7 gate rules; only the gate may say no
+    assert models["checks_passed"] + len(models["warnings"]) == 5 + len(GATE_RULES)
     assert all(w.startswith("approved_model.") for w in models["warnings"])
     assert "latest model m" in cli._registry_summary_for(tmp_path / "atra.duckdb")
     reports = list((tmp_path / "reports").glob("m*.html"))

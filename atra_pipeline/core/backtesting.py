@@ -280,6 +280,31 @@ class StudyFigures:
     """CSCV blocks (even; 0: too few returns for PBO)."""
 
 
+def strategy_returns(conn: duckdb.DuckDBPyConnection, predictions: dict, settings: BacktestSettings, freq: str,
+                     span: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Each named set of predictions (``ts, symbol, probability``) traded by ``settings`` on the
+    same books: a column of per-period returns (``freq``) per name over ``span`` (default: the
+    events' own), and each name's trade count. The books are read once for all sets."""
+    events = pd.concat([p[["ts", "symbol"]] for p in predictions.values()]).drop_duplicates() if predictions else None
+    if events is None or events.empty:
+        return pd.DataFrame(), {}
+    books = candidates(conn, events.assign(probability=np.nan), settings.strategy.costs.latency_ms)
+    books = books.drop(columns="probability")
+    if books.empty:
+        return pd.DataFrame(), {}
+    marks = decision_marks(conn, books)
+    if span is None:
+        last = books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else books["ts"].max()
+        span = (books["ts"].min(), max(books["ts"].max(), last))
+    out, trades = {}, {}
+    for name, p in predictions.items():
+        frame = books.merge(p[["ts", "symbol", "probability"]], on=["ts", "symbol"], how="inner")
+        _, ledger, _ = run_backtest(frame, settings, marks)
+        out[name] = equity_curve(ledger, settings.initial_equity, *span, freq).pct_change().dropna()
+        trades[name] = len(ledger)
+    return pd.DataFrame(out), trades
+
+
 def trial_returns(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings: BacktestSettings,
                   freq: str) -> pd.DataFrame:
     """Each complete trial's out-of-fold scores on the tuning events (``trial_predictions``)
@@ -287,22 +312,35 @@ def trial_returns(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings
     per-period returns (``freq``) per trial, over the tuning events' span."""
     trials = conn.execute("SELECT trial, ts, symbol, probability FROM trial_predictions WHERE model_id = ? "
                           "ORDER BY trial, ts, symbol", [record.model_id]).fetchdf()
-    if trials.empty:
-        return pd.DataFrame()
-    books = candidates(conn, trials[["ts", "symbol"]].drop_duplicates().assign(probability=np.nan),
-                       settings.strategy.costs.latency_ms).drop(columns="probability")
-    if books.empty:
-        return pd.DataFrame()
-    marks = decision_marks(conn, books)
-    start = books["ts"].min()
-    end = max(books["ts"].max(), books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else start)
-    out = {}
-    for trial, scores in trials.groupby("trial"):
-        frame = books.merge(scores[["ts", "symbol", "probability"]], on=["ts", "symbol"], how="inner")
-        _, ledger, _ = run_backtest(frame, settings, marks)
-        curve = equity_curve(ledger, settings.initial_equity, start, end, freq)
-        out[int(trial)] = curve.pct_change().dropna()
-    return pd.DataFrame(out)
+    return strategy_returns(conn, {int(k): g for k, g in trials.groupby("trial")}, settings, freq)[0]
+
+
+def comparison_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> dict[str, float]:
+    """What the candidate's walk-forward net Sharpe ratio is compared with, on the same events,
+    books, strategy, span and return frequency: each placebo study's walk-forward predictions
+    (:mod:`atra_pipeline.core.placebo`) and the take-every-primary-event baseline (probability 1
+    at every event: the primary model alone). A comparator that never trades earns 0: its Sharpe
+    ratio is 0."""
+    _, freq = period_returns(run)
+    per_year = metrics.PERIODS_PER_YEAR[freq]
+    settings = settings_for(record, float(run.equity.iloc[0]))
+    keys = list(record.metrics.get("placebo_keys", []))
+    sets = {f"placebo_{k}": g for k, (_, g) in enumerate(conn.execute(
+        "SELECT cache_key, ts, symbol, probability FROM placebo_predictions WHERE list_contains(?, cache_key) "
+        "ORDER BY cache_key, ts, symbol", [keys]).fetchdf().groupby("cache_key"))}
+    sets["baseline"] = oof_predictions(conn, record.model_id).assign(probability=1.0)
+    returns, trades = strategy_returns(conn, sets, settings, freq, run_span(run))
+
+    def sharpe(name: str) -> float:
+        value = metrics.sharpe_ratio(returns[name], per_year) if name in returns else float("nan")
+        return value if np.isfinite(value) else 0.0
+
+    placebos = sorted(name for name in sets if name.startswith("placebo_"))
+    out = {f"{name}_sharpe": sharpe(name) for name in placebos}
+    out.update(placebos=float(len(placebos)), placebos_expected=float(len(keys)),
+               placebo_sharpe_max=max((out[f"{n}_sharpe"] for n in placebos), default=float("nan")),
+               baseline_sharpe=sharpe("baseline"), baseline_trades=float(trades.get("baseline", 0)))
+    return out
 
 
 def study_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> StudyFigures:

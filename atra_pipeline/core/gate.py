@@ -35,6 +35,12 @@ GATE_RULES: tuple[GateRule, ...] = (
              "Deflated Sharpe Ratio of the walk-forward backtest (deflated by the after-cost Sharpe ratios of the "
              "study's trials, every trial run counted) at least the threshold, over a track record at least the "
              "Minimum Track Record Length against the same bar.", 0.95),
+    GateRule("beats_placebos",
+             "Walk-forward net Sharpe ratio above every placebo study's (meta-labels permuted within blocks, "
+             "trained and backtested the same way; a placebo that never trades counts 0)."),
+    GateRule("beats_take_every_event",
+             "Walk-forward net Sharpe ratio above the baseline that takes every primary event (the primary "
+             "model alone, same strategy and costs)."),
     GateRule("features_no_lookahead",
              "The features look-ahead check passed on every partition the candidate was trained on."),
 )
@@ -107,8 +113,31 @@ def evaluate_gate(conn: duckdb.DuckDBPyConnection, record: ModelRecord,
             detail = (f"DSR {dsr:.3f} vs {t['dsr_above_threshold']} on {per} returns ({trials}); MinTRL "
                       f"{_days(need) if _finite(need) else 'unknown'}, have {have:.1f} days")
         out.append(GateOutcome(rules["dsr_above_threshold"], ok, dsr, t["dsr_above_threshold"], detail))
+    out += _comparison_outcomes(rules, record, risk)
     out.append(_lookahead_outcome(conn, rules["features_no_lookahead"], record.partitions))
     return out
+
+
+def _comparison_outcomes(rules: dict[str, GateRule], record: ModelRecord, risk: dict[str, float]) -> list[GateOutcome]:
+    sharpe = risk.get("sharpe_ratio")
+    have = f"net Sharpe {sharpe:.2f}" if _finite(sharpe) else "no net Sharpe ratio (no trade, or too few returns)"
+    placebo_error = record.metrics.get("placebo_error", "")
+    best, n, expected = risk.get("placebo_sharpe_max"), risk.get("placebos", 0.0), risk.get("placebos_expected", 0.0)
+    if placebo_error:
+        placebos = GateOutcome(rules["beats_placebos"], False, None, None, f"no placebo study: {placebo_error}")
+    elif not risk or not n or n < expected:
+        placebos = GateOutcome(rules["beats_placebos"], False, None, None,
+                               f"{n:.0f} of {expected:.0f} placebo studies backtested: run model_candidate and the "
+                               "risk report again")
+    else:
+        placebos = GateOutcome(rules["beats_placebos"], _finite(sharpe) and sharpe > best, sharpe, best,
+                               f"{have} vs the best of {n:.0f} placebos {best:.2f}")
+    baseline = risk.get("baseline_sharpe")
+    every = GateOutcome(rules["beats_take_every_event"], _finite(sharpe) and _finite(baseline) and sharpe > baseline,
+                        sharpe, baseline,
+                        f"{have} vs take-every-event {baseline:.2f} ({risk.get('baseline_trades', 0):.0f} trades)"
+                        if _finite(baseline) else "no baseline: no risk report")
+    return [placebos, every]
 
 
 def _lookahead_outcome(conn: duckdb.DuckDBPyConnection, rule: GateRule, partitions: list[str]) -> GateOutcome:

@@ -95,6 +95,10 @@ class TrainingSettings:
     """The earliest share of the events' span, where the study chooses the hyperparameters."""
     min_periods: int = 3
     """Walk-forward periods at least (a short study retrains more often)."""
+    placebos: int = 5
+    """Placebo studies (:mod:`atra_pipeline.core.placebo`) the gate compares the candidate with."""
+    placebo_block_s: int = 3600
+    """Placebo labels are permuted within blocks of this many seconds of each symbol."""
 
 
 @dataclass
@@ -313,7 +317,7 @@ def _fit_fold(fold: _Fold, sets: tuple[lgb.Dataset, lgb.Dataset], params: dict, 
 def study_name(data: TrainingSet, settings: TrainingSettings, label: str) -> str:
     """A name fixed by what the study optimises over, so a re-run resumes the same study."""
     ignored = ("trials", "reuse_datasets", "num_threads", "retrain_every_s", "window", "rolling_window_s",
-               "min_periods")  # how the study runs, or what happens after it: not what it optimises
+               "min_periods", "placebos", "placebo_block_s")  # how the study runs, or what happens after it: not what it optimises
     key = {"label": label, "events": len(data.y), "first": str(data.X.index[0]), "last": str(data.X.index[-1]),
            "features": list(data.X.columns), **{k: v for k, v in asdict(settings).items() if k not in ignored}}
     return "atra-" + hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]

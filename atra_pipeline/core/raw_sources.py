@@ -3,7 +3,8 @@
 Sources
 -------
 ``synthetic`` (default)
-    :func:`atra_pipeline.core.synthetic.generate_market_day`, deterministic per (seed, symbol, date).
+    :func:`atra_pipeline.core.synthetic.generate_market_day`, deterministic per (seed, symbol, date);
+    ``signal_strength`` scales its designed order-flow signal (0: none).
 ``file``
     History a user already holds, in one of the formats of ``file_format``: ``atra`` (our schema,
     CSV or Parquet), ``tardis`` (Tardis.dev CSV) or ``binance`` (a raw Binance websocket capture,
@@ -22,7 +23,8 @@ REST snapshot gets its book state from the previous day's file.
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -44,6 +46,9 @@ class SourceSpec:
 
     kind: Literal["synthetic", "file", "ccxt"] = "synthetic"
     seed: int = 7
+    signal_strength: float = 1.0
+    """Synthetic: the designed order-flow signal times this (0: none, a market to test the gate's
+    false approvals on; 1: the default ``SymbolSpec.signal_snr``)."""
     interval_ms: int = 1000
     file_format: Literal["atra", "tardis", "binance"] = "atra"
     book_path: str = ""
@@ -55,6 +60,8 @@ class SourceSpec:
     def __post_init__(self):
         if self.interval_ms <= 0 or DAY_MS % self.interval_ms:
             raise ValueError(f"interval_ms={self.interval_ms} must divide a day of {DAY_MS} ms")
+        if not (math.isfinite(self.signal_strength) and self.signal_strength >= 0):
+            raise ValueError(f"signal_strength={self.signal_strength}: a finite multiple of the designed signal, >= 0")
         if self.kind == "file" and not self.book_path:
             raise ValueError("source kind 'file' needs book_path")
 
@@ -85,11 +92,13 @@ def resolve_paths(template: str, window: PartitionWindow) -> list[Path]:
 
 
 @lru_cache(maxsize=4)
-def _synthetic_day(symbol: str, date: str, seed: int, interval_ms: int):
+def _synthetic_day(symbol: str, date: str, seed: int, interval_ms: int, signal_strength: float = 1.0):
     # Both raw assets of a partition come from one generated market; in one process it is made once.
-    from atra_pipeline.core.synthetic import generate_market_day
+    from atra_pipeline.core.synthetic import generate_market_day, symbol_spec
 
-    return generate_market_day(symbol, date, seed=seed, interval_ms=interval_ms)
+    spec = symbol_spec(symbol)
+    spec = replace(spec, signal_snr=spec.signal_snr * signal_strength)
+    return generate_market_day(symbol, date, seed=seed, interval_ms=interval_ms, spec=spec)
 
 
 @lru_cache(maxsize=4)
@@ -123,9 +132,11 @@ def _stage(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
                      f"WHERE {PARTITION_FILTER} ORDER BY ts", window.params)
         return "stage_collected", {"source": "ccxt collector", "table": source}
     if spec.kind == "synthetic":
-        frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms)
+        frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms,
+                                spec.signal_strength)
         rows = frames[0] if book else frames[1]
-        return rows, {"source": "synthetic", "seed": spec.seed, "interval_ms": spec.interval_ms}
+        return rows, {"source": "synthetic", "seed": spec.seed, "signal_strength": spec.signal_strength,
+                      "interval_ms": spec.interval_ms}
     template = spec.book_path if book or spec.file_format == "binance" else spec.trades_path
     if not template:
         raise ValueError(f"source '{spec.file_format}' needs trades_path for raw_trades")

@@ -63,7 +63,8 @@ def store(db, signal: float, seed: int, lookahead_ok: bool = True, labels: Label
 
 def train(db, trials: int = 3) -> dg.ExecuteInProcessResult:
     return dg.materialize([*models.assets, *backtest.assets], resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False,
-                          run_config={"ops": {"model_candidate": {"config": {"trials": trials, "max_estimators": 80}}}})
+                          run_config={"ops": {"model_candidate": {"config": {"trials": trials, "max_estimators": 80,
+                                                                             "placebos": 2}}}})
 
 
 def meta(result, asset: str) -> dict:
@@ -101,9 +102,12 @@ def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_s
     first = registry(db).iloc[-1]
     if gate["decision"] == "approved":
         assert first["status"] == "approved" and gate["live_model"] == first["model_id"]
-    else:  # only the overfitting statistics may reject it: these tables hold no book to backtest on
-        failed = {name for name in ("pbo_below_threshold", "dsr_above_threshold") if not checks[f"approved_model.{name}"]}
+    else:  # only the rules on backtests may reject it: these tables hold no book to trade on
+        on_backtests = ("pbo_below_threshold", "dsr_above_threshold", "beats_placebos", "beats_take_every_event")
+        failed = {name for name in on_backtests if not checks[f"approved_model.{name}"]}
         assert failed and all(f"{name}: FAILED" in gate["reasons"] for name in failed)
+        gate_failures = {name for name, ok in checks.items() if name.startswith("approved_model.") and not ok}
+        assert gate_failures == {f"approved_model.{name}" for name in failed}
 
     store(db, signal=0.0, seed=2)
     noise = train(db)

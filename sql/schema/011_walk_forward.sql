@@ -8,3 +8,13 @@ CREATE TABLE IF NOT EXISTS trial_predictions (
     symbol      VARCHAR   NOT NULL,
     probability DOUBLE    NOT NULL
 );
+
+-- The placebo studies' walk-forward predictions (labels permuted by block, trained like the
+-- candidate), cached by a key of the data, the settings and the placebo's number: a re-run on
+-- the same data and configuration trains none again. The registry lists a model's keys.
+CREATE TABLE IF NOT EXISTS placebo_predictions (
+    cache_key   VARCHAR   NOT NULL,
+    ts          TIMESTAMP NOT NULL,
+    symbol      VARCHAR   NOT NULL,
+    probability DOUBLE    NOT NULL
+);

@@ -1,12 +1,13 @@
-"""Backtest stage: the newest model's out-of-fold predictions traded with book costs, and its risk report."""
+"""Backtest stage: the newest model's walk-forward predictions traded with book costs, and its risk report
+(with its trials, placebo studies and the take-every-event baseline traded the same way)."""
 
 
 import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.backtesting import (
-    backtest_model, ledger_audit, read_run, risk_figures, settings_for, statistics_basis, study_figures,
-    write_risk_metrics, write_run,
+    backtest_model, comparison_figures, ledger_audit, read_run, risk_figures, settings_for, statistics_basis,
+    study_figures, write_risk_metrics, write_run,
 )
 from atra_pipeline.core.model_registry import load_model
 from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
@@ -78,7 +79,7 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
         run = read_run(conn, model_id)
         study = study_figures(conn, record, run)
         figures, mc = risk_figures(run, study.sharpes, study.pbo, study.n_trials)
-        figures["cscv_blocks"] = float(study.blocks)
+        figures.update(cscv_blocks=float(study.blocks), **comparison_figures(conn, record, run))
         write_risk_metrics(conn, model_id, figures)
     table = pd.DataFrame({"metric": list(figures), "value": [f"{v:.6g}" for v in figures.values()]})
     summary = f"{statistics_basis(figures)}\n\n{markdown_table(table, max_rows=len(table))}"

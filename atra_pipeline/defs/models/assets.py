@@ -13,6 +13,7 @@ from atra_pipeline.core.gate import GATE_RULES, evaluate_gate, gate_table
 from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
 from atra_pipeline.core.model_registry import decide, latest, load_model, oof_audit, register_candidate
 from atra_pipeline.core.model_spec import SpecError, spec_for_partitions
+from atra_pipeline.core.placebo import ensure_placebos
 from atra_pipeline.core.sizing import SizingSettings
 from atra_pipeline.core.strategy import StrategySettings
 from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
@@ -70,6 +71,9 @@ class ModelCandidateConfig(dg.Config):
     rolling_window_s: int = DEFAULTS.rolling_window_s
     tuning_fraction: float = DEFAULTS.tuning_fraction
     """The earliest share of the data, where the study chooses the hyperparameters."""
+    placebos: int = DEFAULTS.placebos
+    """Placebo studies (labels permuted by block, trained the same way) the gate compares with."""
+    placebo_block_s: int = DEFAULTS.placebo_block_s
     strategy: StrategyConfig = StrategyConfig()
 
     def settings(self) -> TrainingSettings:
@@ -112,11 +116,15 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         target = "label" if settings.objective == "binary" else "outcome"
         data = TrainingSet.from_frame(frame, model_features(), target)
         context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
+        lookback_s = longest_lookback_s(spec.step_s)
         try:
-            result = train_candidate(data, settings, storage=storage, label=target,
-                                     lookback_s=longest_lookback_s(spec.step_s))
+            result = train_candidate(data, settings, storage=storage, label=target, lookback_s=lookback_s)
         except ValueError as exc:
             raise dg.Failure(f"model_candidate: {exc}") from exc
+        keys, trained, placebo_error = ensure_placebos(conn, data, settings, lookback_s)
+        result.metrics.update(placebo_keys=keys, placebo_error=placebo_error)
+        context.log.info(f"placebos: {len(keys)} ({trained} trained now, the others cached)"
+                         + (f"; none: {placebo_error}" if placebo_error else ""))
         model_id = register_candidate(conn, result, settings, start, end, partitions, spec)
         record = load_model(conn, model_id)
     reloaded = record.booster().predict(data.X.iloc[:2000])
@@ -139,6 +147,7 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         "tuning_cv_auc": float(m["cv_auc"]),
         "precision_at_threshold": float(m["precision"]), "hit_rate_taken": float(m["hit_rate"]),
         "trades_taken": int(m["trades_taken"]),
+        "placebos": f"{len(keys)} ({trained} trained now)" if keys else f"none: {placebo_error}",
         "study": dg.MetadataValue.json({k: (v.item() if hasattr(v, "item") else v) for k, v in result.study_summary.items()}),
         "best_params": dg.MetadataValue.json(result.best_params),
         "walk_forward_periods": dg.MetadataValue.md(markdown_table(periods, max_rows=50)),
