@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.raw_sources import SourceSpec, resolve_paths, stage_partition
+from atra_pipeline.core.raw_sources import SourceSpec, _synthetic_day, resolve_paths, stage_partition
+from atra_pipeline.core.synthetic import generate_market_day, symbol_spec
 from atra_pipeline_tests.conftest import make_book, make_trades
 
 
@@ -42,3 +45,16 @@ def test_path_template_placeholders_and_missing_files(tmp_path, window):
     assert found == [tmp_path / "btcusdt_20240808.gz"]
     with pytest.raises(DataError, match="no file matches"):
         resolve_paths(str(tmp_path / "{symbol}_{date}.csv"), window)
+
+
+def test_signal_strength_scales_the_designed_signal_and_nothing_else():
+    off, _ = _synthetic_day("SOLUSDT", "2024-08-08", 7, 60_000, 0.0)
+    without, _ = generate_market_day("SOLUSDT", "2024-08-08", seed=7, interval_ms=60_000,
+                                     spec=replace(symbol_spec("SOLUSDT"), signal_snr=0.0))
+    pd.testing.assert_frame_equal(off, without)  # strength 0 is the market without the signal
+    on, _ = _synthetic_day("SOLUSDT", "2024-08-08", 7, 60_000, 1.0)
+    default, _ = generate_market_day("SOLUSDT", "2024-08-08", seed=7, interval_ms=60_000)
+    pd.testing.assert_frame_equal(on, default)  # strength 1 is today's market
+    assert not off["bid_px_0"].equals(on["bid_px_0"])  # the drift moves the prices, the noise is the same
+    with pytest.raises(ValueError, match="signal_strength=-1"):
+        SourceSpec(signal_strength=-1)

@@ -1,0 +1,41 @@
+"""`atra run --config FILE`: a run-config YAML reaches every run, each stage getting its own part."""
+
+from __future__ import annotations
+
+import pytest
+
+from atra_pipeline import cli
+
+CONFIG = """
+resources:
+  raw_source:
+    config: {seed: 11, signal_strength: 0.0}
+ops:
+  model_candidate:
+    config: {trials: 4, placebos: 2}
+  backtest:
+    config: {initial_equity: 50000}
+"""
+
+
+def test_each_stage_gets_its_own_ops_and_the_partitioned_ones_the_raw_source(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(CONFIG)
+    config = cli.load_run_config(str(path))
+    raw = cli._stage_part(config, {"raw_l2_snapshots", "raw_trades"}, partitioned=True)
+    assert raw == {"ops": {}, "resources": {"raw_source": {"config": {"seed": 11, "signal_strength": 0.0}}}}
+    research = cli._stage_part(config, {"model_candidate", "oof_predictions", "backtest"}, partitioned=False)
+    assert research == {"ops": {"model_candidate": {"config": {"trials": 4, "placebos": 2}},
+                                "backtest": {"config": {"initial_equity": 50000}}}}
+    # the command line's --trials wins over the file, the rest of the file's config stays
+    merged = cli.deep_merge(research, {"ops": {"model_candidate": {"config": {"trials": 9}}}})
+    assert merged["ops"]["model_candidate"]["config"] == {"trials": 9, "placebos": 2}
+
+
+def test_a_file_that_is_not_a_run_config_is_refused_with_its_name(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(SystemExit, match="bad.yaml: a run config is a mapping"):
+        cli.load_run_config(str(path))
+    with pytest.raises(SystemExit, match="missing.yaml"):
+        cli.load_run_config(str(tmp_path / "missing.yaml"))
