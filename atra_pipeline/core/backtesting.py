@@ -315,6 +315,24 @@ def trial_returns(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings
     return strategy_returns(conn, {int(k): g for k, g in trials.groupby("trial")}, settings, freq)[0]
 
 
+def cpcv_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> dict[str, float]:
+    """With a CPCV study: each complete backtest path of the best trial traded by the strategy at
+    the candidate's return frequency, and the 5/50/95% quantiles of their annualised Sharpe
+    ratios (the distribution a single backtest path hides). Empty without CPCV paths."""
+    paths = conn.execute("SELECT path, ts, symbol, probability FROM cpcv_path_predictions WHERE model_id = ? "
+                         "ORDER BY path, ts, symbol", [record.model_id]).fetchdf()
+    if paths.empty:
+        return {}
+    _, freq = period_returns(run)
+    settings = settings_for(record, float(run.equity.iloc[0]))
+    returns, _ = strategy_returns(conn, {int(k): g for k, g in paths.groupby("path")}, settings, freq)
+    sharpes = np.array([metrics.sharpe_ratio(returns[c], metrics.PERIODS_PER_YEAR[freq]) for c in returns.columns])
+    finite = sharpes[np.isfinite(sharpes)]
+    q = np.quantile(finite, [0.05, 0.5, 0.95]) if len(finite) else np.full(3, np.nan)
+    return {"cpcv_paths": float(len(sharpes)), "cpcv_paths_with_sharpe": float(len(finite)),
+            "cpcv_sharpe_p05": float(q[0]), "cpcv_sharpe_p50": float(q[1]), "cpcv_sharpe_p95": float(q[2])}
+
+
 def comparison_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> dict[str, float]:
     """What the candidate's walk-forward net Sharpe ratio is compared with, on the same events,
     books, strategy, span and return frequency: each placebo study's walk-forward predictions

@@ -142,6 +142,8 @@ class TrainingResult:
     importance: pd.Series
     trial_scores: pd.DataFrame
     """``trial, ts, symbol, probability``: each complete trial's out-of-fold scores on the tuning events."""
+    cpcv_paths: pd.DataFrame
+    """``path, ts, symbol, probability``: with CPCV, the best trial's complete backtest paths (AFML 12.4)."""
     folds: list[tuple[np.ndarray, np.ndarray]]
     """The study's CV folds and the walk-forward periods, as positions in the whole data (audited for leaks)."""
     timings: dict = field(default_factory=dict)
@@ -456,8 +458,29 @@ def train_candidate(data: TrainingSet, settings: TrainingSettings = TrainingSett
         "tuning_events": len(tune.y), "tuning_until": str(plan.first_test),
     }
     audited = [(plan.tuning[tr], plan.tuning[te]) for tr, te in folds_pos] + list(plan.periods)
+    paths = cpcv_paths(tune, settings, folds_pos, cv_raw, n_classes) if settings.cv == "cpcv" else \
+        pd.DataFrame(columns=["path", "ts", "symbol", "probability"])
     return TrainingResult(booster, {**best.params}, oof, pd.DataFrame(fold_rows), metrics, summary,
-                          shap_importance(booster, data.X), trials.dropna(subset=["probability"]), audited, timings)
+                          shap_importance(booster, data.X), trials.dropna(subset=["probability"]), paths, audited,
+                          timings)
+
+
+def cpcv_paths(data: TrainingSet, settings: TrainingSettings, folds: list[tuple[np.ndarray, np.ndarray]],
+               raw: list[np.ndarray], n_classes: int) -> pd.DataFrame:
+    """The complete backtest paths of a CPCV study (AFML 12.4): path ``p`` predicts each group of
+    events by the ``p``-th split that tests it (:meth:`CombinatorialPurgedKFold.paths`), so each
+    path covers every event once, out of sample."""
+    splitter = CombinatorialPurgedKFold(settings.n_splits, settings.n_test_splits, data.t1, settings.embargo)
+    groups = splitter.groups(len(data.y))
+    rows = []
+    for p, splits in enumerate(splitter.paths()):
+        scores = np.empty(len(data.y))
+        for group, split in zip(groups, splits):
+            test, predicted = folds[split][1], raw[split]
+            at = np.searchsorted(test, group)  # a split's test positions are ascending
+            scores[group] = predicted[at] if n_classes == 2 else predicted[at, 2]
+        rows.append(pd.DataFrame({"path": p, "ts": data.X.index, "symbol": data.symbol, "probability": scores}))
+    return pd.concat(rows, ignore_index=True)
 
 
 def shap_importance(booster: lgb.Booster, X: pd.DataFrame, max_rows: int = 20_000) -> pd.Series:

@@ -92,6 +92,9 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
                      list(row.values()))
         conn.execute("INSERT INTO oof_predictions SELECT * FROM oof")
         conn.execute("INSERT INTO trial_predictions BY NAME SELECT * FROM trials")
+        if len(result.cpcv_paths):
+            paths = result.cpcv_paths.assign(model_id=model_id)  # noqa: F841 (read by name in the SQL below)
+            conn.execute("INSERT INTO cpcv_path_predictions BY NAME SELECT * FROM paths")
     return model_id
 
 

@@ -164,6 +164,15 @@ def test_other_cv_kinds_choose_the_hyperparameters(cv, splits):
     # C(6, 2) CPCV splits, or the walk-forward windows (the last may hold the last events alone)
     assert study_folds == 15 if cv == "cpcv" else study_folds in (splits, splits + 1)
     assert result.oof["ts"].is_unique and result.metrics["auc"] > 0.6
+    if cv == "cpcv":  # C(5, 1) = 5 complete paths, each predicting every tuning event once
+        paths = result.cpcv_paths
+        assert paths["path"].nunique() == 5 and paths.groupby("path").size().eq(result.metrics["tuning_events"]).all()
+        assert paths["probability"].between(0, 1).all()
+        # the 5 paths of an event take the 5 different splits that test it: 5 different models
+        distinct = paths.groupby("ts")["probability"].nunique()
+        assert (distinct == 5).mean() > 0.95
+    else:
+        assert result.cpcv_paths.empty
 
 
 def test_a_stored_study_resumes_with_more_trials(tmp_path):

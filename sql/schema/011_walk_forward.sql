@@ -18,3 +18,13 @@ CREATE TABLE IF NOT EXISTS placebo_predictions (
     symbol      VARCHAR   NOT NULL,
     probability DOUBLE    NOT NULL
 );
+
+-- With CPCV, the best trial's complete backtest paths on the tuning events (AFML 12.4): the risk
+-- stage trades each path and reports the quantiles of the strategy's Sharpe ratio over them.
+CREATE TABLE IF NOT EXISTS cpcv_path_predictions (
+    model_id    VARCHAR   NOT NULL,
+    path        INTEGER   NOT NULL,
+    ts          TIMESTAMP NOT NULL,
+    symbol      VARCHAR   NOT NULL,
+    probability DOUBLE    NOT NULL
+);
