@@ -42,6 +42,8 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     from atra_pipeline.definitions import MAIN_STAGES, defs
     from atra_pipeline.partitions import partition_key
 
+    if unknown := [s for s in stages or () if s not in MAIN_STAGES]:
+        raise SystemExit(f"atra: unknown stage {unknown}: the stages are {', '.join(MAIN_STAGES)}")
     job = defs.resolve_job_def("main")
     graph = defs.resolve_asset_graph()
     instance = _instance()
@@ -162,11 +164,17 @@ def _reset(args) -> int:
 
 
 def _replay(args) -> int:
+    from atra_pipeline.core.model_registry import latest
     from atra_pipeline.core.replay import replay
     from atra_pipeline.partitions import parse_symbols
     from atra_pipeline.resources import default_duckdb
 
     with default_duckdb().get_connection() as conn:
+        if args.model == "approved":
+            args.model = latest(conn, "approved")
+            if args.model is None:
+                print("atra replay: no approved model in the registry (the gate approved none)", file=sys.stderr)
+                return 1
         result = replay(conn, args.model, args.date, parse_symbols(args.symbols) or None, args.start, args.end,
                         args.equity)
     trades = result.trades
@@ -289,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--date", default=DEFAULT_DATE, help=f"UTC date (default {DEFAULT_DATE})")
     run.add_argument("--start", help="first date of a range (backfill in this process)")
     run.add_argument("--end", help="last date of the range, inclusive")
+    run.add_argument("--stages", default="", help="comma-separated stages to run (raw, features, labels, research; "
+                                                  "default all)")
     run.add_argument("--symbols", default=",".join(configured_symbols()), help="comma-separated")
     run.add_argument("--trials", type=int, help="Optuna trials of the model candidate (default 10, or the config's)")
     run.add_argument("--config", help="run-config YAML applied to every run (e.g. resources.raw_source.config.seed, "
@@ -316,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     trade.add_argument("--max-daily-loss", type=float, default=RiskLimits().max_daily_loss,
                        help="the kill switch's daily loss, marked to market (quote currency)")
     rep = sub.add_parser("replay", help="run the live path over a stored day with the paper broker (broker 'replay')")
-    rep.add_argument("--model", required=True, help="model id (its registered settings are used)")
+    rep.add_argument("--model", required=True, help="model id (its registered settings are used), or 'approved': "
+                                                   "the live model")
     rep.add_argument("--date", required=True, help="UTC date, YYYY-MM-DD")
     rep.add_argument("--symbols", default="", help="comma-separated (default: the model's universe)")
     rep.add_argument("--start", default=None, help="first decision time of the day, HH:MM (default 00:00)")
@@ -352,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
                                    stages=("research",))
     else:
+        stages = tuple(x.strip() for x in args.stages.split(",") if x.strip()) or None
         summaries = run_partitions(_dates(args), parse_symbols(args.symbols), run_config,
-                                   stage_config={"research": _model_run_config(model_config)})
+                                   stage_config={"research": _model_run_config(model_config)}, stages=stages)
     print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")

@@ -66,9 +66,15 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
                                "count(*) FILTER (taken AND NOT expected_edge_bps > 0) FROM backtest_decisions").fetchall()[0]
         events = conn.execute("SELECT count(*) FROM labels").fetchall()[0][0]
         walked = conn.execute("SELECT count(*), min(ts) FROM oof_predictions").fetchall()[0]
+        risk = dict(conn.execute("SELECT metric, value FROM risk_metrics").fetchall())
         before = conn.execute("SELECT count(*) FROM labels WHERE ts < ?", [walked[1]]).fetchall()[0][0]
     assert scenarios == {"base", "fees_x2", "slippage_x3", "latency_plus_1s", "high_volatility", "low_volatility"}
     assert dsr == 1
+    # one day: hourly statistics; every trial counted; 5 placebos and the take-every-event baseline
+    # traded on the same books (the baseline trades, the cost-aware candidate does not)
+    assert risk["periods_per_year"] == 365 * 24 and risk["trials"] == 10
+    assert risk["placebos"] == risk["placebos_expected"] == 5 and risk["baseline_trades"] > 0
+    assert risk["trades"] < risk["baseline_trades"]
     # every labelled event after the tuning window is predicted walk-forward and is a decision;
     # none is taken without a positive expected net edge, and those turned down for cost are
     # counted in the run's summary

@@ -20,6 +20,7 @@ Reference: Lopez de Prado, *Advances in Financial Machine Learning* (2018), ch. 
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -61,7 +62,9 @@ def plan_walk_forward(index: pd.DatetimeIndex, t1: pd.Series, retrain_every: pd.
     if len(index) < 2:
         raise ValueError(f"{len(index)} events: too few to walk forward")
     span = index[-1] - index[0]
-    period = min(pd.Timedelta(retrain_every), span * (1 - tuning_fraction) / min_periods)
+    remaining, period = span * (1 - tuning_fraction), pd.Timedelta(retrain_every)
+    if math.ceil(remaining / period) < min_periods:  # a last, shorter period counts: 2.9999 days make 3 days
+        period = remaining / min_periods
     # whole seconds, so periods line up with the clock
     period = max(pd.Timedelta(seconds=1), pd.Timedelta(seconds=int(period.total_seconds())))
     first_test = (index[0] + span * tuning_fraction).ceil(period)

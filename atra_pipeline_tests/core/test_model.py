@@ -163,7 +163,7 @@ def test_other_cv_kinds_choose_the_hyperparameters(cv, splits):
     study_folds = len(result.folds) - result.metrics["walk_forward_periods"]
     # C(6, 2) CPCV splits, or the walk-forward windows (the last may hold the last events alone)
     assert study_folds == 15 if cv == "cpcv" else study_folds in (splits, splits + 1)
-    assert result.oof["ts"].is_unique and result.metrics["auc"] > 0.6
+    assert result.oof["ts"].is_unique and result.metrics["auc"] > 0.6  # the planted signal, found walking forward
     if cv == "cpcv":  # C(5, 1) = 5 complete paths, each predicting every tuning event once
         paths = result.cpcv_paths
         assert paths["path"].nunique() == 5 and paths.groupby("path").size().eq(result.metrics["tuning_events"]).all()
