@@ -39,7 +39,8 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
 
     importlib.reload(definitions)  # resources read ATRA_DUCKDB_PATH when the definitions load
     try:
-        summaries = cli.run_partitions([cli.DEFAULT_DATE], list(DEFAULT_SYMBOLS))
+        summaries = cli.run_partitions([cli.DEFAULT_DATE], list(DEFAULT_SYMBOLS),  # with atra run's 10 trials
+                                       stage_config={"research": cli._model_run_config({"trials": 10})})
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)
