@@ -48,7 +48,7 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     graph = defs.resolve_asset_graph()
     instance = _instance()
     summaries = []
-    for stage in stages or MAIN_STAGES:
+    for stage in [s for s in MAIN_STAGES if stages is None or s in stages]:  # in the graph's order
         selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name in MAIN_STAGES[stage])
         partitioned = graph.get(selection[0]).partitions_def is not None
         config = deep_merge({"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -105,6 +105,18 @@ def load_run_config(path: str) -> dict:
     if config is not None and not isinstance(config, dict):
         raise SystemExit(f"atra: --config {path}: a run config is a mapping (ops:, resources:), got {type(config).__name__}")
     return config or {}
+
+
+def candidate_config(args, run_config: dict) -> dict:
+    """The ``model_candidate`` config the command line sets: its options win over the run
+    config's, which keeps the rest (``atra run``: 10 trials, ``atra train``: 50, unless set)."""
+    configured = run_config.get("ops", {}).get("model_candidate", {}).get("config", {})
+    default_trials = 50 if args.command == "train" else 10
+    out = {"trials": args.trials if args.trials is not None else configured.get("trials", default_trials)}
+    if args.command == "train":
+        given = {"start_date": args.start, "end_date": args.end, "cv": args.cv, "n_splits": args.n_splits}
+        out.update({k: v for k, v in given.items() if v is not None})
+    return out
 
 
 def parse_duration(text: str) -> float:
@@ -304,12 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", help="run-config YAML applied to every run (e.g. resources.raw_source.config.seed, "
                                       "signal_strength; ops.model_candidate.config)")
     train = sub.add_parser("train", help="train a model candidate on the stored labels and gate it")
-    train.add_argument("--trials", type=int, default=50, help="Optuna trials in the study (resumes a stored one)")
+    train.add_argument("--trials", type=int, help="Optuna trials in the study (resumes a stored one; default 50, "
+                                                  "or the config's)")
     train.add_argument("--config", help="run-config YAML (e.g. ops.model_candidate.config)")
-    train.add_argument("--start", default="", help="first event date (default: the first stored label)")
-    train.add_argument("--end", default="", help="last event date, inclusive (default: the last stored label)")
-    train.add_argument("--cv", default="purged_kfold", choices=["purged_kfold", "cpcv", "walk_forward"])
-    train.add_argument("--n-splits", type=int, default=5)
+    train.add_argument("--start", help="first event date (default: the first stored label)")
+    train.add_argument("--end", help="last event date, inclusive (default: the last stored label)")
+    train.add_argument("--cv", choices=["purged_kfold", "cpcv", "walk_forward"], help="default purged_kfold")
+    train.add_argument("--n-splits", type=int, help="default 5")
     coll = sub.add_parser("collect", help="run the live ccxt collector for a bounded time")
     coll.add_argument("--duration", default="10m", help="how long: 90s, 10m, 1h (default 10m)")
     coll.add_argument("--exchange-url", default="", help="send REST calls here (e.g. the local fake exchange)")
@@ -356,10 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backtest":
         return _backtest(args)
     run_config = load_run_config(args.config) if args.config else {}
-    configured = run_config.get("ops", {}).get("model_candidate", {}).get("config", {})
-    model_config = {"trials": args.trials if args.trials is not None else configured.get("trials", 10)}
+    model_config = candidate_config(args, run_config)
     if args.command == "train":
-        model_config.update(start_date=args.start, end_date=args.end, cv=args.cv, n_splits=args.n_splits)
         summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
                                    stages=("research",))
     else:

@@ -39,3 +39,16 @@ def test_a_file_that_is_not_a_run_config_is_refused_with_its_name(tmp_path):
         cli.load_run_config(str(path))
     with pytest.raises(SystemExit, match="missing.yaml"):
         cli.load_run_config(str(tmp_path / "missing.yaml"))
+
+
+def test_the_command_line_sets_only_what_it_is_given():
+    from argparse import Namespace
+
+    run_config = {"ops": {"model_candidate": {"config": {"trials": 7, "cv": "cpcv", "n_splits": 6}}}}
+    train = Namespace(command="train", trials=None, start=None, end="2024-08-09", cv=None, n_splits=None)
+    # the file's trials stay and its cv and splits are not overwritten by argparse defaults
+    merged = cli.deep_merge(run_config["ops"]["model_candidate"]["config"], cli.candidate_config(train, run_config))
+    assert merged == {"trials": 7, "cv": "cpcv", "n_splits": 6, "end_date": "2024-08-09"}
+    assert cli.candidate_config(Namespace(command="train", trials=None, start=None, end=None, cv=None, n_splits=None),
+                                {}) == {"trials": 50}
+    assert cli.candidate_config(Namespace(command="run", trials=3), run_config) == {"trials": 3}

@@ -293,9 +293,9 @@ def strategy_returns(conn: duckdb.DuckDBPyConnection, predictions: dict, setting
     if books.empty:
         return pd.DataFrame(), {}
     marks = decision_marks(conn, books)
-    if span is None:
-        last = books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else books["ts"].max()
-        span = (books["ts"].min(), max(books["ts"].max(), last))
+    last = books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else books["ts"].max()
+    # a set may exit after the given span's end: the span runs to the last exit so no P&L is dropped
+    span = (books["ts"].min(), max(books["ts"].max(), last)) if span is None else (span[0], max(span[1], last))
     out, trades = {}, {}
     for name, p in predictions.items():
         frame = books.merge(p[["ts", "symbol", "probability"]], on=["ts", "symbol"], how="inner")
@@ -337,8 +337,8 @@ def comparison_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run
     """What the candidate's walk-forward net Sharpe ratio is compared with, on the same events,
     books, strategy, span and return frequency: each placebo study's walk-forward predictions
     (:mod:`atra_pipeline.core.placebo`) and the take-every-primary-event baseline (probability 1
-    at every event: the primary model alone). A comparator that never trades earns 0: its Sharpe
-    ratio is 0."""
+    at every event: the primary model alone). A comparator backtested without a trade earns 0: its
+    Sharpe ratio is 0; one that could not be backtested has none (NaN), and the gate's rule fails."""
     _, freq = period_returns(run)
     per_year = metrics.PERIODS_PER_YEAR[freq]
     settings = settings_for(record, float(run.equity.iloc[0]))
@@ -350,8 +350,10 @@ def comparison_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run
     returns, trades = strategy_returns(conn, sets, settings, freq, run_span(run))
 
     def sharpe(name: str) -> float:
-        value = metrics.sharpe_ratio(returns[name], per_year) if name in returns else float("nan")
-        return value if np.isfinite(value) else 0.0
+        if name not in returns:  # not backtested (no book for its events): unknown, never 0
+            return float("nan")
+        value = metrics.sharpe_ratio(returns[name], per_year)
+        return value if np.isfinite(value) or trades.get(name) else 0.0  # flat for want of trades: 0
 
     placebos = sorted(name for name in sets if name.startswith("placebo_"))
     out = {f"{name}_sharpe": sharpe(name) for name in placebos}

@@ -291,6 +291,7 @@ def _params(trial: optuna.Trial, settings: TrainingSettings, n_classes: int) -> 
     params = {
         "objective": "binary" if n_classes == 2 else "multiclass",
         "verbosity": -1, "seed": settings.seed, "num_threads": settings.num_threads, "deterministic": True,
+        "force_col_wise": True,  # with deterministic, the same model whatever the thread count
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
         "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 10, 400, log=True),

@@ -111,5 +111,6 @@ def ensure_placebos(conn: duckdb.DuckDBPyConnection, data: TrainingSet, settings
     with transaction(conn):
         for key, predictions in trained.items():
             rows = predictions.assign(cache_key=key)  # noqa: F841 (read by name in the SQL below)
-            conn.execute("INSERT INTO placebo_predictions BY NAME SELECT * FROM rows")
+            # two runs training the same placebo at once write the same rows: the first stays
+            conn.execute("INSERT OR IGNORE INTO placebo_predictions BY NAME SELECT * FROM rows")
     return keys, len(trained), ""

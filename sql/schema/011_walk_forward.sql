@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS placebo_predictions (
     cache_key   VARCHAR   NOT NULL,
     ts          TIMESTAMP NOT NULL,
     symbol      VARCHAR   NOT NULL,
-    probability DOUBLE    NOT NULL
+    probability DOUBLE    NOT NULL,
+    PRIMARY KEY (cache_key, ts, symbol)
 );
 
 -- With CPCV, the best trial's complete backtest paths on the tuning events (AFML 12.4): the risk
