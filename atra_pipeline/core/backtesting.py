@@ -305,27 +305,37 @@ def strategy_returns(conn: duckdb.DuckDBPyConnection, predictions: dict, setting
     return pd.DataFrame(out), trades
 
 
+def _traded_like(record: ModelRecord, run: BacktestRun) -> tuple[BacktestSettings, str]:
+    """The candidate's strategy from its starting equity, and its return frequency: what every
+    comparison set is traded by."""
+    return settings_for(record, float(run.equity.iloc[0])), period_returns(run)[1]
+
+
+def _prediction_sets(conn: duckdb.DuckDBPyConnection, table: str, key: str, where: str, value) -> dict:
+    """Rows ``ts, symbol, probability`` of ``table`` grouped by ``key`` (``where`` binds ``value``)."""
+    rows = conn.execute(f"SELECT {key}, ts, symbol, probability FROM {table} WHERE {where} "
+                        f"ORDER BY {key}, ts, symbol", [value]).fetchdf()
+    return dict(iter(rows.groupby(key)))
+
+
 def trial_returns(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings: BacktestSettings,
                   freq: str) -> pd.DataFrame:
     """Each complete trial's out-of-fold scores on the tuning events (``trial_predictions``)
     traded by ``settings`` on the same books, costs and sizing as the candidate: a column of
     per-period returns (``freq``) per trial, over the tuning events' span."""
-    trials = conn.execute("SELECT trial, ts, symbol, probability FROM trial_predictions WHERE model_id = ? "
-                          "ORDER BY trial, ts, symbol", [record.model_id]).fetchdf()
-    return strategy_returns(conn, {int(k): g for k, g in trials.groupby("trial")}, settings, freq)[0]
+    trials = _prediction_sets(conn, "trial_predictions", "trial", "model_id = ?", record.model_id)
+    return strategy_returns(conn, {int(k): g for k, g in trials.items()}, settings, freq)[0]
 
 
 def cpcv_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> dict[str, float]:
     """With a CPCV study: each complete backtest path of the best trial traded by the strategy at
     the candidate's return frequency, and the 5/50/95% quantiles of their annualised Sharpe
     ratios (the distribution a single backtest path hides). Empty without CPCV paths."""
-    paths = conn.execute("SELECT path, ts, symbol, probability FROM cpcv_path_predictions WHERE model_id = ? "
-                         "ORDER BY path, ts, symbol", [record.model_id]).fetchdf()
-    if paths.empty:
+    paths = _prediction_sets(conn, "cpcv_path_predictions", "path", "model_id = ?", record.model_id)
+    if not paths:
         return {}
-    _, freq = period_returns(run)
-    settings = settings_for(record, float(run.equity.iloc[0]))
-    returns, _ = strategy_returns(conn, {int(k): g for k, g in paths.groupby("path")}, settings, freq)
+    settings, freq = _traded_like(record, run)
+    returns, _ = strategy_returns(conn, {int(k): g for k, g in paths.items()}, settings, freq)
     sharpes = np.array([metrics.sharpe_ratio(returns[c], metrics.PERIODS_PER_YEAR[freq]) for c in returns.columns])
     finite = sharpes[np.isfinite(sharpes)]
     q = np.quantile(finite, [0.05, 0.5, 0.95]) if len(finite) else np.full(3, np.nan)
@@ -339,13 +349,11 @@ def comparison_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run
     (:mod:`atra_pipeline.core.placebo`) and the take-every-primary-event baseline (probability 1
     at every event: the primary model alone). A comparator backtested without a trade earns 0: its
     Sharpe ratio is 0; one that could not be backtested has none (NaN), and the gate's rule fails."""
-    _, freq = period_returns(run)
+    settings, freq = _traded_like(record, run)
     per_year = metrics.PERIODS_PER_YEAR[freq]
-    settings = settings_for(record, float(run.equity.iloc[0]))
     keys = list(record.metrics.get("placebo_keys", []))
-    sets = {f"placebo_{k}": g for k, (_, g) in enumerate(conn.execute(
-        "SELECT cache_key, ts, symbol, probability FROM placebo_predictions WHERE list_contains(?, cache_key) "
-        "ORDER BY cache_key, ts, symbol", [keys]).fetchdf().groupby("cache_key"))}
+    cached = _prediction_sets(conn, "placebo_predictions", "cache_key", "list_contains(?, cache_key)", keys)
+    sets = {f"placebo_{k}": g for k, g in enumerate(cached.values())}
     sets["baseline"] = oof_predictions(conn, record.model_id).assign(probability=1.0)
     returns, trades = strategy_returns(conn, sets, settings, freq, run_span(run))
 
@@ -367,9 +375,7 @@ def study_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: Bac
     """The trials' returns on the candidate's basis (:func:`trial_returns` at the frequency of
     :func:`period_returns`), their Sharpe ratios, the study's trial count and the PBO by CSCV
     over :func:`metrics.cscv_blocks` blocks of the per-period returns of the trials that traded."""
-    _, freq = period_returns(run)
-    settings = settings_for(record, float(run.equity.iloc[0]))
-    returns = trial_returns(conn, record, settings, freq)
+    returns = trial_returns(conn, record, *_traded_like(record, run))
     sharpes = [metrics.sharpe_ratio(returns[c], periods_per_year=1) for c in returns.columns]
     traded = returns.loc[:, np.isfinite(sharpes)] if len(sharpes) else returns  # a trial that never traded ranks nothing
     blocks = metrics.cscv_blocks(len(traded))
@@ -377,6 +383,18 @@ def study_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: Bac
         if blocks >= 2 and traded.shape[1] >= 2 else float("nan")
     n_trials = int(record.metrics.get("trials_total", len(sharpes)))
     return StudyFigures(returns, sharpes, max(n_trials, len(sharpes)), pbo, blocks)
+
+
+def risk_report_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun
+                        ) -> tuple[dict, dict]:
+    """Everything the risk report shows of ``record``'s backtest ``run``: :func:`risk_figures`
+    deflated by the study's trials (:func:`study_figures`), the comparators
+    (:func:`comparison_figures`) and the CPCV paths (:func:`cpcv_figures`); and the Monte Carlo."""
+    study = study_figures(conn, record, run)
+    figures, mc = risk_figures(run, study.sharpes, study.pbo, study.n_trials)
+    figures.update(cscv_blocks=float(study.blocks), **comparison_figures(conn, record, run),
+                   **cpcv_figures(conn, record, run))
+    return figures, mc
 
 
 def statistics_basis(figures: dict) -> str:

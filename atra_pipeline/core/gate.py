@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from atra_pipeline.core.metrics import PERIODS_PER_YEAR
 from atra_pipeline.core.model_registry import ModelRecord
 
 
@@ -97,7 +98,7 @@ def evaluate_gate(conn: duckdb.DuckDBPyConnection, record: ModelRecord,
                 for name in ("pbo_below_threshold", "dsr_above_threshold")]
     else:
         pbo, blocks = risk.get("pbo"), risk.get("cscv_blocks", 0.0)
-        per = "hourly" if risk.get("periods_per_year") == 8760 else "daily"
+        per = "hourly" if risk.get("periods_per_year") == PERIODS_PER_YEAR["h"] else "daily"
         trials = f"{risk.get('trials', 0):.0f} trials ({risk.get('trials_with_sharpe', 0):.0f} with a Sharpe ratio)"
         out.append(GateOutcome(
             rules["pbo_below_threshold"], _finite(pbo) and pbo < t["pbo_below_threshold"], pbo, t["pbo_below_threshold"],

@@ -96,10 +96,12 @@ def run_placebos(data: TrainingSet, settings: TrainingSettings, lookback_s: floa
 
 
 def ensure_placebos(conn: duckdb.DuckDBPyConnection, data: TrainingSet, settings: TrainingSettings,
-                    lookback_s: float) -> tuple[list[str], int, str]:
+                    lookback_s: float, study_trials: int = 0) -> tuple[list[str], int, str]:
     """Every placebo of ``data`` in table ``placebo_predictions``, training those not cached:
     ``(keys, trained now, why none could be trained)``; keys are empty when they cannot be
-    (too few events per block), and the reason says so."""
+    (too few events per block), and the reason says so. Placebos search as many trials as the
+    candidate's study holds (``study_trials``: a resumed study may hold more than ``settings.trials``)."""
+    settings = replace(settings, trials=max(settings.trials, study_trials))
     keys = placebo_keys(data, settings, lookback_s)
     cached = {row[0] for row in conn.execute("SELECT DISTINCT cache_key FROM placebo_predictions WHERE "
                                              "list_contains(?, cache_key)", [keys]).fetchall()}

@@ -43,9 +43,6 @@ class WalkForwardPlan:
     period: pd.Timedelta
     embargo: pd.Timedelta
 
-    def predicted(self) -> int:
-        return int(sum(len(test) for _, test in self.periods))
-
 
 def plan_walk_forward(index: pd.DatetimeIndex, t1: pd.Series, retrain_every: pd.Timedelta, tuning_fraction: float,
                       embargo: pd.Timedelta, min_periods: int = 3, rolling: pd.Timedelta | None = None

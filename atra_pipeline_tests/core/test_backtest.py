@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from atra_pipeline.core.backtest import BacktestSettings, equity_curve, run_backtest
 from atra_pipeline.core.fills import CostSettings
+from atra_pipeline.core.metrics import trade_summary
 from atra_pipeline.core.montecarlo import bootstrap_paths, monte_carlo
 from atra_pipeline.core.report import CHARTS, render_report
 from atra_pipeline.core.sizing import SizingSettings
@@ -184,6 +185,24 @@ def test_equity_curve_starts_the_day_before():
     equity = equity_curve(ledger, 100_000, T0, T0)
     assert list(equity.index) == [T0 - pd.Timedelta(days=1), T0] and equity.iloc[0] == 100_000
     assert equity.iloc[-1] == pytest.approx(100_000 + ledger["net_pnl"].sum())
+
+
+def test_hourly_equity_and_trade_figures_by_hand():
+    ledger = pd.DataFrame({"exit_ts": pd.to_datetime(["2024-08-01 10:30", "2024-08-01 12:10", "2024-08-01 12:50"]),
+                           "entry_ts": pd.to_datetime(["2024-08-01 10:00", "2024-08-01 12:00", "2024-08-01 12:20"]),
+                           "net_pnl": [100.0, -50.0, 20.0], "gross_pnl": [110.0, -40.0, 30.0],
+                           "slippage_cost": 5.0, "fee_cost": 5.0, "funding_cost": 0.0,
+                           "notional": [1000.0, 2000.0, 1000.0], "symbol": "BTCUSDT"})
+    equity = equity_curve(ledger, 1_000.0, "2024-08-01 10:05", "2024-08-01 13:00", freq="h")
+    # the hour before the first, then 10:00 .. 13:00; P&L booked in the hour of its exit
+    assert list(equity.index.hour) == [9, 10, 11, 12, 13]
+    assert equity.tolist() == [1_000.0, 1_100.0, 1_100.0, 1_070.0, 1_070.0]
+    figures = trade_summary(ledger, equity)
+    # 4 hours covered (9:00 .. 13:00) = 1/6 day: turnover 2 x 4,000 over mean equity, per day
+    days = 4 / 24
+    assert figures["turnover_per_day"] == pytest.approx(2 * 4000 / equity.mean() / days)
+    assert figures["exposure"] == pytest.approx((30 + 10 + 30) * 60 / (days * 86400))
+    assert figures["win_rate"] == pytest.approx(2 / 3) and figures["profit_factor"] == pytest.approx(120 / 50)
 
 
 def test_monte_carlo_bootstrap():

@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.backtesting import (
-    backtest_model, comparison_figures, cpcv_figures, ledger_audit, read_run, risk_figures, settings_for, statistics_basis,
-    study_figures, write_risk_metrics, write_run,
+    backtest_model, ledger_audit, read_run, risk_report_figures, settings_for, statistics_basis, write_risk_metrics,
+    write_run,
 )
 from atra_pipeline.core.model_registry import load_model
 from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
@@ -77,10 +77,7 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
         model_id = registered_model(conn, NO_MODEL)
         record = load_model(conn, model_id)
         run = read_run(conn, model_id)
-        study = study_figures(conn, record, run)
-        figures, mc = risk_figures(run, study.sharpes, study.pbo, study.n_trials)
-        figures.update(cscv_blocks=float(study.blocks), **comparison_figures(conn, record, run),
-                       **cpcv_figures(conn, record, run))
+        figures, mc = risk_report_figures(conn, record, run)
         write_risk_metrics(conn, model_id, figures)
     table = pd.DataFrame({"metric": list(figures), "value": [f"{v:.6g}" for v in figures.values()]})
     summary = f"{statistics_basis(figures)}\n\n{markdown_table(table, max_rows=len(table))}"

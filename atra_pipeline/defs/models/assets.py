@@ -1,6 +1,5 @@
 """Models stage: tune and cross-validate a candidate, keep its out-of-fold predictions, and gate it."""
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -122,9 +121,7 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
             result = train_candidate(data, settings, storage=storage, label=target, lookback_s=lookback_s)
         except ValueError as exc:
             raise dg.Failure(f"model_candidate: {exc}") from exc
-        # placebos search as widely as the candidate did (a resumed study may hold more trials)
-        placebo_settings = replace(settings, trials=max(settings.trials, result.metrics["trials_total"]))
-        keys, trained, placebo_error = ensure_placebos(conn, data, placebo_settings, lookback_s)
+        keys, trained, placebo_error = ensure_placebos(conn, data, settings, lookback_s, result.metrics["trials_total"])
         result.metrics.update(placebo_keys=keys, placebo_error=placebo_error)
         context.log.info(f"placebos: {len(keys)} ({trained} trained now, the others cached)"
                          + (f"; none: {placebo_error}" if placebo_error else ""))
