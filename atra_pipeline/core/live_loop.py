@@ -16,7 +16,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -49,11 +49,26 @@ def _utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
+def _one_at_a_time(connect: Connect) -> Connect:
+    """``connect`` behind a lock: the collector thread and the main loop never hold a connection
+    to the file at the same time. Concurrent connections of one process failed the collector's
+    insert under load ("Table Function with name pandas_scan does not exist"), which stopped the
+    loop; a step or a flush waits for the other instead."""
+    lock = threading.RLock()  # a nested connection of the same thread does not wait for itself
+
+    @contextmanager
+    def locked():
+        with lock, connect() as conn:
+            yield conn
+    return locked
+
+
 def trade_loop(connect: Connect, duration_s: float | None, stop: threading.Event, exchange_url: str = "",
                exchange_id: str = "binance", limits: RiskLimits = RiskLimits(), tick_s: float = 0.5,
                poll_s: float = 1.0, initial_equity: float = 100_000.0, broker_name: str = "paper",
                say: Callable[[str], None] = print, broker_class: type[PaperBroker] = PaperBroker) -> LoopReport:
     """Collect, score and trade with the approved model on paper until ``duration_s`` or ``stop``."""
+    connect = _one_at_a_time(connect)
     with connect() as conn:
         model_id = latest(conn, "approved")
         if model_id is None:
