@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 from atra_pipeline.core.fills import walk_book
 from atra_pipeline.core.schema import N_LEVELS
@@ -207,10 +208,11 @@ def run_backtest(candidates: pd.DataFrame, settings: BacktestSettings = Backtest
 
 
 def equity_curve(ledger: pd.DataFrame, initial_equity: float, start, end, freq: str = "D") -> pd.Series:
-    """Realised equity at the end of each UTC period (``freq``: ``"D"`` days, ``"h"`` hours) from
+    """Realised equity at the end of each UTC period (``freq``: ``"D"`` days, ``"h"`` hours, any
+    fixed pandas frequency such as ``"5min"``) from
     the period of ``start`` to that of ``end`` (periods without exits carry on), after
     ``initial_equity`` at the end of the period before ``start`` (so one period gives one return)."""
-    step = pd.Timedelta(1, unit=freq)
+    step = pd.Timedelta(to_offset(freq))
     first, last = pd.Timestamp(start).floor(freq), pd.Timestamp(end).floor(freq)
     periods = pd.date_range(first - step, last, freq=step)
     pnl = ledger.groupby(pd.DatetimeIndex(ledger["exit_ts"]).floor(freq))["net_pnl"].sum()

@@ -239,13 +239,13 @@ def period_returns(run: BacktestRun) -> tuple[pd.Series, str]:
     return curve.pct_change().dropna(), freq
 
 
-def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_trials: int | None = None, confidence: float = 0.95,
+def risk_figures(run: BacktestRun, trial_sharpes, n_trials: int | None = None, confidence: float = 0.95,
                  n_paths: int = 1000) -> tuple[dict, dict]:
     """The risk report's figures of a backtest and the Monte Carlo result: return and trade
     metrics on :func:`period_returns`; PSR; the DSR against the expected maximum Sharpe ratio of
     the study's ``n_trials`` trials (per-period ``trial_sharpes`` on the same frequency); the
     Minimum Track Record Length against that bar at ``confidence``, in days, beside the track
-    record's length; PBO; decision counts; Monte Carlo of the trade sequence."""
+    record's length; decision counts; Monte Carlo of the trade sequence."""
     returns, freq = period_returns(run)
     per_year = metrics.PERIODS_PER_YEAR[freq]
     per_day = per_year / 365
@@ -259,7 +259,7 @@ def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_trials: int | No
                "min_track_record_days_vs_zero": metrics.minimum_track_record_length(returns, 0.0, confidence) / per_day,
                "trials": float(n_trials if n_trials is not None else len(trial_sharpes)),
                "trials_with_sharpe": float(np.isfinite(np.asarray(trial_sharpes, dtype=float)).sum()),
-               "pbo": float(pbo), "days": float(len(run.equity) - 1), **decision_counts(run.decisions)}
+               "days": float(len(run.equity) - 1), **decision_counts(run.decisions)}
     mc = monte_carlo(trade_returns(run.ledger).to_numpy(), n_paths=n_paths)
     figures.update({k: v for k, v in mc.items() if k != "fan"})
     return figures, mc
@@ -267,7 +267,8 @@ def risk_figures(run: BacktestRun, trial_sharpes, pbo: float, n_trials: int | No
 
 @dataclass
 class StudyFigures:
-    """The study's trials traded like the candidate: what the DSR and PBO are computed from."""
+    """The study's trials traded like the candidate: what the DSR, PBO and probability of loss
+    are computed from."""
 
     returns: pd.DataFrame
     """Per-period returns (rows) of each complete trial (columns), at the candidate's frequency."""
@@ -276,33 +277,49 @@ class StudyFigures:
     n_trials: int
     """Every trial the study ran, pruned and failed included."""
     pbo: float
+    probability_of_loss: float
     blocks: int
-    """CSCV blocks (even; 0: too few returns for PBO)."""
+    """CSCV blocks of :data:`metrics.CSCV_FREQ` returns (even; 0: too few returns)."""
+
+    def figures(self) -> dict[str, float]:
+        return {"pbo": self.pbo, "probability_of_loss": self.probability_of_loss, "cscv_blocks": float(self.blocks)}
+
+
+def strategy_ledgers(conn: duckdb.DuckDBPyConnection, predictions: dict, settings: BacktestSettings,
+                     span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+                     ) -> tuple[dict[str, pd.DataFrame], tuple[pd.Timestamp, pd.Timestamp] | None]:
+    """Each named set of predictions (``ts, symbol, probability``) traded by ``settings`` on the
+    same books (read once for all sets): each name's trade ledger, and the span its returns are
+    read over: ``span`` (default: the events' own), run on to the last exit so no P&L is dropped."""
+    events = pd.concat([p[["ts", "symbol"]] for p in predictions.values()]).drop_duplicates() if predictions else None
+    if events is None or events.empty:
+        return {}, None
+    books = candidates(conn, events.assign(probability=np.nan), settings.strategy.costs.latency_ms)
+    books = books.drop(columns="probability")
+    if books.empty:
+        return {}, None
+    marks = decision_marks(conn, books)
+    last = books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else books["ts"].max()
+    span = (books["ts"].min(), max(books["ts"].max(), last)) if span is None else (span[0], max(span[1], last))
+    ledgers = {name: run_backtest(books.merge(p[["ts", "symbol", "probability"]], on=["ts", "symbol"], how="inner"),
+                                  settings, marks)[1] for name, p in predictions.items()}
+    return ledgers, span
+
+
+def ledger_returns(ledgers: dict[str, pd.DataFrame], initial_equity: float, span, freq: str) -> pd.DataFrame:
+    """A column of per-period returns (``freq``) over ``span`` per ledger of :func:`strategy_ledgers`."""
+    return pd.DataFrame({name: equity_curve(ledger, initial_equity, *span, freq).pct_change().dropna()
+                         for name, ledger in ledgers.items()})
 
 
 def strategy_returns(conn: duckdb.DuckDBPyConnection, predictions: dict, settings: BacktestSettings, freq: str,
                      span: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[pd.DataFrame, dict]:
-    """Each named set of predictions (``ts, symbol, probability``) traded by ``settings`` on the
-    same books: a column of per-period returns (``freq``) per name over ``span`` (default: the
-    events' own), and each name's trade count. The books are read once for all sets."""
-    events = pd.concat([p[["ts", "symbol"]] for p in predictions.values()]).drop_duplicates() if predictions else None
-    if events is None or events.empty:
+    """:func:`strategy_ledgers` as per-period returns (``freq``), a column per name, and each
+    name's trade count."""
+    ledgers, span = strategy_ledgers(conn, predictions, settings, span)
+    if not ledgers:
         return pd.DataFrame(), {}
-    books = candidates(conn, events.assign(probability=np.nan), settings.strategy.costs.latency_ms)
-    books = books.drop(columns="probability")
-    if books.empty:
-        return pd.DataFrame(), {}
-    marks = decision_marks(conn, books)
-    last = books["exit_fill_ts"].max() if books["exit_fill_ts"].notna().any() else books["ts"].max()
-    # a set may exit after the given span's end: the span runs to the last exit so no P&L is dropped
-    span = (books["ts"].min(), max(books["ts"].max(), last)) if span is None else (span[0], max(span[1], last))
-    out, trades = {}, {}
-    for name, p in predictions.items():
-        frame = books.merge(p[["ts", "symbol", "probability"]], on=["ts", "symbol"], how="inner")
-        _, ledger, _ = run_backtest(frame, settings, marks)
-        out[name] = equity_curve(ledger, settings.initial_equity, *span, freq).pct_change().dropna()
-        trades[name] = len(ledger)
-    return pd.DataFrame(out), trades
+    return ledger_returns(ledgers, settings.initial_equity, span, freq), {n: len(v) for n, v in ledgers.items()}
 
 
 def _traded_like(record: ModelRecord, run: BacktestRun) -> tuple[BacktestSettings, str]:
@@ -318,13 +335,12 @@ def _prediction_sets(conn: duckdb.DuckDBPyConnection, table: str, key: str, wher
     return dict(iter(rows.groupby(key)))
 
 
-def trial_returns(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings: BacktestSettings,
-                  freq: str) -> pd.DataFrame:
+def trial_ledgers(conn: duckdb.DuckDBPyConnection, record: ModelRecord, settings: BacktestSettings):
     """Each complete trial's out-of-fold scores on the tuning events (``trial_predictions``)
-    traded by ``settings`` on the same books, costs and sizing as the candidate: a column of
-    per-period returns (``freq``) per trial, over the tuning events' span."""
+    traded by ``settings`` on the same books, costs and sizing as the candidate: the ledgers and
+    span of :func:`strategy_ledgers`, over the tuning events' span."""
     trials = _prediction_sets(conn, "trial_predictions", "trial", "model_id = ?", record.model_id)
-    return strategy_returns(conn, {int(k): g for k, g in trials.items()}, settings, freq)[0]
+    return strategy_ledgers(conn, {int(k): g for k, g in trials.items()}, settings)
 
 
 def cpcv_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> dict[str, float]:
@@ -372,17 +388,24 @@ def comparison_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run
 
 
 def study_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun) -> StudyFigures:
-    """The trials' returns on the candidate's basis (:func:`trial_returns` at the frequency of
-    :func:`period_returns`), their Sharpe ratios, the study's trial count and the PBO by CSCV
-    over :func:`metrics.cscv_blocks` blocks of the per-period returns of the trials that traded."""
-    returns = trial_returns(conn, record, *_traded_like(record, run))
+    """The trials traded like the candidate (:func:`trial_ledgers`): their returns at the
+    frequency of :func:`period_returns` and Sharpe ratios (for the DSR), the study's trial count,
+    and the PBO and probability of loss by CSCV over :func:`metrics.cscv_blocks` blocks of the
+    :data:`metrics.CSCV_FREQ` returns of the trials that traded."""
+    settings, freq = _traded_like(record, run)
+    ledgers, span = trial_ledgers(conn, record, settings)
+    returns = ledger_returns(ledgers, settings.initial_equity, span, freq) if ledgers else pd.DataFrame()
     sharpes = [metrics.sharpe_ratio(returns[c], periods_per_year=1) for c in returns.columns]
-    traded = returns.loc[:, np.isfinite(sharpes)] if len(sharpes) else returns  # a trial that never traded ranks nothing
-    blocks = metrics.cscv_blocks(len(traded))
-    pbo = metrics.probability_of_backtest_overfitting(metrics.block_sharpe_ratios(traded.to_numpy(), blocks)) \
-        if blocks >= 2 and traded.shape[1] >= 2 else float("nan")
+    traded = [name for name, sharpe in zip(returns.columns, sharpes) if np.isfinite(sharpe)]  # the others rank nothing
+    fine = ledger_returns({n: ledgers[n] for n in traded}, settings.initial_equity, span, metrics.CSCV_FREQ) \
+        if traded else pd.DataFrame()
+    blocks = metrics.cscv_blocks(len(fine))
+    performance = metrics.block_sharpe_ratios(fine.to_numpy(), blocks) if blocks >= 2 else None
+    pbo = metrics.probability_of_backtest_overfitting(performance) \
+        if performance is not None and len(traded) >= 2 else float("nan")
+    loss = metrics.probability_of_loss(performance) if performance is not None else float("nan")
     n_trials = int(record.metrics.get("trials_total", len(sharpes)))
-    return StudyFigures(returns, sharpes, max(n_trials, len(sharpes)), pbo, blocks)
+    return StudyFigures(returns, sharpes, max(n_trials, len(sharpes)), pbo, loss, blocks if traded else 0)
 
 
 def risk_report_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, run: BacktestRun
@@ -391,8 +414,8 @@ def risk_report_figures(conn: duckdb.DuckDBPyConnection, record: ModelRecord, ru
     deflated by the study's trials (:func:`study_figures`), the comparators
     (:func:`comparison_figures`) and the CPCV paths (:func:`cpcv_figures`); and the Monte Carlo."""
     study = study_figures(conn, record, run)
-    figures, mc = risk_figures(run, study.sharpes, study.pbo, study.n_trials)
-    figures.update(cscv_blocks=float(study.blocks), **comparison_figures(conn, record, run),
+    figures, mc = risk_figures(run, study.sharpes, study.n_trials)
+    figures.update(**study.figures(), **comparison_figures(conn, record, run),
                    **cpcv_figures(conn, record, run))
     return figures, mc
 

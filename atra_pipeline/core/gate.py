@@ -13,8 +13,14 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.metrics import PERIODS_PER_YEAR
+from atra_pipeline.core.metrics import CSCV_FREQ, PERIODS_PER_YEAR
 from atra_pipeline.core.model_registry import ModelRecord
+
+
+MAX_PROBABILITY_OF_LOSS = 0.05
+"""``selection_not_overfit``'s second way to pass: among trials equally good PBO is about 1/2
+whatever their skill (measured: strong-signal studies at PBO 0.35 to 0.82), so a selection whose
+winner still earns out of sample in 95% of the CSCV splits did not make the backtest."""
 
 
 @dataclass(frozen=True)
@@ -29,9 +35,13 @@ GATE_RULES: tuple[GateRule, ...] = (
              "Walk-forward AUC of the meta-label significantly above 0.5: z = (AUC - 0.5) / SE at least the "
              "threshold, SE by Hanley & McNeil over the events' effective (uniqueness-weighted) count.", 2.0),
     GateRule("log_loss_beats_prior", "Weighted walk-forward log-loss below the class-prior baseline's."),
-    GateRule("pbo_below_threshold",
-             "Probability of backtest overfitting (CSCV over an even number of time blocks of the study's trials, "
-             "each backtested after costs by the strategy) below the threshold.", 0.5),
+    GateRule("selection_not_overfit",
+             "The choice among the study's trials did not make the backtest. CSCV over an even number of time "
+             "blocks of the trials' "
+             f"{CSCV_FREQ} returns, each trial backtested after costs by the strategy: the "
+             "probability of backtest overfitting (PBO) below the threshold, or, where the trials are alike and "
+             "PBO is a coin flip, the in-sample winner earning out of sample in all but at most "
+             f"{MAX_PROBABILITY_OF_LOSS:.0%} of the splits (probability of loss).", 0.5),
     GateRule("dsr_above_threshold",
              "Deflated Sharpe Ratio of the walk-forward backtest (deflated by the after-cost Sharpe ratios of the "
              "study's trials, every trial run counted) at least the threshold, over a track record at least the "
@@ -95,15 +105,11 @@ def evaluate_gate(conn: duckdb.DuckDBPyConnection, record: ModelRecord,
     if not risk:
         missing = "no risk report for this model: materialise backtest and risk_report first"
         out += [GateOutcome(rules[name], False, None, t[name], missing)
-                for name in ("pbo_below_threshold", "dsr_above_threshold")]
+                for name in ("selection_not_overfit", "dsr_above_threshold")]
     else:
-        pbo, blocks = risk.get("pbo"), risk.get("cscv_blocks", 0.0)
         per = "hourly" if risk.get("periods_per_year") == PERIODS_PER_YEAR["h"] else "daily"
         trials = f"{risk.get('trials', 0):.0f} trials ({risk.get('trials_with_sharpe', 0):.0f} with a Sharpe ratio)"
-        out.append(GateOutcome(
-            rules["pbo_below_threshold"], _finite(pbo) and pbo < t["pbo_below_threshold"], pbo, t["pbo_below_threshold"],
-            f"PBO {pbo:.3f} over {blocks:.0f} blocks of {per} returns, {trials}" if _finite(pbo)
-            else f"PBO undefined: CSCV needs 2 trials with returns and 4 {per} returns, have {trials}"))
+        out.append(_selection_outcome(rules["selection_not_overfit"], risk, t["selection_not_overfit"], trials))
         dsr, have, need = (risk.get(k) for k in ("deflated_sharpe_ratio", "track_record_days", "min_track_record_days"))
         long_enough = _finite(need) and _finite(have) and have >= need
         ok = _finite(dsr) and dsr >= t["dsr_above_threshold"] and long_enough
@@ -117,6 +123,19 @@ def evaluate_gate(conn: duckdb.DuckDBPyConnection, record: ModelRecord,
     out += _comparison_outcomes(rules, record, risk)
     out.append(_lookahead_outcome(conn, rules["features_no_lookahead"], record.partitions))
     return out
+
+
+def _selection_outcome(rule: GateRule, risk: dict[str, float], threshold: float, trials: str) -> GateOutcome:
+    pbo, loss, blocks = risk.get("pbo"), risk.get("probability_of_loss"), risk.get("cscv_blocks", 0.0)
+    if not _finite(loss):
+        return GateOutcome(rule, False, pbo, threshold, "no CSCV: it needs a trial with returns and 4 "
+                           f"{CSCV_FREQ} returns over the tuning events, have {trials} and {blocks:.0f} blocks")
+    by_pbo, by_loss = _finite(pbo) and pbo < threshold, loss <= MAX_PROBABILITY_OF_LOSS
+    shown = f"PBO {pbo:.3f}" if _finite(pbo) else "PBO undefined (one trial with returns)"
+    how = " (passes by PBO)" if by_pbo else " (passes by probability of loss)" if by_loss else ""
+    return GateOutcome(rule, by_pbo or by_loss, pbo, threshold,
+                       f"{shown} vs {threshold}, probability of loss {loss:.3f} vs {MAX_PROBABILITY_OF_LOSS}{how}, "
+                       f"over {blocks:.0f} blocks of {CSCV_FREQ} returns, {trials}")
 
 
 def _comparison_outcomes(rules: dict[str, GateRule], record: ModelRecord, risk: dict[str, float]) -> list[GateOutcome]:

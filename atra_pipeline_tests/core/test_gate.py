@@ -15,7 +15,7 @@ from atra_pipeline.core.model_registry import ModelRecord
 GOOD_MODEL = {"auc": 0.56, "auc_se": 0.02, "auc_z": 3.0, "auc_effective_events": 600.0, "events": 900,
               "log_loss": 0.68, "prior_log_loss": 0.69, "placebo_keys": ["a", "b"], "placebo_error": ""}
 GOOD_RISK = {"deflated_sharpe_ratio": 0.97, "track_record_days": 40.0, "min_track_record_days": 12.5,
-             "pbo": 0.2, "cscv_blocks": 16.0, "periods_per_year": 365.0, "return_periods": 40.0, "trials": 20.0,
+             "pbo": 0.2, "probability_of_loss": 0.2, "cscv_blocks": 16.0, "periods_per_year": 365.0, "return_periods": 40.0, "trials": 20.0,
              "trials_with_sharpe": 18.0, "sharpe_ratio": 2.5, "trades": 300.0, "placebo_sharpe_max": 1.1,
              "placebos": 2.0, "placebos_expected": 2.0, "baseline_sharpe": -3.0, "baseline_trades": 800.0}
 
@@ -41,8 +41,13 @@ def test_a_candidate_with_every_figure_in_range_passes_every_rule(conn):
 @pytest.mark.parametrize("model, risk, rule, says", [
     ({"auc_z": 1.9, "auc_se": 0.02, "auc": 0.538}, {}, "auc_significant", "(z 1.90) over 900 events, 600 effective"),
     ({"log_loss": 0.70}, {}, "log_loss_beats_prior", "0.70000 vs prior 0.69000"),
-    ({}, {"pbo": 0.5}, "pbo_below_threshold", "PBO 0.500 over 16 blocks of daily returns, 20 trials"),
-    ({}, {"pbo": float("nan")}, "pbo_below_threshold", "PBO undefined: CSCV needs 2 trials with returns"),
+    # selection_not_overfit: PBO at the threshold and the winner losing out of sample in 6% of splits
+    ({}, {"pbo": 0.5, "probability_of_loss": 0.06}, "selection_not_overfit",
+     "PBO 0.500 vs 0.5, probability of loss 0.060 vs 0.05, over 16 blocks of 5min returns, 20 trials"),
+    ({}, {"pbo": float("nan"), "probability_of_loss": 0.5}, "selection_not_overfit",
+     "PBO undefined (one trial with returns)"),
+    ({}, {"pbo": float("nan"), "probability_of_loss": float("nan"), "cscv_blocks": 0.0}, "selection_not_overfit",
+     "no CSCV: it needs a trial with returns and 4 5min returns over the tuning events, have 20 trials"),
     ({}, {"deflated_sharpe_ratio": 0.94}, "dsr_above_threshold", "DSR 0.940 vs 0.95"),
     # a DSR that passes on a track record shorter than MinTRL fails, with both lengths
     ({}, {"track_record_days": 3.0, "min_track_record_days": 41.0}, "dsr_above_threshold",
@@ -62,9 +67,17 @@ def test_each_rule_fails_on_its_own_figure_and_says_it(conn, model, risk, rule, 
     assert all(o.passed for name, o in result.items() if name != rule)  # the others are untouched
 
 
+@pytest.mark.parametrize("pbo, loss, passes_by", [(0.2, 0.5, "PBO"), (0.8, 0.05, "probability of loss"),
+                                                  (float("nan"), 0.0, "probability of loss")])
+def test_the_selection_passes_by_pbo_or_by_a_winner_that_earns_out_of_sample(conn, pbo, loss, passes_by):
+    # trials alike (PBO a coin flip) whose in-sample winner earns in 95% of splits: not overfit
+    outcome = outcomes(conn, record(), pbo=pbo, probability_of_loss=loss)["selection_not_overfit"]
+    assert outcome.passed and f"(passes by {passes_by})" in outcome.detail, outcome.detail
+
+
 def test_without_a_risk_report_the_backtest_rules_fail_and_say_so(conn):
     conn.execute("DELETE FROM risk_metrics")
     result = {o.rule.name: o for o in evaluate_gate(conn, record())}
-    for rule in ("pbo_below_threshold", "dsr_above_threshold", "beats_placebos", "beats_take_every_event"):
+    for rule in ("selection_not_overfit", "dsr_above_threshold", "beats_placebos", "beats_take_every_event"):
         assert not result[rule].passed, rule
     assert "materialise backtest and risk_report" in result["dsr_above_threshold"].detail

@@ -136,3 +136,36 @@ def test_cscv_needs_an_even_number_of_blocks_and_each_block_has_its_sharpe():
 def test_return_frequency_is_hourly_below_thirty_days():
     assert m.return_frequency(29.9) == "h" and m.return_frequency(30) == "D"
     assert m.PERIODS_PER_YEAR == {"D": 365, "h": 8760}
+
+
+def test_probability_of_loss_and_pbo_by_hand():
+    # config 0 swings (+1, +1, -1, -1), config 1 earns 0.5 on every block. Of the 6 halves, the
+    # in-sample winner loses out of sample once (in-sample {0, 1}: config 0, out of sample -1);
+    # it ranks below the other out of sample twice ({0, 1}: -1 < 0.5; {2, 3}: 0.5 < 1)
+    performance = np.array([[1.0, 0.5], [1.0, 0.5], [-1.0, 0.5], [-1.0, 0.5]])
+    assert m.probability_of_loss(performance) == pytest.approx(1 / 6)
+    assert m.probability_of_backtest_overfitting(performance) == pytest.approx(2 / 6)
+    # alike configurations that all earn: the winner's rank is a coin flip, its loss never happens
+    alike = [1.0 + np.random.default_rng(seed).normal(0, 0.1, (8, 6)) for seed in range(20)]
+    assert all(m.probability_of_loss(p) == 0.0 for p in alike)
+    assert 0.35 < np.mean([m.probability_of_backtest_overfitting(p) for p in alike]) < 0.65
+    assert math.isnan(m.probability_of_loss(np.ones((0, 2))))
+    with pytest.raises(ValueError, match="even"):
+        m.probability_of_loss(np.ones((3, 2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), half=st.integers(1, 3), n_configs=st.integers(1, 4))
+def test_probability_of_loss_against_a_brute_force_over_bit_masks(data, half, n_configs):
+    blocks = 2 * half
+    values = data.draw(st.lists(st.floats(-2, 2), min_size=blocks * n_configs, max_size=blocks * n_configs))
+    performance = np.array(values).reshape(blocks, n_configs)
+    losses = splits = 0
+    for mask in range(1 << blocks):  # every subset of half the blocks, as a bit mask
+        if bin(mask).count("1") != half:
+            continue
+        inside = np.array([(mask >> b) & 1 for b in range(blocks)], dtype=bool)
+        winner = int(np.argmax(performance[inside].mean(axis=0)))
+        losses += performance[~inside, winner].mean() <= 0
+        splits += 1
+    assert m.probability_of_loss(performance) == pytest.approx(losses / splits)

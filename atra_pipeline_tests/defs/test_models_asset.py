@@ -103,7 +103,7 @@ def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_s
     if gate["decision"] == "approved":
         assert first["status"] == "approved" and gate["live_model"] == first["model_id"]
     else:  # only the rules on backtests may reject it: these tables hold no book to trade on
-        on_backtests = ("pbo_below_threshold", "dsr_above_threshold", "beats_placebos", "beats_take_every_event")
+        on_backtests = ("selection_not_overfit", "dsr_above_threshold", "beats_placebos", "beats_take_every_event")
         failed = {name for name in on_backtests if not checks[f"approved_model.{name}"]}
         assert failed and all(f"{name}: FAILED" in gate["reasons"] for name in failed)
         gate_failures = {name for name, ok in checks.items() if name.startswith("approved_model.") and not ok}

@@ -93,7 +93,8 @@ def risk_report(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.Mat
                   "max_drawdown": figures["max_drawdown"], "days": int(figures["days"]),
                   "statistics_basis": statistics_basis(figures),
                   "min_track_record_days": figures["min_track_record_days"],
-                  "track_record_days": figures["track_record_days"], "pbo": figures["pbo"]},
+                  "track_record_days": figures["track_record_days"], "pbo": figures["pbo"],
+                  "probability_of_loss": figures["probability_of_loss"]},
         check_results=[dg.AssetCheckResult(check_name="report_complete", passed=complete,
                                            metadata={"charts": len(CHARTS), "path": str(path)})],
     )
