@@ -38,7 +38,8 @@ class FeatureCheckOutcome:
 FEATURE_CHECKS = {
     "no_infinite_values": "No feature value is +-inf.",
     "nan_share_within_limit": "Per column, NaN share outside the warm-up at most max_nan_share.",
-    "no_constant_columns": "No feature is constant over the day (calendar columns excepted).",
+    "no_constant_columns": "No feature is constant over the day (calendar columns excepted; a feature the "
+                           "registry declares rightly constant in some market state is reported, not failed).",
     "decision_grid_complete": "One row per decision time, none missing or repeated.",
     "no_lookahead": "Rows rebuilt from raw data truncated at sampled times equal the full build.",
 }
@@ -68,8 +69,10 @@ def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
     outside = ~warm
     nan_share = {c: float(values.loc[outside[c], c].isna().mean()) if outside[c].any() else 0.0 for c in cols}
     too_many_nans = [c for c in cols if nan_share[c] > max_nan_share]
-    constant = [f.name for f in FEATURES if f.varies_within_day and values[f.name].dropna().nunique() <= 1
-                and outside[f.name].sum() > 1]
+    flat = [f for f in FEATURES if f.varies_within_day and values[f.name].dropna().nunique() <= 1
+            and outside[f.name].sum() > 1]
+    constant = [f.name for f in flat if f.constant_when is None]
+    explained = {f.name: f.constant_when for f in flat if f.constant_when is not None}
     times = pd.DatetimeIndex(frame["ts"])
     missing = expected_times.difference(times)
     repeated = times[times.duplicated()].unique()
@@ -81,7 +84,8 @@ def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
                                      "warmup_nan_cells": int((warm & values.isna()).to_numpy().sum()),
                                      "worst_columns": {c: round(nan_share[c], 4) for c in
                                                        sorted(cols, key=nan_share.get, reverse=True)[:5]}}),
-        FeatureCheckOutcome("no_constant_columns", not constant, columns=constant),
+        FeatureCheckOutcome("no_constant_columns", not constant, columns=constant,
+                            figures={"constant_by_market_state": explained} if explained else {}),
         FeatureCheckOutcome("decision_grid_complete", len(missing) == 0 and len(repeated) == 0,
                             figures={"expected": len(expected_times), "rows": len(frame), "missing": len(missing),
                                      "first_missing": [str(t) for t in missing[:5]],

@@ -32,6 +32,9 @@ class Feature:
     window: str | None
     description: str
     varies_within_day: bool = True  # False for calendar columns constant over a day by design
+    constant_when: str | None = None
+    """The market state in which this feature is rightly constant over a day (the constant-column
+    check then reports it instead of failing the partition); None: constant means broken."""
     derived_from: str | None = None  # derived features: the base column they transform
     lag_steps: int = 0  # lags: decision steps back
 
@@ -103,12 +106,19 @@ def _volume() -> list[Feature]:
 # -- families added below this line keep their declarations in one function each --
 
 
+# A liquid book on a fine tick (BTCUSDT at 0.01) moves its best quote between any two 1-s
+# snapshots, so the quote's age at every decision time is 0 on some days: a fact of the market.
+QUOTE_MOVES_EVERY_SNAPSHOT = "the best quote changes at every snapshot all day (a liquid book on a fine tick)"
+
+
 def _stability() -> list[Feature]:
     return [
         Feature("quote_age_bid_s", "stability", "1h",
-                "seconds since the best bid price last changed (quote lifetime), capped at 3600"),
+                "seconds since the best bid price last changed (quote lifetime), capped at 3600",
+                constant_when=QUOTE_MOVES_EVERY_SNAPSHOT),
         Feature("quote_age_ask_s", "stability", "1h",
-                "seconds since the best ask price last changed (quote lifetime), capped at 3600"),
+                "seconds since the best ask price last changed (quote lifetime), capped at 3600",
+                constant_when=QUOTE_MOVES_EVERY_SNAPSHOT),
         Feature("spread_bps", "stability", None, "quoted spread 1e4 * (ask0 - bid0) / mid at t"),
         Feature("spread_bps_mean_5m", "stability", "5m", "mean of the per-snapshot spread_bps over 5 minutes"),
         Feature("spread_bps_std_5m", "stability", "5m", "std (ddof 0) of the per-snapshot spread_bps over 5 minutes"),

@@ -126,6 +126,21 @@ def test_checks_name_the_bad_columns():
     assert outcomes["decision_grid_complete"].figures["first_missing"] == [str(times[50])]
 
 
+def test_a_feature_rightly_constant_in_a_market_state_is_reported_not_failed():
+    # a liquid book whose best quotes move at every snapshot: both quote ages are 0 all day
+    times = pd.date_range(DAY, periods=100, freq="60s")
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"ts": times, **{c: rng.normal(size=100) for c in feature_columns()}})
+    frame[["quote_age_bid_s", "quote_age_ask_s"]] = 0.0
+    outcome = {o.name: o for o in check_features(frame, times, pd.Timestamp(DAY) - pd.Timedelta(days=1))}
+    constant = outcome["no_constant_columns"]
+    assert constant.passed and set(constant.figures["constant_by_market_state"]) == {"quote_age_bid_s", "quote_age_ask_s"}
+    frame["spread_bps"] = 1.0  # a column constant for no declared reason still fails beside them
+    constant = {o.name: o for o in check_features(frame, times, pd.Timestamp(DAY) - pd.Timedelta(days=1))}[
+        "no_constant_columns"]
+    assert not constant.passed and constant.columns == ["spread_bps"]
+
+
 def test_volume_family_by_hand(conn, window):
     from atra_pipeline.core.schema import TRADE_COLUMNS
 
