@@ -18,6 +18,8 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import duckdb
 import numpy as np
@@ -95,24 +97,29 @@ def run_placebos(data: TrainingSet, settings: TrainingSettings, lookback_s: floa
         return {key: future.result() for key, future in futures.items()}
 
 
-def ensure_placebos(conn: duckdb.DuckDBPyConnection, data: TrainingSet, settings: TrainingSettings,
-                    lookback_s: float, study_trials: int = 0) -> tuple[list[str], int, str]:
+def ensure_placebos(connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]], data: TrainingSet,
+                    settings: TrainingSettings, lookback_s: float, study_trials: int = 0) -> tuple[list[str], int, str]:
     """Every placebo of ``data`` in table ``placebo_predictions``, training those not cached:
     ``(keys, trained now, why none could be trained)``; keys are empty when they cannot be
     (too few events per block), and the reason says so. Placebos search as many trials as the
-    candidate's study holds (``study_trials``: a resumed study may hold more than ``settings.trials``)."""
+    candidate's study holds (``study_trials``: a resumed study may hold more than ``settings.trials``).
+
+    ``connect()`` opens the database: once to read the cache and once to write what was trained,
+    never during training, so other writers are not locked out of the file for minutes."""
     settings = replace(settings, trials=max(settings.trials, study_trials))
     keys = placebo_keys(data, settings, lookback_s)
-    cached = {row[0] for row in conn.execute("SELECT DISTINCT cache_key FROM placebo_predictions WHERE "
-                                             "list_contains(?, cache_key)", [keys]).fetchall()}
+    with connect() as conn:
+        cached = {row[0] for row in conn.execute("SELECT DISTINCT cache_key FROM placebo_predictions WHERE "
+                                                 "list_contains(?, cache_key)", [keys]).fetchall()}
     todo = {key: k for k, key in enumerate(keys) if key not in cached}
     try:
         trained = run_placebos(data, settings, lookback_s, todo)
     except ValueError as error:
         return [], 0, str(error)
-    with transaction(conn):
-        for key, predictions in trained.items():
-            rows = predictions.assign(cache_key=key)  # noqa: F841 (read by name in the SQL below)
-            # two runs training the same placebo at once write the same rows: the first stays
-            conn.execute("INSERT OR IGNORE INTO placebo_predictions BY NAME SELECT * FROM rows")
+    if trained:
+        with connect() as conn, transaction(conn):
+            for key, predictions in trained.items():
+                rows = predictions.assign(cache_key=key)  # noqa: F841 (read by name in the SQL below)
+                # two runs training the same placebo at once write the same rows: the first stays
+                conn.execute("INSERT OR IGNORE INTO placebo_predictions BY NAME SELECT * FROM rows")
     return keys, len(trained), ""

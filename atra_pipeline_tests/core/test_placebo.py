@@ -3,6 +3,7 @@ figures, and cached per data and configuration so a re-run trains nothing."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -30,12 +31,12 @@ def test_labels_move_only_within_their_symbol_and_block():
 def test_placebos_are_cached_per_data_and_configuration(conn):
     data = synthetic_events(n=1200, signal=0.5, seed=8)
     settings = TrainingSettings(trials=2, max_estimators=40, placebos=2)
-    keys, trained, error = ensure_placebos(conn, data, settings, 300)
+    keys, trained, error = ensure_placebos(lambda: nullcontext(conn), data, settings, 300)
     assert (len(keys), trained, error) == (2, 2, "")
     stored = conn.execute("SELECT cache_key, count(*) FROM placebo_predictions GROUP BY ALL ORDER BY ALL").fetchall()
     walked = (data.X.index >= data.X.index[0] + (data.X.index[-1] - data.X.index[0]) * 0.25).sum()
     assert [k for k, _ in stored] == sorted(keys) and all(0 < n <= walked for _, n in stored)
-    again = ensure_placebos(conn, data, settings, 300)
+    again = ensure_placebos(lambda: nullcontext(conn), data, settings, 300)
     assert again == (keys, 0, "")  # nothing trained again
     assert conn.execute("SELECT count(*) FROM placebo_predictions").fetchall()[0][0] == sum(n for _, n in stored)
     # another configuration, other data: other placebos

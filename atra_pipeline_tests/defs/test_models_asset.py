@@ -144,3 +144,33 @@ def test_a_candidate_whose_inputs_recorded_no_settings_or_differ_is_refused(db):
     assert "labels of the training partitions were built with 2 different settings" in \
         failure.event_specific_data.error.to_string()
     assert registry(db).empty
+
+
+def test_the_database_file_is_free_for_other_writers_while_the_study_and_the_placebos_train(db, monkeypatch):
+    import importlib
+    import subprocess
+    import sys
+
+    from atra_pipeline.core import placebo
+
+    model_assets = importlib.import_module("atra_pipeline.defs.models.assets")  # the package's `assets` is a list
+
+    store(db, signal=0.25, seed=3)
+    writes = []
+
+    def another_process_writes() -> None:
+        probe = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                 "c.execute('CREATE OR REPLACE TABLE lock_probe AS SELECT 1 AS x'); c.close()")
+        done = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True, timeout=120)
+        writes.append((done.returncode, done.stderr[-300:]))
+
+    def probing(inner):
+        def wrapped(*args, **kwargs):
+            another_process_writes()
+            return inner(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(model_assets, "train_candidate", probing(model_assets.train_candidate))
+    monkeypatch.setattr(placebo, "run_placebos", probing(placebo.run_placebos))
+    assert train(db, trials=2).success
+    assert len(writes) == 2 and all(code == 0 for code, _ in writes), writes  # during the study, then the placebos

@@ -102,6 +102,7 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
     walk-forward predictions, trial_predictions for the trials' out-of-fold scores)."""
     settings = config.settings()
     storage = f"sqlite:///{Path(duckdb.database).parent / 'optuna.sqlite3'}"
+    # the file is held only to read the inputs and to register: never for the study's minutes
     with duckdb.get_connection() as conn:
         try:
             frame, start, end = training_frame(conn, symbol_partitions.get_partition_keys(), config.start_date,
@@ -113,18 +114,20 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
             spec = spec_for_partitions(conn, partitions, config.strategy.settings())
         except SpecError as exc:
             raise dg.Failure(f"model_candidate: {exc}") from exc
-        target = "label" if settings.objective == "binary" else "outcome"
-        data = TrainingSet.from_frame(frame, model_features(), target)
-        context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
-        lookback_s = longest_lookback_s(spec.step_s)
-        try:
-            result = train_candidate(data, settings, storage=storage, label=target, lookback_s=lookback_s)
-        except ValueError as exc:
-            raise dg.Failure(f"model_candidate: {exc}") from exc
-        keys, trained, placebo_error = ensure_placebos(conn, data, settings, lookback_s, result.metrics["trials_total"])
-        result.metrics.update(placebo_keys=keys, placebo_error=placebo_error)
-        context.log.info(f"placebos: {len(keys)} ({trained} trained now, the others cached)"
-                         + (f"; none: {placebo_error}" if placebo_error else ""))
+    target = "label" if settings.objective == "binary" else "outcome"
+    data = TrainingSet.from_frame(frame, model_features(), target)
+    context.log.info(f"training on {len(data.y)} events {start} .. {end}, {settings.trials} trials, {settings.cv}")
+    lookback_s = longest_lookback_s(spec.step_s)
+    try:
+        result = train_candidate(data, settings, storage=storage, label=target, lookback_s=lookback_s)
+    except ValueError as exc:
+        raise dg.Failure(f"model_candidate: {exc}") from exc
+    keys, trained, placebo_error = ensure_placebos(duckdb.get_connection, data, settings, lookback_s,
+                                                   result.metrics["trials_total"])
+    result.metrics.update(placebo_keys=keys, placebo_error=placebo_error)
+    context.log.info(f"placebos: {len(keys)} ({trained} trained now, the others cached)"
+                     + (f"; none: {placebo_error}" if placebo_error else ""))
+    with duckdb.get_connection() as conn:
         model_id = register_candidate(conn, result, settings, start, end, partitions, spec)
         record = load_model(conn, model_id)
     reloaded = record.booster().predict(data.X.iloc[:2000])
