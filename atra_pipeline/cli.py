@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,13 +32,41 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run of :func:`run_partitions`: it was marked failed, and no
+    run after it started. ``summaries``: the runs so far, the interrupted one last."""
+
+    def __init__(self, summaries: list[dict]):
+        super().__init__("interrupted")
+        self.summaries = summaries
+
+
+def _chain(error):
+    while error is not None:
+        yield error
+        error = error.cause or error.context
+
+
+def _interrupted(result) -> bool:
+    """Whether a signal stopped the run: Dagster raises its interrupt in the step, which a DuckDB
+    query under way replaces with its own "Query interrupted" (raised only on an interrupt)."""
+    errors = [getattr(e.event_specific_data, "error", None) for e in result.all_events if e.is_failure]
+    return any(link.cls_name == "DagsterExecutionInterruptedError" or link.message.strip().endswith("Query interrupted")
+               for error in errors if error is not None for link in _chain(error))
+
+
 def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None = None,
                    stage_config: dict[str, dict] | None = None, stages: tuple[str, ...] | None = None) -> list[dict]:
     """Execute the ``main`` job's stages in order, a partitioned stage once per (date, symbol) and
     an unpartitioned one (research: model, backtest, report, gate) once; one summary per run.
     ``stage_config``: extra run config per stage (e.g.
-    ``{"research": {"ops": {"model_candidate": {"config": {"trials": 10}}}}}``)."""
+    ``{"research": {"ops": {"model_candidate": {"config": {"trials": 10}}}}}``). Runs of a killed
+    earlier `atra` process are marked failed first, freeing their pool slots
+    (:mod:`atra_pipeline.dead_runs`); SIGINT or SIGTERM fails the run under way and raises
+    :class:`Interrupted`."""
     import dagster as dg
+
+    from atra_pipeline.dead_runs import free_dead_runs, process_tags
 
     from atra_pipeline.definitions import MAIN_STAGES, defs
     from atra_pipeline.partitions import partition_key
@@ -47,6 +76,8 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     job = defs.resolve_job_def("main")
     graph = defs.resolve_asset_graph()
     instance = _instance()
+    for line in free_dead_runs(instance):
+        print(f"atra: {line}")
     summaries = []
     for stage in [s for s in MAIN_STAGES if stages is None or s in stages]:  # in the graph's order
         selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name in MAIN_STAGES[stage])
@@ -57,7 +88,7 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
         for date, symbol in ((d, s) for d in dates for s in symbols) if partitioned else [("", "")]:
             key = partition_key(date, symbol) if partitioned else None
             result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,
-                                            asset_selection=selection, raise_on_error=False)
+                                            asset_selection=selection, raise_on_error=False, tags=process_tags())
             checks = [e.event_specific_data for e in result.all_events
                       if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
             summaries.append({
@@ -71,6 +102,8 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
                 "checks_failed": [_check_name(c) for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.WARN],
                 "warnings": [_check_name(c) for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN],
             })
+            if _interrupted(result):
+                raise Interrupted(summaries)
     return summaries
 
 
@@ -370,13 +403,23 @@ def main(argv: list[str] | None = None) -> int:
         return _backtest(args)
     run_config = load_run_config(args.config) if args.config else {}
     model_config = candidate_config(args, run_config)
-    if args.command == "train":
-        summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
-                                   stages=("research",))
-    else:
-        stages = tuple(x.strip() for x in args.stages.split(",") if x.strip()) or None
-        summaries = run_partitions(_dates(args), parse_symbols(args.symbols), run_config,
-                                   stage_config={"research": _model_run_config(model_config)}, stages=stages)
+    # SIGTERM (a supervisor, `timeout`) stops like Ctrl-C: the run under way fails, no other starts
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if args.command == "train":
+            summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
+                                       stages=("research",))
+        else:
+            stages = tuple(x.strip() for x in args.stages.split(",") if x.strip()) or None
+            summaries = run_partitions(_dates(args), parse_symbols(args.symbols), run_config,
+                                       stage_config={"research": _model_run_config(model_config)}, stages=stages)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        done = getattr(stop, "summaries", [])
+        if done:
+            print(pd.DataFrame(done).drop(columns="run_id").to_string(index=False))
+        last = f"run {done[-1]['run_id']} ({done[-1]['stage']} {done[-1]['partition']}) marked failed; " if done else ""
+        print(f"atra {args.command}: interrupted: {last}no later run started", file=sys.stderr)
+        return 130
     print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")

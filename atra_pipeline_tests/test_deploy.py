@@ -36,6 +36,8 @@ def test_dagster_accepts_both_instance_files():
     for home in (DEPLOY, PROJECT_ROOT / ".dagster_home"):
         config, _ = dagster_instance_config(str(home))
         assert config["telemetry"]["enabled"] is False, home
+        # a dead run's pool slot is freed: it cannot block the duckdb pool forever
+        assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
 
 
 def test_compose_wires_postgres_user_code_webserver_and_daemon():
