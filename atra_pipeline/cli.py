@@ -41,6 +41,20 @@ class Interrupted(Exception):
         self.summaries = summaries
 
 
+def _refusal(result) -> str:
+    """What a step that refused to run said (e.g. the upstream blocking check that stopped it)."""
+    said = [e.event_specific_data.user_failure_data.description for e in result.all_events
+            if e.event_type.value == "STEP_FAILURE" and getattr(e.event_specific_data, "user_failure_data", None)]
+    return "; ".join(d for d in said if d)
+
+
+def _print_summaries(summaries: list[dict]) -> None:
+    frame = pd.DataFrame(summaries)
+    print(frame.drop(columns=["run_id", "why_not_built"]).to_string(index=False))
+    for row in frame[frame["why_not_built"] != ""].itertuples():
+        print(f"  {row.stage} {row.partition}: {row.why_not_built}")
+
+
 def _chain(error):
     while error is not None:
         yield error
@@ -101,6 +115,7 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
                 # rejects a candidate, a rare class) is reported and does not fail the run
                 "checks_failed": [_check_name(c) for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.WARN],
                 "warnings": [_check_name(c) for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN],
+                "why_not_built": _refusal(result),
             })
             if _interrupted(result):
                 raise Interrupted(summaries)
@@ -416,11 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt) as stop:
         done = getattr(stop, "summaries", [])
         if done:
-            print(pd.DataFrame(done).drop(columns="run_id").to_string(index=False))
+            _print_summaries(done)
         last = f"run {done[-1]['run_id']} ({done[-1]['stage']} {done[-1]['partition']}) marked failed; " if done else ""
         print(f"atra {args.command}: interrupted: {last}no later run started", file=sys.stderr)
         return 130
-    print(pd.DataFrame(summaries).drop(columns="run_id").to_string(index=False))
+    _print_summaries(summaries)
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")
     print(f"DuckDB database: {duckdb_path()}  (tables raw_l2_snapshots, raw_trades, features, labels, "

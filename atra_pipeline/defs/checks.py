@@ -75,3 +75,30 @@ def registered_model(conn, missing: str, status: str | None = None, requested: s
     if model_id is None:
         raise dg.Failure(missing)
     return model_id
+
+
+def _upstream_keys(context: dg.AssetExecutionContext, asset: str) -> list[str]:
+    """The partitions of ``asset`` this step reads, by the asset's own partition mapping for it."""
+    own = context.assets_def
+    partitions = own.partitions_def
+    # no mapping declared: Dagster's default between two assets of the same partitions, identity
+    mapping = own.get_partition_mapping(dg.AssetKey(asset)) or dg.IdentityPartitionMapping()
+    mapped = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        partitions.subset_with_partition_keys([context.partition_key]), partitions, partitions)
+    return sorted(str(k) for k in mapped.partitions_subset.get_partition_keys())
+
+
+def refuse_failed_upstream(context: dg.AssetExecutionContext, conn, upstream: list[str]) -> None:
+    """Fail the step, before it reads anything, when a partition it reads (by its deps' partition
+    mappings: the same day, the previous one, the peers' books) failed a blocking check in a
+    stored evaluation: a blocking check stops downstream work however the run was launched."""
+    from atra_pipeline.core.blocking import describe, failed_blocking_checks
+
+    reads = {asset: _upstream_keys(context, asset) for asset in upstream}
+    failures = failed_blocking_checks(conn, reads)
+    if not failures.empty:
+        raise dg.Failure(
+            description=f"{context.asset_key.to_user_string()} {context.partition_key} not built: it reads partitions "
+                        f"that failed a blocking check ({describe(failures)}). Fix that data and materialise it "
+                        "again; this step then runs.",
+            metadata={"failed_upstream_checks": dg.MetadataValue.md(markdown_table(failures, max_rows=20))})

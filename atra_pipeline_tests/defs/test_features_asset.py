@@ -51,3 +51,35 @@ def test_features_without_the_references_raw_data_fail_and_name_the_missing_part
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "raw_l2_snapshots has no rows for 2024-08-08|BTCUSDT" in failure.event_specific_data.error.message
     assert count_rows(db, "raw_l2_snapshots", "ETHUSDT") > 0  # nothing else was touched
+
+
+def test_a_partition_read_that_failed_a_blocking_check_stops_features_and_labels(tmp_path):
+    """Across runs too: a stored failed blocking check of any partition a step reads (here a peer's
+    book the day before) stops it before it reads anything, naming the check and the partition."""
+    import duckdb
+
+    from atra_pipeline.core.storage import prepare
+    from atra_pipeline.defs import labels
+
+    db = tmp_path / "atra.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        prepare(conn)
+        conn.execute("INSERT INTO asset_check_log VALUES ('raw_l2_snapshots', 'book_not_crossed', 'ETHUSDT', '2024-08-07', "
+                     "false, now()), ('raw_l2_snapshots', 'gaps_within_limit', 'SOLUSDT', '2024-08-08', false, now()), "
+                     "('features', 'no_constant_columns', 'SOLUSDT', '2024-08-08', false, now())")
+    resources = {"duckdb": AtraDuckDB(database=str(db))}
+
+    def failure(assets, symbol: str) -> str:
+        result = dg.materialize(assets, partition_key=partition_key("2024-08-08", symbol), resources=resources,
+                                raise_on_error=False)
+        assert not result.success
+        event = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+        return event.event_specific_data.user_failure_data.description
+
+    said = failure([*features.assets], "SOLUSDT")
+    assert "features 2024-08-08|SOLUSDT not built" in said and "raw_l2_snapshots.book_not_crossed on 2024-08-07|ETHUSDT" in said
+    assert "gaps_within_limit" not in said  # a warning check does not block
+    assert "features.no_constant_columns on 2024-08-08|SOLUSDT" in failure([*labels.assets], "SOLUSDT")
+    assert count_rows(db, "labels") == 0
+    with duckdb.connect(str(db), read_only=True) as conn:  # refused before the features table was even made
+        assert not conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'features'").fetchone()[0]

@@ -146,7 +146,7 @@ def test_a_candidate_whose_inputs_recorded_no_settings_or_differ_is_refused(db):
     assert registry(db).empty
 
 
-def test_the_database_file_is_free_for_other_writers_while_the_study_and_the_placebos_train(db, monkeypatch):
+def test_the_file_is_free_while_training_and_a_partition_that_failed_a_blocking_check_is_left_out(db, monkeypatch):
     import importlib
     import subprocess
     import sys
@@ -156,6 +156,9 @@ def test_the_database_file_is_free_for_other_writers_while_the_study_and_the_pla
     model_assets = importlib.import_module("atra_pipeline.defs.models.assets")  # the package's `assets` is a list
 
     store(db, signal=0.25, seed=3)
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(f"INSERT INTO asset_check_log VALUES ('features', 'no_constant_columns', 'ETHUSDT', '{DAYS[0]}', "
+                     "false, now())")
     writes = []
 
     def another_process_writes() -> None:
@@ -172,5 +175,9 @@ def test_the_database_file_is_free_for_other_writers_while_the_study_and_the_pla
 
     monkeypatch.setattr(model_assets, "train_candidate", probing(model_assets.train_candidate))
     monkeypatch.setattr(placebo, "run_placebos", probing(placebo.run_placebos))
-    assert train(db, trials=2).success
+    result = train(db, trials=2)
+    assert result.success
+    candidate = meta(result, "model_candidate")
+    assert candidate["left_out_failed_checks"] == f"features.no_constant_columns on {DAYS[0]}|ETHUSDT"
+    assert candidate["partitions"] == 3 and candidate["events"] == 3 * 720
     assert len(writes) == 2 and all(code == 0 for code, _ in writes), writes  # during the study, then the placebos

@@ -11,7 +11,7 @@ from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, cros
 from atra_pipeline.core.partition_settings import record_partition_settings
 from atra_pipeline.core.quality import record_check_outcomes
 from atra_pipeline.core.storage import replace_partition
-from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table
+from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table, refuse_failed_upstream
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
 from atra_pipeline.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
 from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
@@ -55,6 +55,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
     window = partition_window(context)
     peers = cross_asset_peers(window.symbol, symbol_partitions.get_partition_keys(), reference_symbol())
     with duckdb.partition_connection() as conn:
+        refuse_failed_upstream(context, conn, ["raw_l2_snapshots", "raw_trades"])
         if missing := missing_peers(conn, window, peers):
             raise dg.Failure(
                 f"features {window.start.date()}|{window.symbol}: the cross-asset family reads the books of "

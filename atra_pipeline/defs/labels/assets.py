@@ -7,7 +7,9 @@ from atra_pipeline.core.labelling import LABEL_COLUMNS, LabelSettings, label_par
 from atra_pipeline.core.partition_settings import record_partition_settings
 from atra_pipeline.core.quality import record_check_outcomes, run_asset_checks
 from atra_pipeline.core.storage import read_partition, replace_partition
-from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
+from atra_pipeline.defs.checks import (
+    check_result, checks_summary_markdown, markdown_table, refuse_failed_upstream, sql_check_specs,
+)
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.raw.assets import raw_l2_snapshots
 from atra_pipeline.partitions import market_partitions, partition_window
@@ -60,6 +62,7 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, duckdb: Atra
     window = partition_window(context)
     settings = config.settings()
     with duckdb.partition_connection() as conn:
+        refuse_failed_upstream(context, conn, ["features", "raw_l2_snapshots"])
         frame, report = label_partition(conn, window, settings)
         written = replace_partition(conn, "labels", frame, LABEL_COLUMNS, window)
         outcomes = run_asset_checks(conn, "labels", window, {"max_holding_s": settings.max_holding_s})

@@ -6,6 +6,7 @@ from typing import Literal
 import dagster as dg
 import numpy as np
 
+from atra_pipeline.core.blocking import describe, failed_blocking_checks
 from atra_pipeline.core.cv import leakage
 from atra_pipeline.core.features.registry import longest_lookback_s
 from atra_pipeline.core.fills import CostSettings
@@ -109,6 +110,14 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
                                                config.end_date)
         except ValueError as exc:
             raise dg.Failure(f"model_candidate: {exc}") from exc
+        partition = frame["ts"].dt.strftime("%Y-%m-%d") + "|" + frame["symbol"]
+        # a partition whose features or labels failed a blocking check is not trained on
+        failed = failed_blocking_checks(conn, {"features": partition.unique(), "labels": partition.unique()})
+        if not failed.empty:
+            context.log.warning(f"model_candidate leaves out partitions that failed a blocking check: {describe(failed)}")
+            frame = frame[~partition.isin(failed["partition"])]
+            if frame.empty:
+                raise dg.Failure(f"model_candidate: every partition failed a blocking check ({describe(failed)})")
         partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
         try:
             spec = spec_for_partitions(conn, partitions, config.strategy.settings())
@@ -142,6 +151,7 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         "train_range": f"{start} .. {end}",
         "events": len(data.y),
         "partitions": len(partitions),
+        "left_out_failed_checks": describe(failed) or "none",
         "walk_forward": f"tuned on {m['tuning_events']} events before {m['walk_forward_first_test']}, then retrained "
                         f"every {m['walk_forward_period_s'] / 3600:g} h ({settings.window} window, embargo "
                         f"{m['walk_forward_embargo_s']:g} s) over {m['walk_forward_periods']} periods",

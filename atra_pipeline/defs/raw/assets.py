@@ -3,11 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.quality import run_asset_checks
+from atra_pipeline.core.quality import record_check_outcomes, run_asset_checks
 from atra_pipeline.core.raw_sources import stage_partition
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import partition_time_range, read_partition, replace_partition
-from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
+from atra_pipeline.defs.checks import (
+    check_result, checks_summary_markdown, markdown_table, refuse_failed_upstream, sql_check_specs,
+)
 from atra_pipeline.partitions import market_partitions, partition_window
 from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
 
@@ -17,9 +19,12 @@ def _materialize(context: dg.AssetExecutionContext, duckdb: AtraDuckDB, raw_sour
     # the collector's rows are in the database file; every other source needs the partition only
     connect = duckdb.get_connection if raw_source.kind == "ccxt" else duckdb.partition_connection
     with connect() as conn:
+        if table == "raw_trades":  # its checks read the book
+            refuse_failed_upstream(context, conn, ["raw_l2_snapshots"])
         rows, report = stage_partition(conn, raw_source.spec(), table, window)
         written = replace_partition(conn, table, rows, columns, window)
         outcomes = run_asset_checks(conn, table, window, raw_source.check_params())
+        record_check_outcomes(conn, table, window, {o.check.name: o.passed for o in outcomes})
         first, last = partition_time_range(conn, table, window)
         preview = read_partition(conn, table, window, limit=5)
     context.log.info(f"{table} {window.symbol} {window.start.date()}: {written}; source {report.get('source')}")
