@@ -26,6 +26,21 @@ def test_quickstart_is_exactly_two_commands_that_the_makefile_and_ci_define():
     assert "make test" in (README.parent / ".ci" / "run").read_text()
 
 
+def test_the_demonstration_runs_the_commands_the_readme_describes():
+    """`make demo` runs what the README's demonstration says, in that order (the demo itself runs
+    for minutes: too long for the suite; its figures are in the README)."""
+    import subprocess
+
+    section = re.search(r"## Demonstration.*?(?=\n## )", README.read_text(), re.S).group(0)
+    described = re.findall(r"^\d\. `(atra [^`]+)`", section, re.M)
+    recipe = subprocess.run(["make", "-n", "demo"], cwd=README.parent, capture_output=True, text=True,
+                            check=True).stdout
+    ran = [re.sub(r"^.*?/atra ", "atra ", line) for line in recipe.splitlines() if "/atra " in line]
+    assert described and ran == described
+    config = re.search(r"--config (\S+)", ran[0]).group(1)
+    assert "signal_strength: 8" in (README.parent / config).read_text()
+
+
 def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_path, monkeypatch):
     """What `make run` does (`atra run`), on a fresh database and instance: every stage in order."""
     from atra_pipeline import cli

@@ -64,6 +64,7 @@ def study(strength: float, seed: int, days: int, trials: int, root: Path) -> dic
     return {**row, "status": status, "auc": m.get("auc"), "auc_z": m.get("auc_z"),
             "sharpe": risk.get("sharpe_ratio"), "placebo_max": risk.get("placebo_sharpe_max"),
             "baseline": risk.get("baseline_sharpe"), "dsr": risk.get("deflated_sharpe_ratio"), "pbo": risk.get("pbo"),
+            "probability_of_loss": risk.get("probability_of_loss"),
             "trades": risk.get("trades"), "failed": ",".join(failed)}
 
 

@@ -216,7 +216,9 @@ def approved_model(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.
         record = load_model(conn, candidate)
         outcomes = evaluate_gate(conn, record)
         approve = all(o.passed for o in outcomes)
-        reasons = "; ".join(o.message() for o in outcomes if not o.passed) or "every gate rule passed"
+        # an approval keeps its evidence too: every rule with its figure
+        reasons = ("every gate rule passed: " + "; ".join(o.message() for o in outcomes)) if approve else \
+            "; ".join(o.message() for o in outcomes if not o.passed)
         live = decide(conn, candidate, approve, reasons)
     context.log.info(f"candidate {candidate}: {'approved' if approve else 'rejected'} ({reasons}); live model {live}")
     return dg.MaterializeResult(
