@@ -81,3 +81,12 @@ def test_without_a_risk_report_the_backtest_rules_fail_and_say_so(conn):
     for rule in ("selection_not_overfit", "dsr_above_threshold", "beats_placebos", "beats_take_every_event"):
         assert not result[rule].passed, rule
     assert "materialise backtest and risk_report" in result["dsr_above_threshold"].detail
+
+
+def test_a_candidate_trained_on_a_partition_whose_lookahead_check_failed_is_rejected(conn):
+    # model_candidate leaves such partitions out (core/blocking.py); the gate still guards a record
+    # whose partitions include one, e.g. a check that failed after the candidate was trained
+    outcomes(conn, record())  # writes the risk figures and a passed check
+    conn.execute("UPDATE asset_check_log SET passed = false")
+    rule = {o.rule.name: o for o in evaluate_gate(conn, record())}["features_no_lookahead"]
+    assert not rule.passed and "2024-08-01|BTCUSDT" in rule.detail, rule.detail
