@@ -7,6 +7,7 @@ approved before, so exactly one model is live. A rejected candidate keeps its re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import duckdb
 import lightgbm as lgb
 import pandas as pd
 
+from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.model import TrainingResult, TrainingSettings
 from atra_pipeline.core.model_spec import ModelSpec, SpecError
 from atra_pipeline.core.paths import PROJECT_ROOT
@@ -40,8 +42,12 @@ class ModelRecord:
     status: str
     reason: str
     spec_json: str | None = None
+    model_sha256: str | None = None
 
     def booster(self) -> lgb.Booster:
+        """The LightGBM model, once its stored text is shown intact: LightGBM terminates the whole
+        process on a malformed model string, so a damaged one is refused here with an error."""
+        verify_model_text(self.model_id, self.model_text, self.model_sha256)
         return lgb.Booster(model_str=self.model_text)
 
     def require_spec(self) -> ModelSpec:
@@ -50,6 +56,30 @@ class ModelRecord:
             raise SpecError(f"model {self.model_id} has no registered configuration (trained before specs were "
                             "recorded): train it again")
         return ModelSpec.from_json(self.spec_json, self.model_id)
+
+
+# how LightGBM ends a model string: its trees, then its parameters, then one last line
+_SECTION_ENDS = ("end of trees", "end of parameters")
+_LAST_LINE = "pandas_categorical:"
+
+
+def model_digest(model_text: str) -> str:
+    return hashlib.sha256(model_text.encode()).hexdigest()
+
+
+def verify_model_text(model_id: str, model_text: str | None, sha256: str | None) -> None:
+    """Raise :class:`DataError` naming the model when its stored text is not what was registered
+    (digest differs) or, for a model registered without a digest, is cut before its last tree."""
+    where = f"model_registry, model {model_id}"
+    if not model_text:
+        raise DataError(where, "no stored model text", column="model_text")
+    if sha256 is not None and model_digest(model_text) != sha256:
+        raise DataError(where, f"the stored model text is damaged: its SHA-256 differs from the one registered "
+                               f"({len(model_text)} characters now); train the model again", column="model_text")
+    last_line = model_text.rstrip().rsplit("\n", 1)[-1]
+    if any(end not in model_text for end in _SECTION_ENDS) or not last_line.startswith(_LAST_LINE):
+        raise DataError(where, f"the stored model text is cut short ({len(model_text)} characters, not ending "
+                               f"as LightGBM ends a model); train the model again", column="model_text")
 
 
 def code_version() -> str | None:
@@ -83,7 +113,7 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
         "metrics": _json({**result.metrics, "study": result.study_summary,
                           "folds": result.fold_metrics.to_dict(orient="records"),
                           "shap_top": result.importance.head(20).round(6).to_dict()}),
-        "model_text": model_text, "status": "candidate", "reason": "", "spec": spec.to_json(),
+        "model_text": model_text, "model_sha256": model_digest(model_text), "status": "candidate", "reason": "", "spec": spec.to_json(),
     }
     oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]  # noqa: F841 (read by name in the SQL below)
     trials = result.trial_scores.assign(model_id=model_id)  # noqa: F841 (read by name in the SQL below)
@@ -106,7 +136,8 @@ def load_model(conn: duckdb.DuckDBPyConnection, model_id: str) -> ModelRecord:
     return ModelRecord(r["model_id"], pd.Timestamp(r["created_at"]), str(r["train_start"]), str(r["train_end"]),
                        json.loads(r["partitions"]), r["code_version"], json.loads(r["params"]),
                        json.loads(r["features"]), json.loads(r["metrics"]), r["model_text"], r["status"], r["reason"],
-                       r["spec"] if isinstance(r["spec"], str) else None)
+                       r["spec"] if isinstance(r["spec"], str) else None,
+                       r["model_sha256"] if isinstance(r["model_sha256"], str) else None)
 
 
 def latest(conn: duckdb.DuckDBPyConnection, status: str | None = None) -> str | None:

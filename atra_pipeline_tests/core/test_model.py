@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.cv import leakage
+from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.labelling import LabelSettings
 from atra_pipeline.core.metrics import probability_of_backtest_overfitting
 from atra_pipeline.core.model import (
@@ -218,6 +219,19 @@ def test_registry_round_trip_and_decisions(conn):
     assert load_model(conn, first_id).status == "retired" and latest(conn, "approved") == third_id
     with pytest.raises(KeyError, match="not in the registry"):
         load_model(conn, "nope")
+
+    # a damaged stored model is refused with an error naming it, never a process abort (LightGBM
+    # terminates on a cut model string: exit 134)
+    text = load_model(conn, third_id).model_text
+    conn.execute("UPDATE model_registry SET model_text = ? WHERE model_id = ?", [text[: len(text) // 2], third_id])
+    with pytest.raises(DataError, match=f"model_registry, model {third_id}, column 'model_text': the stored model "
+                                        "text is damaged"):
+        load_model(conn, third_id).booster()
+    conn.execute("UPDATE model_registry SET model_sha256 = NULL WHERE model_id = ?", [third_id])  # an older model
+    for cut in (len(text) // 2, len(text) - 40, text.index("end of trees")):
+        conn.execute("UPDATE model_registry SET model_text = ? WHERE model_id = ?", [text[:cut], third_id])
+        with pytest.raises(DataError, match="cut short"):
+            load_model(conn, third_id).booster()
 
 
 def test_multiclass_on_barrier_outcomes():
