@@ -342,12 +342,30 @@ def _registry_summary_for(database: Path) -> str:
 
 
 def _dates(args) -> list[str]:
+    """The dates ``--date`` or ``--start`` .. ``--end`` name; a date that is not one, or a range
+    that ends before it starts, stops the command with what is wrong."""
+    from atra_pipeline.core.settings import parse_date
     from atra_pipeline.partitions import date_keys
 
-    return date_keys(args.start, args.end or args.start) if args.start else [args.date]
+    given = {"--date": args.date} if not args.start else {"--start": args.start, "--end": args.end or args.start}
+    for option, text in given.items():
+        try:
+            parse_date(text)
+        except ValueError as error:
+            raise SystemExit(f"atra {args.command}: {option} {text!r}: {error}") from None
+    if args.start and given["--end"] < args.start:
+        raise SystemExit(f"atra {args.command}: --end {given['--end']} is before --start {args.start}: no date to run")
+    return date_keys(args.start, given["--end"]) if args.start else [args.date]
 
 
 def main(argv: list[str] | None = None) -> int:
+    from atra_pipeline.core.settings import SettingsError, validate_environment
+
+    try:
+        validate_environment()
+    except SettingsError as error:
+        print(f"atra: {error}", file=sys.stderr)
+        return 2
     from atra_pipeline.core.execution import RiskLimits
     from atra_pipeline.partitions import configured_symbols, parse_symbols
 

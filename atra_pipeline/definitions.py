@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from atra_pipeline.core.settings import get
 from atra_pipeline.defs import backtest, execution, features, labels, live, models, raw
 from atra_pipeline.defs.raw.collect import collect
 from atra_pipeline.resources import RawSourceResource, default_duckdb
@@ -26,9 +25,6 @@ train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*MAI
                                 description="Train a model candidate on stored labels and features, backtest, "
                                             "report and gate it.")
 
-EXECUTORS = ("in_process", "multiprocess", "k8s")
-
-
 def _executor():
     """The executor of every job, from ``$ATRA_EXECUTOR``.
 
@@ -38,9 +34,7 @@ def _executor():
     the imports (seconds). ``multiprocess`` (the default with ``$ATRA_STORAGE_ROOT``, where steps
     do not share a file): a process per step. ``k8s`` (the Helm deployment): a pod per step.
     """
-    name = os.environ.get("ATRA_EXECUTOR", "") or ("multiprocess" if os.environ.get("ATRA_STORAGE_ROOT") else "in_process")
-    if name not in EXECUTORS:
-        raise ValueError(f"ATRA_EXECUTOR={name!r}: expected one of {', '.join(EXECUTORS)}")
+    name = get("ATRA_EXECUTOR") or ("multiprocess" if get("ATRA_STORAGE_ROOT") else "in_process")
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

@@ -15,6 +15,7 @@ from atra_pipeline.core.gate import GATE_RULES
 from atra_pipeline.core.paths import PROJECT_ROOT
 from atra_pipeline.core.quality import SQL_CHECKS
 from atra_pipeline.core.schema import L2_COLUMN_DOCS, TRADE_COLUMN_DOCS
+from atra_pipeline.core.settings import VARIABLES
 
 README = PROJECT_ROOT / "README.md"
 
@@ -54,7 +55,14 @@ def gate_section() -> str:
     return _table(["rule", "passes when", "default threshold"], rows)
 
 
-SECTIONS = {"schema": schema_section, "checks": checks_section, "features": features_section, "gate": gate_section}
+def settings_section() -> str:
+    default = {"ATRA_DUCKDB_PATH": "`data/atra.duckdb`"}  # the project path, not this checkout's
+    rows = [[f"`{v.name}`", default.get(v.name, f"`{v.default}`" if v.default else "-"), v.description]
+            for v in VARIABLES]
+    return _table(["variable", "default", "meaning"], rows)
+
+
+SECTIONS = {"settings": settings_section, "schema": schema_section, "checks": checks_section, "features": features_section, "gate": gate_section}
 
 
 def render(text: str) -> str:

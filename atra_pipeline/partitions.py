@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.features.registry import REFERENCE_SYMBOL
+from atra_pipeline.core.settings import BY_NAME, get
 from atra_pipeline.core.storage import PartitionWindow
 
-DEFAULT_START_DATE = "2020-01-01"
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+DEFAULT_START_DATE = BY_NAME["ATRA_START_DATE"].default
+DEFAULT_SYMBOLS = tuple(BY_NAME["ATRA_SYMBOLS"].default.split(","))
 
 
 def parse_symbols(text: str) -> list[str]:
@@ -21,7 +19,7 @@ def parse_symbols(text: str) -> list[str]:
 
 def configured_symbols() -> list[str]:
     """``$ATRA_SYMBOLS`` (comma-separated) or the defaults."""
-    return parse_symbols(os.environ.get("ATRA_SYMBOLS", "")) or list(DEFAULT_SYMBOLS)
+    return get("ATRA_SYMBOLS")
 
 
 def date_keys(start: str, end: str) -> list[str]:
@@ -31,11 +29,11 @@ def date_keys(start: str, end: str) -> list[str]:
 
 def reference_symbol() -> str:
     """``$ATRA_REFERENCE_SYMBOL`` or BTCUSDT: the symbol the cross-asset features compare with."""
-    return os.environ.get("ATRA_REFERENCE_SYMBOL", "").strip().upper() or REFERENCE_SYMBOL
+    return get("ATRA_REFERENCE_SYMBOL")
 
 
 date_partitions = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get("ATRA_START_DATE", DEFAULT_START_DATE), timezone="UTC"
+    start_date=get("ATRA_START_DATE"), timezone="UTC"
 )
 symbol_partitions = dg.StaticPartitionsDefinition(configured_symbols())
 market_partitions = dg.MultiPartitionsDefinition({"date": date_partitions, "symbol": symbol_partitions})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from atra_pipeline.core.parquet_store import attach_store
 from atra_pipeline.core.paths import duckdb_path
 from atra_pipeline.core.raw_sources import SourceSpec
+from atra_pipeline.core.settings import get
 from atra_pipeline.core.storage import prepare
 
 # Every step that opens the database is in this pool; the instance limits it to 1 (DuckDB
@@ -24,7 +24,7 @@ DUCKDB_POOL = "duckdb"
 # With $ATRA_STORAGE_ROOT the steps of one partition (raw, features, labels) never open the
 # database file (AtraDuckDB.partition_connection): they get a pool of their own, whose limit a
 # deployment sets to the parallelism it wants (`dagster instance concurrency set partition_files 32`).
-PARTITION_POOL = "partition_files" if os.environ.get("ATRA_STORAGE_ROOT") else DUCKDB_POOL
+PARTITION_POOL = "partition_files" if get("ATRA_STORAGE_ROOT") else DUCKDB_POOL
 
 
 class AtraDuckDB(DuckDBResource):
@@ -39,7 +39,7 @@ class AtraDuckDB(DuckDBResource):
     (research, live, execution) keep their tables in the DuckDB file, one writer at a time.
     """
 
-    storage_root: str = os.environ.get("ATRA_STORAGE_ROOT", "")
+    storage_root: str = get("ATRA_STORAGE_ROOT") or ""
 
     @contextmanager
     def get_connection(self):

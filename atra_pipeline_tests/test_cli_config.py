@@ -64,3 +64,23 @@ def test_the_run_summary_says_why_a_partition_was_not_built(capsys):
     out = capsys.readouterr().out
     assert "  features 2024-08-08|BTCUSDT: it reads raw_trades.price_near_mid on 2024-08-08|BTCUSDT" in out
     assert "raw 2024-08-08|BTCUSDT:" not in out and "why_not_built" not in out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["run", "--start", "2024-08-05", "--end", "2024-08-01"], "--end 2024-08-01 is before --start 2024-08-05"),
+    (["run", "--date", "08/01/2024"], "--date '08/01/2024': a date is YYYY-MM-DD"),
+])
+def test_atra_run_refuses_dates_that_name_no_day_before_running_anything(argv, says):
+    from atra_pipeline.cli import main
+
+    with pytest.raises(SystemExit) as stop:  # before: a reversed range ran nothing, then "labels table is empty"
+        main(argv)
+    assert says in str(stop.value)
+
+
+def test_a_bad_atra_variable_stops_the_cli_naming_it(monkeypatch, capsys):
+    from atra_pipeline.cli import main
+
+    monkeypatch.setenv("ATRA_START_DATE", "yesterday")
+    assert main(["run"]) == 2
+    assert "atra: ATRA_START_DATE='yesterday': a date is YYYY-MM-DD" in capsys.readouterr().err

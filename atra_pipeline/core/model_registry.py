@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import uuid
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.model import TrainingResult, TrainingSettings
 from atra_pipeline.core.model_spec import ModelSpec, SpecError
 from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.core.settings import get
 from atra_pipeline.core.storage import transaction
 
 OOF_COLUMNS = ["model_id", "ts", "symbol", "fold", "probability", "label", "weight", "ret"]
@@ -84,8 +84,8 @@ def verify_model_text(model_id: str, model_text: str | None, sha256: str | None)
 
 def code_version() -> str | None:
     """``$ATRA_CODE_VERSION`` or the git commit of the project, when it is a git checkout."""
-    if os.environ.get("ATRA_CODE_VERSION"):
-        return os.environ["ATRA_CODE_VERSION"]
+    if configured := get("ATRA_CODE_VERSION"):
+        return configured
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -12,4 +11,6 @@ SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
 
 def duckdb_path() -> Path:
     """The DuckDB file: ``$ATRA_DUCKDB_PATH`` or ``data/atra.duckdb`` under the project."""
-    return Path(os.environ.get("ATRA_DUCKDB_PATH", PROJECT_ROOT / "data" / "atra.duckdb"))
+    from atra_pipeline.core.settings import get
+
+    return get("ATRA_DUCKDB_PATH")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from atra_pipeline.core.settings import get
+
 THREADS_ENV = "ATRA_LIGHTGBM_THREADS"
 
 
@@ -27,8 +29,8 @@ def lightgbm_threads(requested: int = 0) -> int:
     two cores or fewer."""
     if requested > 0:
         return int(requested)
-    if os.environ.get(THREADS_ENV):
-        return max(1, int(os.environ[THREADS_ENV]))
+    if configured := get(THREADS_ENV):
+        return configured
     cores = usable_cores()
     if cores <= 2:
         return 1
