@@ -169,6 +169,36 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
                          replay.report(exchange, start_ns, end_ns))
 
 
+def why_no_rows(report: dict, table: str) -> str:
+    """Why a replay of :func:`read_binance_capture` gave no row of ``table`` ("raw_l2_snapshots"
+    or "raw_trades"), from its report: what the reader knows and a user needs to fix the input."""
+    m = report["messages"]
+    files = ", ".join(Path(f).name if isinstance(f, str) else Path(f.get("path", "?")).name
+                      for f in report.get("files", [])) or "no file"
+    if m["lines"] == 0:
+        return f"the capture files ({files}) hold no message"
+    if m["other_symbol"] and not (m["depth_updates"] or m["trades"] or m["snapshots"]):
+        return f"all {m['other_symbol']} stream messages are for other symbols than {report['symbol']}"
+    if table == "raw_trades":
+        return f"no trade message of {report['symbol']} in the window ({m['trades']} trade messages in all)"
+    if m["depth_updates"] == 0:
+        ignored = ", ".join(f"{k}: {v}" for k, v in m["ignored"].items())
+        return ("no depth update of the declared market "
+                f"'{report['market']}' ({ignored or 'no message of a known stream'})")
+    if report["snapshots_used"] == 0:
+        return (f"no REST depth snapshot to start the book from ({m['snapshots']} snapshot messages in {files}; "
+                "a capture starts with one, or the previous day's file must be read first)")
+    if report["gaps"]:
+        g = report["gaps"][0]
+        return (f"the book was invalid at every sample: the first sequence gap at {Path(g['file']).name} line "
+                f"{g['line']} ({g['kind']}: expected {g['field']}={g['expected']}, got {g['got']}) was never "
+                f"re-synced by a snapshot ({len(report['gaps'])} gaps; a futures capture read as spot "
+                "breaks the spot U/u rule at its first update)")
+    s = report["samples"]
+    return (f"no sample inside the window ({s['before_window']} before it, {s['after_window']} after it, "
+            f"{s['dropped_invalid']} dropped as invalid)")
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -175,9 +175,15 @@ def _refuse_unusable(conn: duckdb.DuckDBPyConnection, rows, table: RawTable, win
         if relation == "_atra_staged":
             conn.unregister(relation)
     if n_rows == 0:
-        counts = {k: report[k] for k in ("rows_read", "rows_other_symbols", "rows_outside_window") if k in report}
+        if report.get("source") == "binance capture":
+            from atra_pipeline.core.binance_capture import why_no_rows
+
+            why = why_no_rows(report, table)
+        else:
+            counts = {k: report[k] for k in ("rows_read", "rows_other_symbols", "rows_outside_window") if k in report}
+            why = str(counts or report.get("dropped", "no row read"))
         raise DataError(where, f"no {table} rows for partition {window.symbol} {window.start.date()} "
-                               f"({counts or report.get('dropped', 'nothing valid')}); nothing was written")
+                               f"({why}); nothing was written")
     if len(exchanges) > 1:
         raise DataError(where, f"rows of several exchanges {exchanges} for {window.symbol}: "
                                "one partition holds one venue's data", column="exchange")

@@ -236,6 +236,27 @@ def test_first_update_that_misses_the_snapshot_is_a_gap(tmp_path):
     assert res.report["book_synced_at_end"] is False
 
 
+@pytest.mark.parametrize("case, says", [
+    ("no_snapshot", "no REST depth snapshot to start the book from (0 snapshot messages in cap.gz"),
+    ("futures_as_spot", "the first sequence gap at cap.gz line 3 (first update does not straddle the snapshot: "
+                        "expected U=101, got 104) was never re-synced"),
+    ("other_symbol", "all 2 stream messages are for other symbols than BTCUSDT"),
+])
+def test_a_replay_without_rows_says_why(tmp_path, case, says):
+    from atra_pipeline.core.binance_capture import why_no_rows
+
+    messages = {
+        "no_snapshot": [depth(1100, 101, 102, b=[(99, 2)]), depth(2100, 103, 104)],
+        # a USD-M capture read as spot: its U jumps, which breaks the spot rule at once
+        "futures_as_spot": [SNAP, depth(1100, 95, 100, b=[(99, 3)], pu=94), depth(2100, 104, 108, pu=100),
+                            depth(3100, 109, 110, pu=108)],
+        "other_symbol": [depth(1100, 101, 102, sym="ethusdt"), depth(2100, 103, 104, sym="ethusdt")],
+    }[case]
+    res = read_binance_capture([write_capture(tmp_path / "cap.gz", messages)], "BTCUSDT")
+    assert res.book.empty  # before: "(nothing valid)", the reader's reason unsaid
+    assert says in why_no_rows(res.report, "raw_l2_snapshots"), why_no_rows(res.report, "raw_l2_snapshots")
+
+
 def futures_capture(tmp_path: Path, break_chain: bool) -> Path:
     return write_capture(tmp_path / "fut.gz", [
         SNAP,
