@@ -296,6 +296,7 @@ class _Replay:
         self.snap_id = 0          # lastUpdateId of the snapshot being synced to
         self.last_u = 0           # u of the last applied update
         self.last_applied = None  # (E, line, src) of the last applied update
+        self.last_ids = None      # (E, U, u, pu) of the last applied update: a repeat of it is a duplicate
         self.last_E = None        # E of the last depth update received (arrival order)
         self.buffer: deque = deque(maxlen=BUFFER_MAX)
         self.next_g = None        # next grid time not yet emitted or dropped
@@ -310,7 +311,7 @@ class _Replay:
         self.files: list[dict] = []
         self.counts = dict.fromkeys((
             "lines", "blank_lines", "depth_updates", "trades", "snapshots", "other_symbol",
-            "depth_applied", "depth_stale_dropped", "buffer_evicted", "snapshots_used",
+            "depth_applied", "depth_stale_dropped", "depth_duplicates_skipped", "buffer_evicted", "snapshots_used",
             "snapshots_ignored_book_valid", "samples_before_window", "samples_after_window",
             "samples_dropped_invalid", "trades_before_window", "trades_after_window"), 0)
         self.ignored: dict[str, int] = {}
@@ -437,6 +438,11 @@ class _Replay:
     def _feed(self, upd: tuple) -> None:
         """Sync state machine: apply, buffer, drop as stale, or detect a gap."""
         state = self.state
+        if state is _SYNCED and upd[:4] == self.last_ids:
+            # the same message again (a capture or relay artefact): the book already holds it, and
+            # it is no gap in the sequence (before, it dropped every sample to the next snapshot)
+            self.counts["depth_duplicates_skipped"] += 1
+            return
         if state is _SYNCED:
             if (upd[3] == self.last_u) if self.futures else (upd[1] == self.last_u + 1):
                 self._apply(upd)
@@ -473,6 +479,7 @@ class _Replay:
         self.book.apply(upd[4], upd[5])
         self.last_u = upd[2]
         self.last_applied = (E, upd[6], upd[7])
+        self.last_ids = upd[:4]
         self.counts["depth_applied"] += 1
 
     def _gap(self, upd: tuple, kind: str, field_name: str, expected: int, got: int) -> None:
@@ -643,6 +650,7 @@ class _Replay:
                          "blank_lines": c["blank_lines"], "ignored": dict(self.ignored)},
             "depth_updates_applied": c["depth_applied"],
             "depth_updates_stale_dropped": c["depth_stale_dropped"],
+            "depth_updates_duplicates_skipped": c["depth_duplicates_skipped"],
             "depth_updates_left_in_buffer": len(self.buffer),
             "depth_updates_evicted_from_buffer": c["buffer_evicted"],
             "snapshots_used": c["snapshots_used"],

@@ -236,6 +236,19 @@ def test_first_update_that_misses_the_snapshot_is_a_gap(tmp_path):
     assert res.report["book_synced_at_end"] is False
 
 
+def test_a_repeated_depth_message_is_a_duplicate_not_a_gap(tmp_path):
+    update = depth(2100, 103, 104, a=[(101, 5)])
+    messages = [SNAP, depth(1100, 101, 102, b=[(99, 2)]), update, update, depth(3100, 105, 105), depth(4100, 106, 106)]
+    res = read_binance_capture([write_capture(tmp_path / "dup.gz", messages)], "BTCUSDT")
+    # before: the repeat broke the U = u + 1 chain, and every sample up to the next snapshot was dropped
+    assert res.report["gaps"] == [] and res.report["depth_updates_duplicates_skipped"] == 1
+    assert res.book.ts.tolist() == [at(2000), at(3000), at(4000)] and top(res, 3000) == (99.0, 2.0, 101.0, 5.0)
+    # the exchange's ids name the update: a repeat under the same E, U and u is that update again
+    other = depth(2100, 103, 104, a=[(101, 6)])
+    res = read_binance_capture([write_capture(tmp_path / "dup2.gz", [*messages[:3], other, *messages[4:]])], "BTCUSDT")
+    assert res.report["depth_updates_duplicates_skipped"] == 1 and top(res, 3000) == (99.0, 2.0, 101.0, 5.0)
+
+
 @pytest.mark.parametrize("case, says", [
     ("no_snapshot", "no REST depth snapshot to start the book from (0 snapshot messages in cap.gz"),
     ("futures_as_spot", "the first sequence gap at cap.gz line 3 (first update does not straddle the snapshot: "
