@@ -22,6 +22,8 @@ Formats
 from __future__ import annotations
 
 import csv
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +53,19 @@ def _tardis_level_column(side: str, level: int, field: str) -> str:
 
 def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in {".parquet", ".pq"}
+
+
+@contextmanager
+def _reading(path: Path):
+    """Any failure to read ``path`` (a corrupt or truncated gzip or Parquet file, bad bytes) as a
+    :class:`DataError` naming it; errors that already name file, row and column pass through."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, duckdb.Error) as error:
+        raise DataError(str(path), f"cannot be read (corrupt or truncated?): {type(error).__name__}: "
+                                   f"{str(error).splitlines()[0] if str(error) else ''}") from None
 
 
 def _columns_of(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
@@ -203,24 +218,30 @@ def stage_book(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileForm
     report = {**_new_report(paths, fmt), "duplicate_ts_dropped": 0}
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {BOOK_STAGE} AS SELECT * FROM raw_l2_snapshots LIMIT 0")
     for path in paths:
-        present = _columns_of(conn, path)
-        if fmt == "tardis":
-            types = {**_TARDIS_KEYS, **{c: "DOUBLE" for c in present if c.startswith(("asks[", "bids["))}}
-            select, file_columns, levels = _tardis_book_layout(path, present)
-            report["levels_in_source"] = levels
-            if levels < N_LEVELS:
-                report["padded_levels"] = f"levels {levels}..{N_LEVELS - 1} stored as NULL (source has {levels})"
-        else:
-            _require(path, present, L2_COLUMNS)
-            types, file_columns = _ATRA_BOOK, {}
-            select = "timezone('UTC', ts) AS ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
-        _stage_file(conn, path, present, types, select, "book_problems.sql", file_columns, BOOK_STAGE,
-                    ", ".join(L2_LEVEL_COLUMNS), window, report, keep_last_per_ts=True)
+        with _reading(path):
+            _stage_book_file(conn, path, fmt, window, report)
     dupes = conn.execute(f"SELECT count(*) - count(DISTINCT ts) FROM {BOOK_STAGE}").fetchall()[0][0]
     if dupes:
         raise DataError(", ".join(report["files"]), f"{dupes} timestamps appear in more than one file")
     report["rows_staged"] = conn.execute(f"SELECT count(*) FROM {BOOK_STAGE}").fetchall()[0][0]
     return report
+
+
+def _stage_book_file(conn: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, window: PartitionWindow,
+                     report: dict) -> None:
+    present = _columns_of(conn, path)
+    if fmt == "tardis":
+        types = {**_TARDIS_KEYS, **{c: "DOUBLE" for c in present if c.startswith(("asks[", "bids["))}}
+        select, file_columns, levels = _tardis_book_layout(path, present)
+        report["levels_in_source"] = levels
+        if levels < N_LEVELS:
+            report["padded_levels"] = f"levels {levels}..{N_LEVELS - 1} stored as NULL (source has {levels})"
+    else:
+        _require(path, present, L2_COLUMNS)
+        types, file_columns = _ATRA_BOOK, {}
+        select = "timezone('UTC', ts) AS ts, symbol AS src_symbol, exchange, " + ", ".join(L2_LEVEL_COLUMNS)
+    _stage_file(conn, path, present, types, select, "book_problems.sql", file_columns, BOOK_STAGE,
+                ", ".join(L2_LEVEL_COLUMNS), window, report, keep_last_per_ts=True)
 
 
 def stage_trades(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileFormat,
@@ -229,17 +250,23 @@ def stage_trades(conn: duckdb.DuckDBPyConnection, paths: list[Path], fmt: FileFo
     report = _new_report(paths, fmt)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {TRADES_STAGE} AS SELECT * FROM raw_trades LIMIT 0")
     for path in paths:
-        present = _columns_of(conn, path)
-        if fmt == "tardis":
-            _require(path, present, list(_TARDIS_TRADES))
-            types, file_columns = _TARDIS_TRADES, {"ts": "timestamp", "trade_id": "id"}
-            select = ('make_timestamp("timestamp") AS ts, symbol AS src_symbol, exchange, price, amount, '
-                      "side, id AS trade_id")
-        else:
-            _require(path, present, TRADE_COLUMNS)
-            types, file_columns = _ATRA_TRADES, {}
-            select = "timezone('UTC', ts) AS ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
-        _stage_file(conn, path, present, types, select, "trade_problems.sql", file_columns, TRADES_STAGE,
-                    "price, amount, side, trade_id", window, report, keep_last_per_ts=False)
+        with _reading(path):
+            _stage_trades_file(conn, path, fmt, window, report)
     report["rows_staged"] = conn.execute(f"SELECT count(*) FROM {TRADES_STAGE}").fetchall()[0][0]
     return report
+
+
+def _stage_trades_file(conn: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, window: PartitionWindow,
+                       report: dict) -> None:
+    present = _columns_of(conn, path)
+    if fmt == "tardis":
+        _require(path, present, list(_TARDIS_TRADES))
+        types, file_columns = _TARDIS_TRADES, {"ts": "timestamp", "trade_id": "id"}
+        select = ('make_timestamp("timestamp") AS ts, symbol AS src_symbol, exchange, price, amount, '
+                  "side, id AS trade_id")
+    else:
+        _require(path, present, TRADE_COLUMNS)
+        types, file_columns = _ATRA_TRADES, {}
+        select = "timezone('UTC', ts) AS ts, symbol AS src_symbol, exchange, price, amount, side, trade_id"
+    _stage_file(conn, path, present, types, select, "trade_problems.sql", file_columns, TRADES_STAGE,
+                "price, amount, side, trade_id", window, report, keep_last_per_ts=False)

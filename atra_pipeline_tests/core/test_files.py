@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pandas as pd
 import pytest
 
@@ -107,6 +109,10 @@ def _write_bad(tmp_path, kind):
         text.loc[11, "bid_px_0"] = 100.5
     elif kind == "unsorted":
         text.loc[11, "ts"] = book.loc[3, "ts"]
+    elif kind == "inf_deep_price":  # an ascending side still: only the level rule sees it
+        text.loc[11, "ask_px_9"] = "inf"
+    elif kind == "zero_size":
+        text.loc[11, "bid_sz_4"] = 0.0
     text.to_csv(path, index=False)
     return path
 
@@ -117,6 +123,9 @@ def _write_bad(tmp_path, kind):
     ("nan_price", 12, "ask_px_1", "NaN price"),
     ("crossed", 12, "bid_px_0", "crossed book"),
     ("unsorted", 12, "ts", "time goes backwards"),
+    # before: both reported at ask_sz_0 / bid_sz_0, whatever the level
+    ("inf_deep_price", 12, "ask_px_9", "ask level without a finite price and size > 0 (price inf"),
+    ("zero_size", 12, "bid_sz_4", "bid level without a finite price and size > 0"),
 ])
 def test_bad_book_file_error_names_file_row_and_column(conn, tmp_path, window, kind, row, column, problem):
     path = _write_bad(tmp_path, kind)
@@ -196,3 +205,19 @@ def test_unparsable_timestamp_names_row_and_column(conn, tmp_path, window):
     text.to_csv(tmp_path / "bad_ts.csv", index=False)
     with pytest.raises(DataError, match=r"bad_ts.csv, row 7, column 'ts': unparsable timestamp 'yesterday at noon'"):
         files.stage_book(conn, [tmp_path / "bad_ts.csv"], "atra", window)
+
+
+@pytest.mark.parametrize("stage", ["book", "trades"])
+def test_a_corrupt_or_truncated_gzip_is_named(conn, tmp_path, window, stage):
+    good = tmp_path / "good.csv"
+    book = make_book(30)
+    (book if stage == "book" else make_trades(book)).to_csv(good, index=False)
+    whole = gzip.compress(good.read_bytes())
+    garbled = tmp_path / "garbled.csv.gz"
+    garbled.write_bytes(whole[:4] + b"garbage" * 20)  # before: zlib.error with no file name
+    truncated = tmp_path / "truncated.csv.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    stage_files = files.stage_book if stage == "book" else files.stage_trades
+    for bad in (garbled, truncated):
+        with pytest.raises(DataError, match=rf"{bad.name}: cannot be read \(corrupt or truncated\?\)"):
+            stage_files(conn, [good, bad], "atra", window)

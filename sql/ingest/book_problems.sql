@@ -12,6 +12,16 @@ SELECT _row, CASE
             'col': 'bid_px_' || (list_position(bid_px, 'nan'::DOUBLE) - 1), 'detail': 'price is NaN'}}
         WHEN isnan(list_max(ask_px)) THEN {{'problem': 'NaN price',
             'col': 'ask_px_' || (list_position(ask_px, 'nan'::DOUBLE) - 1), 'detail': 'price is NaN'}}
+        -- a bad level (an infinite price, a size without a price) before the ordering rules, which
+        -- an inf at the deepest level would pass: named at its own column
+        WHEN book_side_first_bad_level(bid_px, bid_sz) IS NOT NULL THEN {{'problem':
+            'bid level without a finite price and size > 0', 'col': book_bad_level_column('bid', bid_px, bid_sz),
+            'detail': printf('price %s, size %s', bid_px[book_side_first_bad_level(bid_px, bid_sz)]::VARCHAR,
+                             bid_sz[book_side_first_bad_level(bid_px, bid_sz)]::VARCHAR)}}
+        WHEN book_side_first_bad_level(ask_px, ask_sz) IS NOT NULL THEN {{'problem':
+            'ask level without a finite price and size > 0', 'col': book_bad_level_column('ask', ask_px, ask_sz),
+            'detail': printf('price %s, size %s', ask_px[book_side_first_bad_level(ask_px, ask_sz)]::VARCHAR,
+                             ask_sz[book_side_first_bad_level(ask_px, ask_sz)]::VARCHAR)}}
         WHEN ts < prev_ts THEN {{'problem': 'time goes backwards', 'col': 'ts',
             'detail': printf('%s after %s', ts::VARCHAR, prev_ts::VARCHAR)}}
         WHEN bid_px_0 >= ask_px_0 THEN {{'problem': 'crossed book', 'col': 'bid_px_0',
@@ -20,9 +30,5 @@ SELECT _row, CASE
             'bid levels not strictly descending (or a gap before a present level)', 'col': 'bid_px_0', 'detail': bid_px::VARCHAR}}
         WHEN NOT book_side_ordered(ask_px, false) THEN {{'problem':
             'ask levels not strictly ascending (or a gap before a present level)', 'col': 'ask_px_0', 'detail': ask_px::VARCHAR}}
-        WHEN NOT book_side_sizes_ok(bid_px, bid_sz) THEN {{'problem':
-            'bid size not a finite number > 0, or size without price', 'col': 'bid_sz_0', 'detail': bid_sz::VARCHAR}}
-        WHEN NOT book_side_sizes_ok(ask_px, ask_sz) THEN {{'problem':
-            'ask size not a finite number > 0, or size without price', 'col': 'ask_sz_0', 'detail': ask_sz::VARCHAR}}
     END AS p
 FROM rows
