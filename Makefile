@@ -23,8 +23,8 @@ run: $(BIN)/.installed
 ## then the tests marked serial alone (the service end to end, and the pool test that judges how other
 ## processes' steps interleave): the other worker's load would make their timeouts and orderings flaky.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
-	$(BIN)/python -m pytest -m serial
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" --durations=10
+	$(BIN)/python -m pytest -m serial --durations=10
 
 ## From research to paper trading (README, "Demonstration"): a study of a market with a strong
 ## signal, which the gate approves, then a replay of the next day's paper trading with the approved

@@ -64,7 +64,9 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert [(s["stage"], s["partition"].split("|")[-1]) for s in summaries] == [
         (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("research", "-")]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
-    assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [5] * 3 + [5] * 3
+    from atra_pipeline.core.features.quality import FEATURE_CHECKS
+
+    assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [len(FEATURE_CHECKS)] * 3 + [5] * 3
     models = summaries[-1]
     # 2 candidate checks, 1 OOF, 1 backtest, 1 report, 7 gate rules; only the gate may say no
     assert models["checks_passed"] + len(models["warnings"]) == 5 + len(GATE_RULES)

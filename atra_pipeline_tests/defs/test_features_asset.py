@@ -20,7 +20,7 @@ def test_features_for_two_days_pass_every_check(tmp_path):
                                 partition_key=partition_key(day, "SOLUSDT"), resources=resources, raise_on_error=False)
         assert result.success
         checks = {k: v for k, v in check_results(result).items() if k.startswith("features.")}
-        assert len(checks) == 5 and all(checks.values()), checks
+        assert len(checks) == 6 and all(checks.values()), checks
     meta = result.asset_materializations_for_node("features")[0].metadata
     assert meta["dagster/row_count"].value == 1440 and meta["data_from"].value == "2024-08-07 22:00:00"  # look-back: 1 h of rolling steps + 1 h windows
     assert meta["cross_asset_peers"].value == "BTCUSDT" and meta["cross_asset_data_from"].value == "2024-08-07 22:00:00"

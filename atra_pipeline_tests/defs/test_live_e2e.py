@@ -32,7 +32,10 @@ from atra_pipeline_tests.defs.helpers import check_results
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START = pd.Timestamp("2024-08-08 02:00:00.5")  # the replayed clock: collection continues the stored day
-SPEED = 30.0  # replayed seconds per real second
+# replayed seconds per real second: the faults below cost about 1 s of real time, 20 s replayed,
+# a hole in the feed under the features' staleness bound (30 s); a longer one would rightly leave
+# every window holding it NULL and nothing to trade
+SPEED = 20.0
 
 
 def _history(conn) -> dict[str, float]:
@@ -87,7 +90,7 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
             try:
                 settings = CollectorSettings(symbols=tuple(SYMBOLS), interval_s=0.1, timeout_s=0.6, backoff_s=0.01)
                 return await Collector(exchange, CollectedStore(resources["duckdb"].get_connection), settings,
-                                       clock=clock).run(duration_s=3.0)
+                                       clock=clock).run(duration_s=3.5)
             finally:
                 await exchange.close()
 

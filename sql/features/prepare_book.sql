@@ -92,7 +92,10 @@ SELECT ts, mid, spread, d5,
     sum(CASE WHEN bid_moved OR ask_moved THEN 1 ELSE 0 END) OVER c AS c_chg,
     -- last best-bid / best-ask price change so far
     max(CASE WHEN bid_moved THEN ts END) OVER c AS bid_moved_at,
-    max(CASE WHEN ask_moved THEN ts END) OVER c AS ask_moved_at
+    max(CASE WHEN ask_moved THEN ts END) OVER c AS ask_moved_at,
+    -- holes in the feed so far: snapshots more than $max_book_age_s after the one before them
+    -- (staleness.sql: a window holding one has no book for part of its span)
+    sum(CASE WHEN ts - p_ts > to_microseconds(($max_book_age_s * 1e6)::BIGINT) THEN 1 ELSE 0 END) OVER c AS c_gap
 FROM flows
 WINDOW w AS (), c AS (ROWS UNBOUNDED PRECEDING);
 

@@ -15,6 +15,8 @@ import pandas as pd
 
 from atra_pipeline.core.features.registry import (
     BASE_FAMILIES,
+    BOOK_FREE_FAMILIES,
+    MAX_BOOK_AGE_S,
     DECISION_STEP_S,
     DERIVED_FAMILIES,
     FAMILIES,
@@ -65,24 +67,49 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
         raise ValueError(f"decisions_from={decisions_from} is not a decision time of step {step_s} s")
     grid_start = first - pd.Timedelta(seconds=_span(step_s))
     cutoff = window.end if cutoff is None else pd.Timestamp(cutoff)
+    masked = {f.name: f.lookback(step_s) for f in FEATURES if f.family not in BOOK_FREE_FAMILIES}
     params = {**window.params, "step_s": step_s, "peers": list(peers), "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
+              "max_book_age_s": MAX_BOOK_AGE_S, "mask_lookbacks_s": sorted(set(masked.values())),
               "grid_start": grid_start.to_pydatetime(),
               "load_start": (grid_start - pd.Timedelta(seconds=max_lookback_s())).to_pydatetime()}
     run_script(conn, load_sql("features/prepare_book.sql"), params)
     run_script(conn, load_sql("features/prepare_trades.sql"), params)
+    run_script(conn, load_sql("features/staleness.sql"), params)
     for family in BASE_FAMILIES:
         _run_family(conn, family, load_sql(f"features/{family}.sql"), params)
     base_cols = [c for fam in BASE_FAMILIES for c in feature_columns(fam)]
-    conn.execute("CREATE OR REPLACE TEMP TABLE fx_base AS SELECT ts, " + ", ".join(base_cols) + " FROM fx_grid "
-                 + " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in BASE_FAMILIES) + " ORDER BY ts")
+    # the derived families read the base columns already NULL where their book was stale
+    conn.execute("CREATE OR REPLACE TEMP TABLE fx_base AS SELECT ts, " + _masked(base_cols, masked) + " FROM fx_grid "
+                 + " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in BASE_FAMILIES) + f" {_stale_flags(masked)} ORDER BY ts")
     for family in DERIVED_FAMILIES:
         sql = load_sql(f"features/{family}.sql").format(rows_1h=3600 // step_s - 1)
         _run_family(conn, family, sql, params)
     joins = " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in DERIVED_FAMILIES)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {FEATURES_STAGE} AS SELECT ts, $symbol AS symbol, "
-                 f"{', '.join(feature_columns())} FROM fx_base {joins} WHERE ts >= $start ORDER BY ts",
+                 f"{_masked(feature_columns(), masked)} FROM fx_base {joins} {_stale_flags(masked)} "
+                 "WHERE ts >= $start ORDER BY ts",
                  {"symbol": window.symbol, "start": first.to_pydatetime()})
     return FEATURES_STAGE
+
+
+def _stale_flags(masked: dict[str, int]) -> str:
+    """A join giving each decision time one ``stale_<w>`` column per look-back ``w`` (staleness.sql)."""
+    flags = ", ".join(f"bool_or(stale) FILTER (lookback_s = {w}) AS stale_{w}" for w in sorted(set(masked.values())))
+    return f"LEFT JOIN (SELECT ts, {flags} FROM fx_stale GROUP BY ts) USING (ts)"
+
+
+def _masked(columns: list[str], masked: dict[str, int]) -> str:
+    """Each column, NULL where the book behind its window was stale."""
+    return ", ".join(f"CASE WHEN stale_{masked[c]} THEN NULL ELSE {c} END AS {c}" if c in masked else c
+                     for c in columns)
+
+
+def stale_decisions(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp) -> pd.DatetimeIndex:
+    """The decision times from ``start`` on, in the last build, whose book as of the decision time
+    was older than :data:`MAX_BOOK_AGE_S` (their book features are NULL)."""
+    rows = conn.execute("SELECT ts FROM fx_stale WHERE lookback_s = 0 AND stale AND ts >= $start ORDER BY ts",
+                        {"start": pd.Timestamp(start).to_pydatetime()}).fetchall()
+    return pd.DatetimeIndex([r[0] for r in rows])
 
 
 def _span(step_s: int) -> int:

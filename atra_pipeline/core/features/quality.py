@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES
+from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, MAX_BOOK_AGE_S
 
 
 @dataclass
@@ -41,6 +41,8 @@ FEATURE_CHECKS = {
     "no_constant_columns": "No feature is constant over the day (calendar columns excepted; a feature the "
                            "registry declares rightly constant in some market state is reported, not failed).",
     "decision_grid_complete": "One row per decision time, none missing or repeated.",
+    "book_fresh": "Decision rows whose book is older than the staleness bound (their book features NULL) at most "
+                  "max_stale_share of the day.",
     "no_lookahead": "Rows rebuilt from raw data truncated at sampled times equal the full build.",
 }
 
@@ -56,6 +58,14 @@ def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | Mapping[str, pd.
         start = data_start.get(f.family) if isinstance(data_start, Mapping) else data_start
         mask[f.name] = True if start is None else frame["ts"] - pd.Timedelta(seconds=f.lookback(step_s)) < start
     return mask
+
+
+def book_fresh_outcome(stale: pd.DatetimeIndex, rows: int, max_stale_share: float = 0.05) -> FeatureCheckOutcome:
+    """``book_fresh``: the decision rows with a stale book, against ``max_stale_share`` of ``rows``."""
+    share = len(stale) / rows if rows else 0.0
+    return FeatureCheckOutcome("book_fresh", share <= max_stale_share, figures={
+        "stale_rows": len(stale), "stale_share": round(share, 6), "max_stale_share": max_stale_share,
+        "max_book_age_s": MAX_BOOK_AGE_S, "first_stale": [str(t) for t in stale[:5]]})
 
 
 def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,

@@ -18,6 +18,12 @@ RETURN_WINDOWS = ("10s", "1m", "5m", "15m", "1h")
 VOL_WINDOWS = ("1m", "5m", "15m", "1h")
 WINDOW_SECONDS = {"10s": 10, "30s": 30, "1m": 60, "2m": 120, "5m": 300, "15m": 900, "1h": 3600}
 REFERENCE_SYMBOL = "BTCUSDT"
+MAX_BOOK_AGE_S = 30.0
+"""A book older than this behind a feature's window makes the feature NULL (a frozen book is not
+a quiet market). A few intervals of the slowest feed read (10-s books; captures and the synthetic
+market sample every 1 s), far below an outage's minutes. Backtest and live build with it alike."""
+BOOK_FREE_FAMILIES = ("time",)
+"""Families that read no book: a stale book leaves them as they are."""
 # The decision grid's default step: research features and live scoring must use the same one.
 DECISION_STEP_S = 60
 

@@ -5,8 +5,9 @@ import pandas as pd
 
 from atra_pipeline.core.features.build import (
     FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches, missing_peers,
+    stale_decisions,
 )
-from atra_pipeline.core.features.quality import check_features, lookahead_outcome
+from atra_pipeline.core.features.quality import book_fresh_outcome, check_features, lookahead_outcome
 from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, cross_asset_peers, feature_columns
 from atra_pipeline.core.partition_settings import record_partition_settings
 from atra_pipeline.core.quality import record_check_outcomes
@@ -34,6 +35,8 @@ class FeaturesConfig(dg.Config):
     """Largest NaN share a column may have outside the warm-up."""
     lookahead_samples: int = 3
     """Decision times rebuilt from truncated raw data by the look-ahead check."""
+    max_stale_share: float = 0.05
+    """Largest share of decision rows whose book is stale (older than the bound: features NULL)."""
 
 
 REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.family, "window": f.window or "",
@@ -68,6 +71,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
         frame = conn.execute(f"SELECT * FROM {stage}").fetchdf()
         expected = pd.date_range(window.start, window.end, freq=f"{config.step_s}s", inclusive="left")
         outcomes = check_features(frame, expected, first_data, config.max_nan_share, config.step_s)
+        outcomes.append(book_fresh_outcome(stale_decisions(conn, window.start), len(frame), config.max_stale_share))
         sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples]
         outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s, peers=peers),
                                            sample))

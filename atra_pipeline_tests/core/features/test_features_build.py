@@ -199,3 +199,37 @@ def test_a_build_from_one_decision_time_gives_the_full_builds_row(two_days):
                                        full.loc[t, feature_columns()].astype(float), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="not a decision time"):
         build_features(two_days, window, peers=ETH_PEERS, decisions_from=pd.Timestamp(f"{DAY} 00:00:30"))
+
+
+def test_a_book_outage_leaves_the_features_that_read_it_null_and_is_reported(conn):
+    """Finding 1 of issue 15: the book removed 10:00 to 10:10, trades kept. Before, during the hole
+    ret_1m, rv_1m and ofi_raw_1m were 0, spread and imbalance frozen, and the 10-minute move came
+    back as one 1-minute return."""
+    from atra_pipeline.core.features.build import stale_decisions
+    from atra_pipeline.core.features.quality import book_fresh_outcome
+    from atra_pipeline.core.schema import TRADE_COLUMNS
+    from atra_pipeline.core.synthetic import generate_market_day
+
+    window = PartitionWindow.for_day("ETHUSDT", DAY)
+    for symbol in ("ETHUSDT", *ETH_PEERS):
+        book, trades = generate_market_day(symbol, DAY)
+        if symbol == "ETHUSDT":
+            book = book[(book["ts"] < f"{DAY} 10:00") | (book["ts"] >= f"{DAY} 10:10")]
+        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, PartitionWindow.for_day(symbol, DAY))
+        replace_partition(conn, "raw_trades", trades, TRADE_COLUMNS, PartitionWindow.for_day(symbol, DAY))
+    build_features(conn, window, step_s=60, peers=ETH_PEERS)
+    rows = conn.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
+    book_columns = ["ret_1m", "rv_1m", "ofi_raw_1m", "spread_bps", "pressure_imbalance_1"]
+    hole = rows.loc[f"{DAY} 10:00:30":f"{DAY} 10:09:30"]
+    assert hole[book_columns].isna().all().all()  # 30 s after the last snapshot the book is stale
+    assert hole["hour_sin"].notna().all()  # the calendar reads no book
+    # back at 10:10: a window reaching into the hole is NULL, one after it is set again
+    assert np.isnan(rows.at[pd.Timestamp(f"{DAY} 10:10"), "ret_1m"])
+    assert not np.isnan(rows.at[pd.Timestamp(f"{DAY} 10:11"), "ret_1m"])
+    assert np.isnan(rows.at[pd.Timestamp(f"{DAY} 11:05"), "rv_1h"]) and not np.isnan(rows.at[pd.Timestamp(f"{DAY} 11:11"), "rv_1h"])
+    assert rows.loc[f"{DAY} 09:00":f"{DAY} 09:59", book_columns].notna().all().all()  # before: untouched
+    stale = stale_decisions(conn, window.start)
+    assert stale.tolist() == list(pd.date_range(f"{DAY} 10:01", f"{DAY} 10:09", freq="60s"))
+    outcome = book_fresh_outcome(stale, len(rows), max_stale_share=0.005)
+    assert not outcome.passed and outcome.figures["stale_rows"] == 9
+    assert book_fresh_outcome(stale, len(rows)).passed  # 9 of 1440 rows: under the default 5%

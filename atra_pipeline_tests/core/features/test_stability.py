@@ -25,7 +25,7 @@ DIP = 10 * 1.48                                       # top-5 depth at 3780
 
 
 def stable_book() -> pd.DataFrame:
-    """Snapshots every 10 s from midnight to 01:10:00 (4200 s); 1-tick spread around 100, top-5
+    """Snapshots every 10 s from midnight to 01:20:00 (4800 s); 1-tick spread around 100, top-5
     depth 2 x (1 + ... + 5) = 30, except for (times in seconds from midnight):
 
     * 0: the bid half a tick lower (it moves at 10 s, then not until 3720);
@@ -34,7 +34,7 @@ def stable_book() -> pd.DataFrame:
       prior 5-minute mean (15) but not below half a mean that included it (14.75);
     * 3870 on: the ask 1 tick higher, spread 2 ticks (the ask moves at 3870).
     """
-    book = make_book(421, step_s=10.0)
+    book = make_book(481, step_s=10.0)
     for i in range(1, 10):  # deeper levels far away: level 0 may move without crossing them
         book[f"bid_px_{i}"], book[f"ask_px_{i}"] = 91.0 - i, 109.0 + i
     sec = ((book["ts"] - pd.Timestamp(DAY)).dt.total_seconds()).astype(int)
@@ -84,7 +84,7 @@ def test_spread_level_mean_std_and_zscores_by_hand(stable):
     calm = _at(stable, f"{DAY} 01:00:00")  # the same spread all along: sd exactly 0, z-scores 0
     assert calm["spread_bps_std_5m"] == 0 and calm["spread_bps_std_1h"] == 0
     assert calm["spread_zscore_5m"] == 0 and calm["spread_zscore_1h"] == 0
-    # 01:07:10 .. 01:10:00 (the last snapshot) all 2 ticks: sd 0 although the spread varied before, so
+    # 01:07:10 .. 01:12:00 all 2 ticks: sd 0 although the spread varied before, so
     # the window's sums are differences of unequal cumulative sums that do not cancel exactly
     flat = _at(stable, f"{DAY} 01:12:00")
     assert flat["spread_bps_std_5m"] == 0 and flat["spread_zscore_5m"] == 0
@@ -112,6 +112,8 @@ def test_shock_ages_by_hand(stable):
     assert later["depth5_shock_age_s"] == pytest.approx(4200 - 3780)
     assert _at(stable, f"{DAY} 00:15:00")[["spread_shock_age_s", "depth5_shock_age_s"]].tolist() == [600, 600]
     assert _at(stable, f"{DAY} 01:15:00")["spread_shock_age_s"] == 600  # capped
+    # after the last snapshot (01:20:00) the book goes stale: no feature reads a frozen book
+    assert np.isnan(_at(stable, f"{DAY} 01:21:00")["spread_shock_age_s"])
 
 
 @pytest.mark.parametrize("name", STABILITY)
