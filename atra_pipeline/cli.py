@@ -81,7 +81,6 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
     import dagster as dg
 
     from atra_pipeline.dead_runs import free_dead_runs, process_tags
-
     from atra_pipeline.definitions import MAIN_STAGES, defs
     from atra_pipeline.partitions import partition_key
 
@@ -437,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = load_run_config(args.config) if args.config else {}
     model_config = candidate_config(args, run_config)
     # SIGTERM (a supervisor, `timeout`) stops like Ctrl-C: the run under way fails, no other starts
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.command == "train":
             summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
@@ -453,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         last = f"run {done[-1]['run_id']} ({done[-1]['stage']} {done[-1]['partition']}) marked failed; " if done else ""
         print(f"atra {args.command}: interrupted: {last}no later run started", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_summaries(summaries)
     ok = all(s["success"] and not s["checks_failed"] for s in summaries)
     print(f"\n{_registry_summary_for(duckdb_path())}")
