@@ -173,8 +173,7 @@ def why_no_rows(report: dict, table: str) -> str:
     """Why a replay of :func:`read_binance_capture` gave no row of ``table`` ("raw_l2_snapshots"
     or "raw_trades"), from its report: what the reader knows and a user needs to fix the input."""
     m = report["messages"]
-    files = ", ".join(Path(f).name if isinstance(f, str) else Path(f.get("path", "?")).name
-                      for f in report.get("files", [])) or "no file"
+    files = ", ".join(Path(f["path"]).name for f in report["files"]) or "no file"
     if m["lines"] == 0:
         return f"the capture files ({files}) hold no message"
     if m["other_symbol"] and not (m["depth_updates"] or m["trades"] or m["snapshots"]):

@@ -48,3 +48,12 @@ def failed_blocking_checks(conn: duckdb.DuckDBPyConnection, reads: Mapping[str, 
 def describe(failures: pd.DataFrame) -> str:
     """One line per failed check: ``asset.check on partition``."""
     return "; ".join(f"{r.asset}.{r.check_name} on {r.partition}" for r in failures.itertuples())
+
+
+def leave_out_failed(conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, assets: Sequence[str]
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame``'s rows (``ts``, ``symbol``) whose partition failed no blocking check of ``assets``,
+    and the failures that left the others out (:func:`failed_blocking_checks`)."""
+    partition = frame["ts"].dt.strftime("%Y-%m-%d") + "|" + frame["symbol"]
+    failed = failed_blocking_checks(conn, {asset: partition.unique() for asset in assets})
+    return (frame[~partition.isin(failed["partition"])] if not failed.empty else frame), failed

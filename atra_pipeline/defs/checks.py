@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from atra_pipeline.core.blocking import describe, failed_blocking_checks
 from atra_pipeline.core.features.quality import FEATURE_CHECKS, FeatureCheckOutcome
 from atra_pipeline.core.quality import CheckOutcome, checks_for
 
@@ -92,8 +93,6 @@ def refuse_failed_upstream(context: dg.AssetExecutionContext, conn, upstream: li
     """Fail the step, before it reads anything, when a partition it reads (by its deps' partition
     mappings: the same day, the previous one, the peers' books) failed a blocking check in a
     stored evaluation: a blocking check stops downstream work however the run was launched."""
-    from atra_pipeline.core.blocking import describe, failed_blocking_checks
-
     reads = {asset: _upstream_keys(context, asset) for asset in upstream}
     failures = failed_blocking_checks(conn, reads)
     if not failures.empty:

@@ -1,7 +1,9 @@
 -- Each row of a staged book file with its first problem, in the order listed (NULL: none), as
 -- read by first_problem.sql. One pass over the file.
 WITH rows AS (
-    SELECT *, lag(ts) OVER (PARTITION BY src_symbol ORDER BY _row) AS prev_ts FROM l2_as_lists('{stage}')
+    SELECT *, lag(ts) OVER (PARTITION BY src_symbol ORDER BY _row) AS prev_ts,
+        book_side_first_bad_level(bid_px, bid_sz) AS bad_bid, book_side_first_bad_level(ask_px, ask_sz) AS bad_ask
+    FROM l2_as_lists('{stage}')
 )
 SELECT _row, CASE
         WHEN ts IS NULL THEN {{'problem': 'missing timestamp', 'col': 'ts', 'detail': 'empty value'}}
@@ -14,14 +16,12 @@ SELECT _row, CASE
             'col': 'ask_px_' || (list_position(ask_px, 'nan'::DOUBLE) - 1), 'detail': 'price is NaN'}}
         -- a bad level (an infinite price, a size without a price) before the ordering rules, which
         -- an inf at the deepest level would pass: named at its own column
-        WHEN book_side_first_bad_level(bid_px, bid_sz) IS NOT NULL THEN {{'problem':
-            'bid level without a finite price and size > 0', 'col': book_bad_level_column('bid', bid_px, bid_sz),
-            'detail': printf('price %s, size %s', bid_px[book_side_first_bad_level(bid_px, bid_sz)]::VARCHAR,
-                             bid_sz[book_side_first_bad_level(bid_px, bid_sz)]::VARCHAR)}}
-        WHEN book_side_first_bad_level(ask_px, ask_sz) IS NOT NULL THEN {{'problem':
-            'ask level without a finite price and size > 0', 'col': book_bad_level_column('ask', ask_px, ask_sz),
-            'detail': printf('price %s, size %s', ask_px[book_side_first_bad_level(ask_px, ask_sz)]::VARCHAR,
-                             ask_sz[book_side_first_bad_level(ask_px, ask_sz)]::VARCHAR)}}
+        WHEN bad_bid IS NOT NULL THEN {{'problem': 'bid level without a finite price and size > 0',
+            'col': book_level_column('bid', bid_px, bad_bid),
+            'detail': printf('price %s, size %s', bid_px[bad_bid]::VARCHAR, bid_sz[bad_bid]::VARCHAR)}}
+        WHEN bad_ask IS NOT NULL THEN {{'problem': 'ask level without a finite price and size > 0',
+            'col': book_level_column('ask', ask_px, bad_ask),
+            'detail': printf('price %s, size %s', ask_px[bad_ask]::VARCHAR, ask_sz[bad_ask]::VARCHAR)}}
         WHEN ts < prev_ts THEN {{'problem': 'time goes backwards', 'col': 'ts',
             'detail': printf('%s after %s', ts::VARCHAR, prev_ts::VARCHAR)}}
         WHEN bid_px_0 >= ask_px_0 THEN {{'problem': 'crossed book', 'col': 'bid_px_0',

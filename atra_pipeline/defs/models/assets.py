@@ -6,7 +6,7 @@ from typing import Literal
 import dagster as dg
 import numpy as np
 
-from atra_pipeline.core.blocking import describe, failed_blocking_checks
+from atra_pipeline.core.blocking import describe, leave_out_failed
 from atra_pipeline.core.cv import leakage
 from atra_pipeline.core.features.registry import longest_lookback_s
 from atra_pipeline.core.fills import CostSettings
@@ -110,12 +110,10 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
                                                config.end_date)
         except ValueError as exc:
             raise dg.Failure(f"model_candidate: {exc}") from exc
-        partition = frame["ts"].dt.strftime("%Y-%m-%d") + "|" + frame["symbol"]
         # a partition whose features or labels failed a blocking check is not trained on
-        failed = failed_blocking_checks(conn, {"features": partition.unique(), "labels": partition.unique()})
+        frame, failed = leave_out_failed(conn, frame, ["features", "labels"])
         if not failed.empty:
             context.log.warning(f"model_candidate leaves out partitions that failed a blocking check: {describe(failed)}")
-            frame = frame[~partition.isin(failed["partition"])]
             if frame.empty:
                 raise dg.Failure(f"model_candidate: every partition failed a blocking check ({describe(failed)})")
         partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
