@@ -105,7 +105,7 @@ class RawSourceResource(dg.ConfigurableResource):
     file_format: Literal["atra", "tardis", "binance"] = "atra"
     book_path: str = ""
     trades_path: str = ""
-    market: Literal["spot", "usdm_futures"] = "spot"
+    market: Literal["spot", "usdm_futures", "coinm_futures"] = "spot"
     on_gap: Literal["drop", "error"] = "drop"
     expect_full_day: bool = True
     max_gap_s: float = 5.0

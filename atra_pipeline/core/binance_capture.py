@@ -7,7 +7,28 @@ The JSON is a combined-stream message ``{"stream": "<symbol>@<kind>", "data": {.
 ``depthUpdate`` (diff-depth stream), a ``trade``, or anything else such as ``bookTicker``, which
 is skipped unparsed -- or a REST depth snapshot ``{"lastUpdateId": N, "bids": [...],
 "asks": [...]}``. A snapshot names no symbol, so every snapshot in a file is taken to belong to
-``symbol``: keep one symbol's snapshots per file.
+``symbol``: keep one symbol's snapshots per file (a COIN-M snapshot names its ``symbol``; one of
+another symbol is skipped). Trades come from the ``trade`` stream, or from ``aggTrade`` (trade id
+``a``) when the capture holds no ``trade`` message of the symbol -- never from both, which would
+count a fill twice.
+
+Markets
+-------
+``market`` declares what the capture is, and the messages' shapes must agree, or the replay stops
+at the first message that disagrees with a :class:`DataError` naming both markets, the file and
+the line (the shapes of Binance's API docs):
+
+* depth update: spot has no ``pu``; USD-M and COIN-M carry ``pu``; COIN-M also carries ``ps``
+  (the pair, e.g. ``BTCUSD``), and its symbols read ``BTCUSD_PERP`` / ``BTCUSD_240927``;
+* trade: a COIN-M symbol is COIN-M; otherwise a futures trade carries ``X`` (trade type), a
+  spot one ``M``;
+* REST snapshot: COIN-M's ``/dapi/v1/depth`` carries ``symbol`` and ``pair``, USD-M's
+  ``/fapi/v1/depth`` ``E`` and ``T`` without them; a snapshot of ``lastUpdateId``, ``bids`` and
+  ``asks`` alone (spot's ``/api/v3/depth``, or a recorder that kept only those) names no market.
+
+Units: spot and USD-M sizes are base units already. COIN-M sizes are contracts of a fixed USD
+value (:data:`COINM_CONTRACT_SIZE_USD`, or ``contract_size_usd``) and are converted to base units
+at each level's own price and each trade's price (:func:`contracts_to_base`).
 
 Rebuild procedure (Binance's documented one)
 --------------------------------------------
@@ -49,6 +70,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
 from array import array
 from collections import deque
@@ -75,8 +97,21 @@ except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
     _JSON_ERRORS = (ValueError,)
 
-Market = Literal["spot", "usdm_futures"]
-DEFAULT_EXCHANGE = {"spot": "binance", "usdm_futures": "binance-futures"}
+Market = Literal["spot", "usdm_futures", "coinm_futures"]
+# Venue ids as Tardis.dev names Binance's markets (ccxt: binance, binanceusdm, binancecoinm).
+DEFAULT_EXCHANGE = {"spot": "binance", "usdm_futures": "binance-futures", "coinm_futures": "binance-delivery"}
+CONTRACT_SPECS_URL = "https://www.binance.com/en/support/faq/a4470430e3164c13932be8967961aede"
+# USD value of one COIN-M contract per pair (Binance's contract specs, CONTRACT_SPECS_URL, and
+# contractSize in /dapi/v1/exchangeInfo): BTC 100 USD, the altcoins 10 USD. Kept short on purpose:
+# Binance says an altcoin "may vary", so a pair not listed is an error, not a guessed 10.
+COINM_CONTRACT_SIZE_USD: dict[str, float] = {
+    "BTCUSD": 100.0,
+    **dict.fromkeys(("ETHUSD", "BNBUSD", "SOLUSD", "XRPUSD", "ADAUSD", "DOGEUSD", "DOTUSD",
+                     "LINKUSD", "LTCUSD", "BCHUSD"), 10.0),
+}
+_COINM_SYMBOL = re.compile(r"([A-Z0-9]+USD)_(PERP|\d{6})")  # BTCUSD_PERP, BTCUSD_240927
+_ALL_MARKETS = frozenset(DEFAULT_EXCHANGE)
+_SPOT, _USDM, _COINM = frozenset({"spot"}), frozenset({"usdm_futures"}), frozenset({"coinm_futures"})
 BUFFER_MAX = 20_000  # depth updates kept while unsynced (~33 min at 100 ms); older ones are evicted
 _INF = float("inf")
 _FAR = 1 << 62  # "no bound" for the window, in ms
@@ -111,7 +146,8 @@ class CaptureResult:
 
 def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interval_ms: int = 1000,
                          start=None, end=None, exchange: str | None = None,
-                         on_gap: Literal["drop", "error"] = "drop") -> CaptureResult:
+                         on_gap: Literal["drop", "error"] = "drop",
+                         contract_size_usd: float | None = None) -> CaptureResult:
     """Replay capture files, rebuild the book and sample it every ``interval_ms``.
 
     Parameters
@@ -121,18 +157,24 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
     symbol : str
         Symbol to rebuild, e.g. ``"BTCUSDT"``; stream messages of other symbols are skipped
         and counted. Case-insensitive.
-    market : {"spot", "usdm_futures"}
-        Selects the sequence rules (spot ``U``/``u``, futures ``pu``) and the default exchange.
+    market : {"spot", "usdm_futures", "coinm_futures"}
+        What the capture is: selects the sequence rules (spot ``U``/``u``, futures ``pu``), the
+        units (COIN-M contracts are converted to base units) and the default exchange. Messages
+        of another market's shape are refused (module docstring, "Markets").
     interval_ms : int
         Grid step in ms (e.g. 100 or 1000).
     start, end : pandas.Timestamp, str or None
         Window ``[start, end)`` (naive UTC; tz-aware values are converted) of the returned rows
         and trades. Earlier messages are still replayed.
     exchange : str, optional
-        Value of the ``exchange`` column; default ``"binance"`` (spot) or ``"binance-futures"``.
+        Value of the ``exchange`` column; default :data:`DEFAULT_EXCHANGE` of ``market``
+        (``binance``, ``binance-futures``, ``binance-delivery``).
     on_gap : {"drop", "error"}
         What a sequence gap does: drop the samples until the next snapshot re-syncs (and report
         them), or raise :class:`DataError`.
+    contract_size_usd : float, optional
+        COIN-M only: the USD value of one contract of ``symbol``, for a contract missing from
+        :data:`COINM_CONTRACT_SIZE_USD` or to override it.
 
     Returns
     -------
@@ -143,11 +185,15 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
     DataError
         Malformed line or JSON, missing or non-integer field, unparsable / NaN / non-positive
         price or size, event time ``E`` going backwards in the depth stream, a crossed book at a
-        sample time, or (with ``on_gap="error"``) a sequence gap. The message names the file, the
-        1-based line and, where relevant, the field. Nothing partial is returned.
+        sample time, a message of another market than ``market``, or (with ``on_gap="error"``) a
+        sequence gap. The message names the file, the 1-based line and, where relevant, the
+        field. Nothing partial is returned.
+    ValueError
+        Bad arguments; with ``market="coinm_futures"``, a symbol whose contract size is unknown
+        (no ``contract_size_usd`` given).
     """
     if market not in DEFAULT_EXCHANGE:
-        raise ValueError(f"market must be 'spot' or 'usdm_futures', not {market!r}")
+        raise ValueError(f"market must be one of {sorted(DEFAULT_EXCHANGE)}, not {market!r}")
     if on_gap not in ("drop", "error"):
         raise ValueError(f"on_gap must be 'drop' or 'error', not {on_gap!r}")
     if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) or interval_ms <= 0:
@@ -159,11 +205,18 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
         raise ValueError(f"start {start} must be before end {end}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-
+    if contract_size_usd is not None and market != "coinm_futures":
+        raise ValueError(f"contract_size_usd is for market 'coinm_futures' (sizes in contracts), not {market!r}")
+    # An unknown COIN-M contract fails before the replay; a symbol of no COIN-M shape only after
+    # it, so that a capture of another market is refused for what it is, at its first line.
+    early = market == "coinm_futures" and (contract_size_usd is not None or coinm_pair(symbol) is not None)
     replay = _Replay(symbol, market, interval_ms, start_ns, end_ns, on_gap)
+    replay.contract_size = coinm_contract_size(symbol, contract_size_usd) if early else None
     for path in paths:
         replay.read_file(Path(path))
     replay.finish()
+    if market == "coinm_futures" and replay.contract_size is None:
+        replay.contract_size = coinm_contract_size(symbol, contract_size_usd)
     exchange = exchange or DEFAULT_EXCHANGE[market]
     return CaptureResult(replay.book_frame(exchange), replay.trade_frame(exchange),
                          replay.report(exchange, start_ns, end_ns))
@@ -191,11 +244,127 @@ def why_no_rows(report: dict, table: str) -> str:
         g = report["gaps"][0]
         return (f"the book was invalid at every sample: the first sequence gap at {Path(g['file']).name} line "
                 f"{g['line']} ({g['kind']}: expected {g['field']}={g['expected']}, got {g['got']}) was never "
-                f"re-synced by a snapshot ({len(report['gaps'])} gaps; a futures capture read as spot "
-                "breaks the spot U/u rule at its first update)")
+                f"re-synced by a snapshot ({len(report['gaps'])} gaps)")
     s = report["samples"]
     return (f"no sample inside the window ({s['before_window']} before it, {s['after_window']} after it, "
             f"{s['dropped_invalid']} dropped as invalid)")
+
+
+# --------------------------------------------------------------------------- COIN-M units
+
+
+def coinm_pair(symbol: str) -> str | None:
+    """The pair of a COIN-M contract symbol (``BTCUSD_PERP`` -> ``BTCUSD``), None for another shape."""
+    match = _COINM_SYMBOL.fullmatch(symbol.upper())
+    return match.group(1) if match else None
+
+
+def coinm_contract_size(symbol: str, override: float | None = None) -> float:
+    """USD value of one contract of the COIN-M ``symbol``.
+
+    Parameters
+    ----------
+    symbol : str
+        A COIN-M contract, ``<pair>_PERP`` or ``<pair>_<yymmdd>`` (e.g. ``BTCUSD_PERP``).
+    override : float, optional
+        The size to use instead of the table, for a contract it lacks.
+
+    Returns
+    -------
+    float
+        ``override``, else :data:`COINM_CONTRACT_SIZE_USD` of the symbol's pair.
+
+    Raises
+    ------
+    ValueError
+        ``override`` not a finite number > 0; the symbol is no COIN-M contract or its pair is not
+        in the table (the message names the symbol and how to state the size).
+
+    References
+    ----------
+    Binance, "Coin-Margined Futures Contract Specifications",
+    https://www.binance.com/en/support/faq/a4470430e3164c13932be8967961aede
+    """
+    if override is not None:
+        if isinstance(override, bool) or not isinstance(override, (int, float)) or not 0 < override < _INF:
+            raise ValueError(f"contract_size_usd must be a finite number of USD > 0, not {override!r}")
+        return float(override)
+    pair = coinm_pair(symbol)
+    if pair is None:
+        raise ValueError(f"{symbol!r} is not a COIN-M contract symbol (<pair>_PERP or <pair>_<yymmdd>, e.g. "
+                         "BTCUSD_PERP): name the contract, or state its size with contract_size_usd")
+    if pair not in COINM_CONTRACT_SIZE_USD:
+        raise ValueError(f"contract size of COIN-M symbol {symbol!r} unknown (pair {pair} is not in "
+                         f"COINM_CONTRACT_SIZE_USD: {', '.join(COINM_CONTRACT_SIZE_USD)}): state it with "
+                         f"contract_size_usd, from contractSize in /dapi/v1/exchangeInfo or {CONTRACT_SPECS_URL}")
+    return COINM_CONTRACT_SIZE_USD[pair]
+
+
+def contracts_to_base(contracts, price, contract_size_usd: float) -> np.ndarray:
+    """Base units of COIN-M sizes given in contracts.
+
+    A COIN-M contract is worth ``contract_size_usd`` USD, so at price ``p`` (USD per base unit)::
+
+        base = contracts * contract_size_usd / p
+
+    which keeps the USD notional: ``base * p == contracts * contract_size_usd``. A level's size
+    converts at that level's price, a trade's at the trade price. NaN (a missing level) stays NaN.
+
+    Parameters
+    ----------
+    contracts, price : array_like
+        Sizes in contracts and their prices (broadcast together).
+    contract_size_usd : float
+        USD value of one contract (:func:`coinm_contract_size`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 sizes in base units.
+
+    References
+    ----------
+    Binance, "Coin-Margined Futures Contract Specifications",
+    https://www.binance.com/en/support/faq/a4470430e3164c13932be8967961aede
+
+    Examples
+    --------
+    >>> float(contracts_to_base(3, 60_000.0, 100.0)[()])  # 3 x 100 USD at 60,000 USD per BTC
+    0.005
+    """
+    return np.asarray(contracts, dtype=np.float64) * contract_size_usd / np.asarray(price, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- market shapes
+# Each returns (markets the message can belong to, why, the field that shows it).
+
+
+def _depth_markets(d: dict, coinm_symbol: bool) -> tuple[frozenset, str, str]:
+    if "ps" in d:
+        return _COINM, f"its depthUpdate carries 'ps' (pair {d['ps']!r}), as COIN-M's do", "ps"
+    if "pu" not in d:
+        return _SPOT, "its depthUpdate has no 'pu', as spot's", "pu"
+    if coinm_symbol:
+        return _COINM, "its depthUpdate carries 'pu' and a COIN-M contract symbol", "s"
+    return _USDM, "its depthUpdate carries 'pu' but no 'ps' (pair), as USD-M's", "pu"
+
+
+def _trade_markets(d: dict, coinm_symbol: bool) -> tuple[frozenset, str, str]:
+    if coinm_symbol:
+        return _COINM, "its trade is of a COIN-M contract symbol", "s"
+    if "X" in d:
+        return _USDM, "its trade carries 'X' (futures trade type) and no COIN-M symbol", "X"
+    if "M" in d:
+        return _SPOT, "its trade carries 'M', as spot's", "M"
+    return _SPOT | _USDM, "its trade symbol is no COIN-M contract (<pair>_PERP)", "s"
+
+
+def _snapshot_markets(msg: dict) -> tuple[frozenset, str, str | None]:
+    if "pair" in msg or "symbol" in msg:
+        return _COINM, "its REST depth snapshot names 'symbol'/'pair', as /dapi/v1/depth", "pair"
+    if "E" in msg or "T" in msg:
+        return _USDM, "its REST depth snapshot carries 'E'/'T' and no 'pair', as /fapi/v1/depth", "E"
+    return _ALL_MARKETS, "", None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -269,6 +438,17 @@ def _positive(value, src: str, line: int, name: str) -> float:
 # --------------------------------------------------------------------------- replay
 
 
+class _TradeLog:
+    """The trades of one stream kind (``trade`` or ``aggTrade``) kept in the window, and counts."""
+
+    __slots__ = ("ts", "px", "qty", "sell", "ids", "messages", "before", "after")
+
+    def __init__(self) -> None:
+        self.ts, self.px, self.qty, self.sell = array("q"), array("d"), array("d"), array("b")
+        self.ids: list[str] = []
+        self.messages = self.before = self.after = 0
+
+
 class _Replay:
     """State of one replay: the book, its sync state, the sample grid and the outputs.
 
@@ -278,8 +458,10 @@ class _Replay:
     def __init__(self, symbol: str, market: str, interval_ms: int, start_ns, end_ns, on_gap: str):
         self.symbol = symbol.upper()
         self.sym_b = symbol.lower().encode()
-        self.futures = market == "usdm_futures"
+        self.futures = market != "spot"
         self.market = market
+        self.coinm_symbol = coinm_pair(symbol) is not None
+        self.contract_size: float | None = None  # USD per contract (COIN-M), set by the caller
         self.on_gap = on_gap
         self.step = interval_ms
         step_ns = interval_ms * 1_000_000
@@ -303,16 +485,15 @@ class _Replay:
 
         self.ts = array("q")
         self.rows = array("d")
-        self.trade_ts, self.trade_px, self.trade_qty = array("q"), array("d"), array("d")
-        self.trade_sell, self.trade_id = array("b"), []
+        self.trade_logs = {"trade": _TradeLog(), "aggTrade": _TradeLog()}
         self.offsets = array("q")  # local receive - E, ms, per depth update
 
         self.files: list[dict] = []
         self.counts = dict.fromkeys((
-            "lines", "blank_lines", "depth_updates", "trades", "snapshots", "other_symbol",
+            "lines", "blank_lines", "depth_updates", "snapshots", "other_symbol",
             "depth_applied", "depth_stale_dropped", "depth_duplicates_skipped", "buffer_evicted", "snapshots_used",
             "snapshots_ignored_book_valid", "samples_before_window", "samples_after_window",
-            "samples_dropped_invalid", "trades_before_window", "trades_after_window"), 0)
+            "samples_dropped_invalid"), 0)
         self.ignored: dict[str, int] = {}
         self.gaps: list[dict] = []
         self.intervals: list[dict] = []
@@ -394,13 +575,23 @@ class _Replay:
         event = data.get("e") if isinstance(data, dict) else None
         if event == "depthUpdate":
             self._depth(data, self._receive_ms(line, sp, lineno), lineno)
-        elif event == "trade":
-            self._trade(data, lineno)
+        elif event == "trade" or event == "aggTrade":
+            self._trade(data, lineno, event)
         elif isinstance(data, dict):
             key = kind.split("@")[0] or "?"
             self.ignored[key] = self.ignored.get(key, 0) + 1
         else:
             raise DataError(self.src, "stream data is not a JSON object", line=lineno, column="data")
+
+    def _check_market(self, shape: tuple, lineno: int) -> None:
+        """Refuse a message whose shape belongs to another market than the declared one."""
+        markets, why, column = shape
+        if self.market in markets:
+            return
+        found = " or ".join(sorted(markets))
+        fix = f"; set market: {found}" if len(markets) == 1 else ""
+        raise DataError(self.src, f"market mismatch: declared market '{self.market}', but the capture is "
+                                  f"{found}: {why}{fix}", line=lineno, column=column)
 
     def _receive_ms(self, line: bytes, sp: int, lineno: int) -> int:
         try:
@@ -414,6 +605,7 @@ class _Replay:
     def _depth(self, d: dict, receive_ms: int, lineno: int) -> None:
         """Validate one depthUpdate and feed it to the sync state machine."""
         src = self.src
+        self._check_market(_depth_markets(d, self.coinm_symbol), lineno)
         names = ("E", "U", "u", "pu") if self.futures else ("E", "U", "u")
         ints = _require_ints(d, names, "depthUpdate", src, lineno)
         E, U, u = ints[0], ints[1], ints[2]
@@ -503,6 +695,11 @@ class _Replay:
     def _snapshot(self, msg: dict, lineno: int) -> None:
         """Reset the book to a REST snapshot (unless the book is valid) and replay the buffer."""
         src = self.src
+        named = msg.get("symbol")
+        if named is not None and str(named).upper() != self.symbol:
+            self.counts["other_symbol"] += 1  # COIN-M snapshots name their contract
+            return
+        self._check_market(_snapshot_markets(msg), lineno)
         (last_id,) = _require_ints(msg, ("lastUpdateId",), "depth snapshot", src, lineno)
         bids = _levels(_require(msg, "bids", "depth snapshot", src, lineno), src, lineno, "bids")
         asks = _levels(_require(msg, "asks", "depth snapshot", src, lineno), src, lineno, "asks")
@@ -588,25 +785,33 @@ class _Replay:
 
     # ----------------------------------------------------------------- trades
 
-    def _trade(self, d: dict, lineno: int) -> None:
+    def _trade(self, d: dict, lineno: int, kind: str) -> None:
+        """One ``trade`` (id ``t``) or ``aggTrade`` (id ``a``) message into its kind's log."""
         src = self.src
-        trade_ms, trade_id = _require_ints(d, ("T", "t"), "trade", src, lineno)
-        price = _positive(_require(d, "p", "trade", src, lineno), src, lineno, "p")
-        amount = _positive(_require(d, "q", "trade", src, lineno), src, lineno, "q")
-        maker = _require(d, "m", "trade", src, lineno)
+        self._check_market(_trade_markets(d, self.coinm_symbol), lineno)
+        trade_ms, trade_id = _require_ints(d, ("T", "t" if kind == "trade" else "a"), kind, src, lineno)
+        price = _positive(_require(d, "p", kind, src, lineno), src, lineno, "p")
+        amount = _positive(_require(d, "q", kind, src, lineno), src, lineno, "q")
+        maker = _require(d, "m", kind, src, lineno)
         if type(maker) is not bool:
-            raise DataError(src, f"trade field 'm' is not true/false: {maker!r}", line=lineno, column="m")
-        self.counts["trades"] += 1
+            raise DataError(src, f"{kind} field 'm' is not true/false: {maker!r}", line=lineno, column="m")
+        log = self.trade_logs[kind]
+        log.messages += 1
         if trade_ms < self.start_ms:
-            self.counts["trades_before_window"] += 1
+            log.before += 1
         elif trade_ms >= self.end_ms:
-            self.counts["trades_after_window"] += 1
+            log.after += 1
         else:
-            self.trade_ts.append(trade_ms)
-            self.trade_px.append(price)
-            self.trade_qty.append(amount)
-            self.trade_sell.append(maker)  # buyer is maker -> the seller was the aggressor
-            self.trade_id.append(str(trade_id))
+            log.ts.append(trade_ms)
+            log.px.append(price)
+            log.qty.append(amount)
+            log.sell.append(maker)  # buyer is maker -> the seller was the aggressor
+            log.ids.append(str(trade_id))
+
+    def _trade_stream(self) -> str:
+        """The trade stream the output comes from: ``trade`` when the capture has it."""
+        return "trade" if self.trade_logs["trade"].messages or not self.trade_logs["aggTrade"].messages \
+            else "aggTrade"
 
     # ----------------------------------------------------------------- outputs
 
@@ -614,28 +819,48 @@ class _Replay:
         n, width = len(self.ts), 4 * N_LEVELS
         levels = np.frombuffer(self.rows, dtype=np.float64).reshape(n, width).T.copy() if n else \
             np.empty((width, 0))
+        if self.contract_size is not None:  # rows: bid_px, bid_sz, ask_px, ask_sz blocks of N_LEVELS
+            for px in (0, 2 * N_LEVELS):
+                sz = slice(px + N_LEVELS, px + 2 * N_LEVELS)
+                levels[sz] = contracts_to_base(levels[sz], levels[px:px + N_LEVELS], self.contract_size)
         data = {"ts": _ms_to_ts(self.ts), "symbol": [self.symbol] * n, "exchange": [exchange] * n}
         data.update(zip(L2_LEVEL_COLUMNS, levels))
         return pd.DataFrame(data, columns=L2_COLUMNS)
 
     def trade_frame(self, exchange: str) -> pd.DataFrame:
-        n = len(self.trade_ts)
-        ts = np.frombuffer(self.trade_ts, dtype=np.int64) if n else np.empty(0, np.int64)
+        log = self.trade_logs[self._trade_stream()]
+        n = len(log.ts)
+        ts = np.frombuffer(log.ts, dtype=np.int64) if n else np.empty(0, np.int64)
         order = np.argsort(ts, kind="stable") if n and np.any(np.diff(ts) < 0) else slice(None)
-        sell = np.frombuffer(self.trade_sell, dtype=np.int8).astype(bool) if n else np.empty(0, bool)
+        sell = np.frombuffer(log.sell, dtype=np.int8).astype(bool) if n else np.empty(0, bool)
+        price = np.frombuffer(log.px, dtype=np.float64) if n else np.empty(0)
+        amount = np.frombuffer(log.qty, dtype=np.float64) if n else np.empty(0)
+        if self.contract_size is not None:
+            amount = contracts_to_base(amount, price, self.contract_size)
         frame = pd.DataFrame({
             "ts": _ms_to_ts(ts), "symbol": [self.symbol] * n, "exchange": [exchange] * n,
-            "price": np.frombuffer(self.trade_px, dtype=np.float64) if n else np.empty(0),
-            "amount": np.frombuffer(self.trade_qty, dtype=np.float64) if n else np.empty(0),
+            "price": price, "amount": amount,
             "side": np.where(sell, "sell", "buy").astype(object),
-            "trade_id": self.trade_id,
+            "trade_id": log.ids,
         }, columns=TRADE_COLUMNS)
         if isinstance(order, np.ndarray):
             frame = frame.iloc[order].reset_index(drop=True)
         return frame
 
+    def _units(self) -> dict:
+        if self.contract_size is None:
+            return {"sizes": "base units, as the capture gives them"}
+        return {"sizes": "base units, converted from contracts: contracts x contract_size_usd / price "
+                         "(book: each level's price; trades: the trade price)",
+                "contract_size_usd": self.contract_size, "reference": CONTRACT_SPECS_URL}
+
     def report(self, exchange: str, start_ns, end_ns) -> dict:
         c = self.counts
+        stream = self._trade_stream()
+        other = "aggTrade" if stream == "trade" else "trade"
+        log, ignored = self.trade_logs[stream], dict(self.ignored)
+        if self.trade_logs[other].messages:  # both trade streams captured: using both counts each fill twice
+            ignored[other] = self.trade_logs[other].messages
         offsets = np.frombuffer(self.offsets, dtype=np.int64) if len(self.offsets) else None
         offset = None if offsets is None else {
             "min": int(offsets.min()), "median": float(np.median(offsets)), "max": int(offsets.max())}
@@ -644,9 +869,11 @@ class _Replay:
             "window": {"start": None if start_ns is None else pd.Timestamp(start_ns).isoformat(),
                        "end": None if end_ns is None else pd.Timestamp(end_ns).isoformat()},
             "files": self.files,
-            "messages": {"lines": c["lines"], "depth_updates": c["depth_updates"], "trades": c["trades"],
+            "messages": {"lines": c["lines"], "depth_updates": c["depth_updates"], "trades": log.messages,
                          "snapshots": c["snapshots"], "other_symbol": c["other_symbol"],
-                         "blank_lines": c["blank_lines"], "ignored": dict(self.ignored)},
+                         "blank_lines": c["blank_lines"], "ignored": ignored},
+            "trade_stream": stream,
+            "units": self._units(),
             "depth_updates_applied": c["depth_applied"],
             "depth_updates_stale_dropped": c["depth_stale_dropped"],
             "depth_updates_duplicates_skipped": c["depth_duplicates_skipped"],
@@ -660,9 +887,9 @@ class _Replay:
             "samples": {"emitted": len(self.ts), "dropped_invalid": c["samples_dropped_invalid"],
                         "before_window": c["samples_before_window"],
                         "after_window": c["samples_after_window"]},
-            "rows_before_window": {"book": c["samples_before_window"], "trades": c["trades_before_window"]},
-            "rows_after_window": {"book": c["samples_after_window"], "trades": c["trades_after_window"]},
-            "trades_emitted": len(self.trade_id),
+            "rows_before_window": {"book": c["samples_before_window"], "trades": log.before},
+            "rows_after_window": {"book": c["samples_after_window"], "trades": log.after},
+            "trades_emitted": len(log.ids),
             "clock": {
                 "book_ts": "exchange event time E of the depth updates (ms, UTC)",
                 "trade_ts": "exchange trade time T (ms, UTC)",

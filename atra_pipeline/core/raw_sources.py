@@ -53,7 +53,9 @@ class SourceSpec:
     file_format: Literal["atra", "tardis", "binance"] = "atra"
     book_path: str = ""
     trades_path: str = ""
-    market: Literal["spot", "usdm_futures"] = "spot"
+    market: Literal["spot", "usdm_futures", "coinm_futures"] = "spot"
+    """Binance capture: the market it was recorded on; ``coinm_futures`` sizes (contracts) are
+    converted to base units (:mod:`atra_pipeline.core.binance_capture`)."""
     on_gap: Literal["drop", "error"] = "drop"
     expect_full_day: bool = True
 

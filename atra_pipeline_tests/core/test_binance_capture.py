@@ -251,8 +251,7 @@ def test_a_repeated_depth_message_is_a_duplicate_not_a_gap(tmp_path):
 
 @pytest.mark.parametrize("case, says", [
     ("no_snapshot", "no REST depth snapshot to start the book from (0 snapshot messages in cap.gz"),
-    ("futures_as_spot", "the first sequence gap at cap.gz line 3 (first update does not straddle the snapshot: "
-                        "expected U=101, got 104) was never re-synced"),
+    # a futures capture read as spot is refused at its first update now (test_binance_coinm.py)
     ("other_symbol", "all 2 stream messages are for other symbols than BTCUSDT"),
 ])
 def test_a_replay_without_rows_says_why(tmp_path, case, says):
@@ -260,9 +259,6 @@ def test_a_replay_without_rows_says_why(tmp_path, case, says):
 
     messages = {
         "no_snapshot": [depth(1100, 101, 102, b=[(99, 2)]), depth(2100, 103, 104)],
-        # a USD-M capture read as spot: its U jumps, which breaks the spot rule at once
-        "futures_as_spot": [SNAP, depth(1100, 95, 100, b=[(99, 3)], pu=94), depth(2100, 104, 108, pu=100),
-                            depth(3100, 109, 110, pu=108)],
         "other_symbol": [depth(1100, 101, 102, sym="ethusdt"), depth(2100, 103, 104, sym="ethusdt")],
     }[case]
     res = read_binance_capture([write_capture(tmp_path / "cap.gz", messages)], "BTCUSDT")
@@ -294,9 +290,9 @@ def test_futures_pu_break_is_a_gap(tmp_path):
     [gap] = res.report["gaps"]
     assert (gap["field"], gap["line"], gap["expected"], gap["got"]) == ("pu", 4, 108, 107)
     assert res.book.ts.tolist() == [at(2000)]
-    # The same file read with the spot rule (U == prev u + 1) rejects the futures U jump instead.
-    spot = read_binance_capture([futures_capture(tmp_path, break_chain=True)], "BTCUSDT")
-    assert spot.report["gaps"][0]["line"] == 3 and spot.report["gaps"][0]["field"] == "U"
+    # The same file declared spot is refused at its first update, which carries the futures 'pu'.
+    with pytest.raises(DataError, match=r"fut.gz, line 2, column 'pu': market mismatch: declared market 'spot'"):
+        read_binance_capture([futures_capture(tmp_path, break_chain=True)], "BTCUSDT")
 
 
 BAD_LINES = {
