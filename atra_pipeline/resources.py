@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from atra_pipeline.core.parquet_store import attach_store
 from atra_pipeline.core.paths import duckdb_path
+from atra_pipeline.core.quality import plausibility_params
 from atra_pipeline.core.raw_sources import SourceSpec
 from atra_pipeline.core.settings import get
 from atra_pipeline.core.storage import prepare
@@ -110,13 +111,21 @@ class RawSourceResource(dg.ConfigurableResource):
     expect_full_day: bool = True
     max_gap_s: float = 5.0
     trade_band_bps: float = 100.0
+    plausibility: dict[str, dict[str, float]] = {}
+    """Plausibility bounds (``max_trade_notional``, ``max_level_notional``, ``max_mid_jump_bps``)
+    for every symbol under ``"*"`` and per symbol under its name; unset bounds keep the rules'
+    defaults."""
+    replace_source: bool = False
+    """Let this run replace a partition stored from a different source (a synthetic run over an
+    imported capture, say); without it such a partition is refused, naming both sources."""
 
     def spec(self) -> SourceSpec:
         """The plain description of the source that core reads (same field names)."""
         return SourceSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SourceSpec)})
 
-    def check_params(self) -> dict:
-        """Thresholds of the SQL checks for data from this source."""
+    def check_params(self, symbol: str) -> dict:
+        """Thresholds of the SQL checks for ``symbol``'s data from this source."""
         min_rows, max_rows = self.spec().row_count_bounds()
         return {"min_rows": min_rows, "max_rows": max_rows, "max_gap_s": self.max_gap_s,
-                "edges": self.expect_full_day, "band_bps": self.trade_band_bps}
+                "edges": self.expect_full_day, "band_bps": self.trade_band_bps,
+                **plausibility_params(self.plausibility, symbol)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from atra_pipeline.core.gate import GATE_RULES
-from atra_pipeline.core.quality import SQL_CHECKS
+from atra_pipeline.core.quality import SQL_CHECKS, checks_for
 from atra_pipeline.docs import README, render
 
 
@@ -66,7 +66,8 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
     from atra_pipeline.core.features.quality import FEATURE_CHECKS
 
-    assert [s["checks_passed"] for s in summaries[:9]] == [11] * 3 + [len(FEATURE_CHECKS)] * 3 + [5] * 3
+    raw_checks = len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + 2  # and two GE suites
+    assert [s["checks_passed"] for s in summaries[:9]] == [raw_checks] * 3 + [len(FEATURE_CHECKS)] * 3 + [len(checks_for("labels"))] * 3
     models = summaries[-1]
     # 2 candidate checks, 1 OOF, 1 backtest, 1 report, 7 gate rules; only the gate may say no
     assert models["checks_passed"] + len(models["warnings"]) == 5 + len(GATE_RULES)

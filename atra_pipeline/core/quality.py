@@ -27,7 +27,9 @@ class SqlCheck:
 
     ``blocking`` rules guard downstream work (a failure stops it); the others warn. ``params``
     are the defaults of the rule's ``$name`` parameters; ``summary`` maps a metadata name to an
-    aggregate over the offending rows (e.g. the longest gap).
+    aggregate over the offending rows (e.g. the longest gap). ``plausibility`` rules bound what
+    one symbol's data can be (sizes, jumps); their bounds can be set per symbol
+    (:func:`plausibility_params`).
     """
 
     asset: str
@@ -36,6 +38,7 @@ class SqlCheck:
     blocking: bool
     params: dict = field(default_factory=dict)
     summary: dict[str, str] = field(default_factory=dict)
+    plausibility: bool = False
 
     @property
     def sql_file(self) -> str:
@@ -59,11 +62,22 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
              "No stretch without snapshots longer than max_gap_s (day edges included).",
              blocking=False, params={"max_gap_s": 5.0, "edges": True},
              summary={"n_gaps": "count(*)", "longest_gap_s": "coalesce(max(gap_s), 0)"}),
+    SqlCheck("raw_l2_snapshots", "level_notional_plausible",
+             "No resting level worth more than max_level_notional (quote currency).", blocking=True,
+             params={"max_level_notional": 1e9}, plausibility=True,
+             summary={"largest_level_notional": "coalesce(max(largest_level_notional), 0)"}),
+    SqlCheck("raw_l2_snapshots", "mid_jump_plausible",
+             "The mid moves at most max_mid_jump_bps (log return) from one snapshot to the next.", blocking=True,
+             params={"max_mid_jump_bps": 1000.0}, plausibility=True,
+             summary={"largest_jump_bps": "coalesce(max(jump_bps), 0)"}),
     SqlCheck("raw_trades", "price_near_mid",
              "Trade price within band_bps of the book's mid at that time.", blocking=True,
              params={"band_bps": 100.0}, summary={"max_deviation_bps": "coalesce(max(deviation_bps), 0)"}),
     SqlCheck("raw_trades", "amount_positive", "Trade amount finite and > 0.", blocking=True),
     SqlCheck("raw_trades", "trade_id_unique", "Trade ids unique per exchange and symbol.", blocking=True),
+    SqlCheck("raw_trades", "notional_plausible", "No trade worth more than max_trade_notional (quote currency).",
+             blocking=True, params={"max_trade_notional": 1e8}, plausibility=True,
+             summary={"largest_notional": "coalesce(max(notional), 0)"}),
     SqlCheck("labels", "t1_not_before_event", "The barrier touch t1 is at or after the event time.", blocking=True),
     SqlCheck("labels", "holding_within_max", "t1 - event time is at most max_holding_s (the vertical barrier).",
              blocking=True, params={"max_holding_s": 3600}, summary={"longest_holding_s": "coalesce(max(holding_s), 0)"}),
@@ -75,6 +89,23 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
     SqlCheck("labels", "class_share_at_least", "Each meta-label class holds at least min_share of the events.",
              blocking=False, params={"min_share": 0.05}),
 )
+
+
+def plausibility_params(bounds: dict[str, dict[str, float]], symbol: str) -> dict[str, float]:
+    """The plausibility bounds for ``symbol``: the rules' defaults, then ``bounds["*"]``, then
+    ``bounds[symbol]``.
+
+    Raises
+    ------
+    ValueError
+        A bound that no plausibility rule takes, named with the ones there are.
+    """
+    known = {k: v for c in SQL_CHECKS if c.plausibility for k, v in c.params.items()}
+    for scope, values in bounds.items():
+        if unknown := sorted(set(values) - set(known)):
+            raise ValueError(f"plausibility bounds for {scope!r}: unknown {unknown}; "
+                             f"the bounds are {sorted(known)}")
+    return {**known, **bounds.get("*", {}), **bounds.get(symbol, {})}
 
 
 def checks_for(asset: str) -> list[SqlCheck]:

@@ -8,7 +8,7 @@ in one transaction, so re-materialising never duplicates and a failure keeps the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -140,31 +140,56 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, table: str, rows, columns
     dict
         ``{"deleted": rows removed, "inserted": rows written}``.
     """
+    return replace_partitions(conn, {table: (rows, columns)}, window)[table]
+
+
+def replace_partitions(conn: duckdb.DuckDBPyConnection, tables: dict[str, tuple[object, list[str]]],
+                       window: PartitionWindow, then: Callable[[], None] | None = None) -> dict[str, dict[str, int]]:
+    """Replace ``window``'s rows of several tables (``{table: (rows, columns)}``, rows as in
+    :func:`replace_partition`) in one transaction, then run ``then`` (what the step records about
+    the partition) inside the same transaction: all of it is written, or none of it.
+
+    With the partition-file store (:mod:`atra_pipeline.core.parquet_store`) each table's file is
+    replaced whole, one table after the other.
+
+    Returns
+    -------
+    dict
+        ``{table: {"deleted": rows removed, "inserted": rows written}}``.
+    """
     from atra_pipeline.core.parquet_store import store_of  # the store module builds on this one
 
-    if (store := store_of(conn)) is not None:  # a connection of the scale-out path: the table is files
-        return store.replace_partition(conn, table, rows, columns, window)
-    table = _identifier(table)
-    if isinstance(rows, str):
-        source = _identifier(rows)
-    else:
-        source = "_atra_incoming"
-        conn.register(source, rows)
-    select_cols = ", ".join(_identifier(c) for c in columns)
+    if (store := store_of(conn)) is not None:  # a connection of the scale-out path: the tables are files
+        written = {t: store.replace_partition(conn, t, rows, columns, window) for t, (rows, columns) in tables.items()}
+        if then is not None:
+            then()
+        return written
+    sources = {}
     try:
-        refuse_rows_outside(conn, source, table, window)
+        for table, (rows, _) in tables.items():
+            _identifier(table)
+            if isinstance(rows, str):
+                sources[table] = _identifier(rows)
+            else:
+                sources[table] = f"_atra_incoming_{table}"
+                conn.register(sources[table], rows)
+            refuse_rows_outside(conn, sources[table], table, window)
+        written = {}
         with transaction(conn):
-            deleted = conn.execute(
-                f"DELETE FROM {table} WHERE {PARTITION_FILTER}",
-                window.params,
-            ).fetchall()[0][0]
-            inserted = conn.execute(
-                f"INSERT INTO {table} ({select_cols}) SELECT {select_cols} FROM {source}"
-            ).fetchall()[0][0]
+            for table, (_, columns) in tables.items():
+                select_cols = ", ".join(_identifier(c) for c in columns)
+                deleted = conn.execute(f"DELETE FROM {table} WHERE {PARTITION_FILTER}", window.params).fetchall()[0][0]
+                inserted = conn.execute(
+                    f"INSERT INTO {table} ({select_cols}) SELECT {select_cols} FROM {sources[table]}"
+                ).fetchall()[0][0]
+                written[table] = {"deleted": int(deleted), "inserted": int(inserted)}
+            if then is not None:
+                then()
     finally:
-        if source == "_atra_incoming":
-            conn.unregister(source)
-    return {"deleted": int(deleted), "inserted": int(inserted)}
+        for table, source in sources.items():
+            if source == f"_atra_incoming_{table}":
+                conn.unregister(source)
+    return written
 
 
 def record_partition_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: pd.DataFrame, window: PartitionWindow,

@@ -34,6 +34,7 @@ def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     if not outcome.passed:
         metadata["first_offending_rows"] = dg.MetadataValue.md(markdown_table(outcome.sample))
     return dg.AssetCheckResult(
+        asset_key=check.asset,
         check_name=check.name,
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atra_pipeline.core.quality import SQL_CHECKS, checks_for, run_asset_checks
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.sql import load_sql
-from atra_pipeline.core.storage import replace_partition
-from atra_pipeline_tests.conftest import make_book, make_trades
+from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
+from atra_pipeline_tests.conftest import DAY, make_book, make_trades
 
 BAD_ROW = 17
 
@@ -150,3 +153,68 @@ def test_gap_right_after_a_row_at_midnight_is_still_a_gap(conn, window):
     _store(conn, window, book)
     gaps = _outcomes(conn, "raw_l2_snapshots", window, max_gap_s=5.0, edges=False)["gaps_within_limit"]
     assert gaps.summary == {"n_gaps": 1, "longest_gap_s": 31.0}
+
+
+def test_implausible_trade_notional_fails_and_is_named(conn, window):
+    book = make_book(60)
+    trades = make_trades(book)
+    trades.loc[4, "amount"] = 1e12  # the attack's amount: 1e12 units at a price near 100
+    _store(conn, window, book, trades)
+    outcomes = _outcomes(conn, "raw_trades", window)
+    assert [n for n, o in outcomes.items() if not o.passed] == ["notional_plausible"]
+    found = outcomes["notional_plausible"]
+    assert found.check.blocking and found.sample.iloc[0]["trade_id"] == trades.loc[4, "trade_id"]
+    assert found.summary["largest_notional"] == pytest.approx(1e12 * trades.loc[4, "price"])
+    # the bound is a parameter: at the trade's own notional it passes, just below it fails
+    at = trades.loc[4, "price"] * 1e12
+    assert _outcomes(conn, "raw_trades", window, max_trade_notional=at)["notional_plausible"].passed
+    assert not _outcomes(conn, "raw_trades", window, max_trade_notional=at * 0.999)["notional_plausible"].passed
+
+
+def test_mid_jump_and_level_notional_bounds_by_hand(conn, window):
+    book = make_book(60)
+    levels = [f"{s}_px_{i}" for s in ("bid", "ask") for i in range(10)]
+    book.loc[BAD_ROW:, levels] *= 1.2  # the mid steps up 20 %: ln 1.2 = 1823.2 bp, once
+    book.loc[BAD_ROW + 5, "ask_sz_7"] = 1e9  # one level worth about 1.2e11
+    _store(conn, window, book)
+    outcomes = _outcomes(conn, "raw_l2_snapshots", window, edges=False)
+    assert {n for n, o in outcomes.items() if not o.passed} == {"mid_jump_plausible", "level_notional_plausible"}
+    jump = outcomes["mid_jump_plausible"]
+    assert jump.n_offending == 1 and pd.Timestamp(jump.sample.iloc[0]["ts"]) == book.loc[BAD_ROW, "ts"]
+    assert jump.summary["largest_jump_bps"] == pytest.approx(np.log(1.2) * 1e4, abs=0.01)
+    assert _outcomes(conn, "raw_l2_snapshots", window, edges=False, max_mid_jump_bps=1900)["mid_jump_plausible"].passed
+    level = outcomes["level_notional_plausible"]
+    assert level.n_offending == 1 and level.sample.iloc[0]["side"] == "ask"
+    assert level.summary["largest_level_notional"] == pytest.approx(1e9 * book.loc[BAD_ROW + 5, "ask_px_7"])
+
+
+def test_plausibility_bounds_per_symbol_override_defaults_and_refuse_unknown_names():
+    from atra_pipeline.core.quality import plausibility_params
+
+    defaults = plausibility_params({}, "BTCUSDT")
+    assert set(defaults) == {"max_trade_notional", "max_level_notional", "max_mid_jump_bps"}
+    bounds = {"*": {"max_mid_jump_bps": 300.0}, "BTCUSDT": {"max_trade_notional": 5e7}}
+    assert plausibility_params(bounds, "BTCUSDT") == {**defaults, "max_mid_jump_bps": 300.0, "max_trade_notional": 5e7}
+    assert plausibility_params(bounds, "ETHUSDT") == {**defaults, "max_mid_jump_bps": 300.0}
+    with pytest.raises(ValueError, match="'ETHUSDT'.*max_notional.*max_trade_notional"):
+        plausibility_params({"ETHUSDT": {"max_notional": 1.0}}, "BTCUSDT")
+
+
+@settings(max_examples=40, deadline=None)
+@given(moves=st.lists(st.floats(min_value=-0.3, max_value=0.3), min_size=1, max_size=25),
+       bound_bps=st.floats(min_value=1.0, max_value=2500.0))
+def test_mid_jump_rule_agrees_with_a_brute_force(moves, bound_bps):
+    """Offending rows of mid_jump_plausible = the snapshots whose |ln(mid_i / mid_{i-1})| x 1e4
+    exceeds the bound, counted one by one in Python."""
+    book = make_book(len(moves) + 1)
+    factors = np.exp(np.concatenate([[0.0], np.cumsum(moves)]))
+    levels = [f"{s}_px_{i}" for s in ("bid", "ask") for i in range(10)]
+    book[levels] = book[levels].mul(factors, axis=0)
+    mids = ((book["bid_px_0"] + book["ask_px_0"]) / 2).tolist()
+    expected = sum(abs(np.log(b / a)) * 1e4 > bound_bps for a, b in zip(mids, mids[1:]))
+    with duckdb.connect() as conn:
+        prepare(conn)
+        window = PartitionWindow.for_day("BTCUSDT", DAY)
+        _store(conn, window, book)
+        outcome = _outcomes(conn, "raw_l2_snapshots", window, edges=False, max_mid_jump_bps=bound_bps)
+    assert outcome["mid_jump_plausible"].n_offending == expected

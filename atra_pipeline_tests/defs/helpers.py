@@ -22,6 +22,13 @@ def materialize_raw(db_path, date: str, symbol: str, source: RawSourceResource |
     )
 
 
+def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dg.AssetMaterialization:
+    """The run's (one) materialization of ``asset``."""
+    found = [e.materialization for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    assert len(found) == 1, f"{len(found)} materializations of {asset}"
+    return found[0]
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     """``{"asset.check": passed}`` for every check the run evaluated."""
     return {f"{e.asset_key.to_user_string()}.{e.check_name}": e.passed

@@ -13,7 +13,7 @@ from atra_pipeline.core.model_registry import load_model
 from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
 from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.labels.assets import labels
-from atra_pipeline.defs.raw.assets import raw_l2_snapshots
+from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 
 NO_MODEL = "no model in the registry: materialise model_candidate first"
@@ -28,7 +28,7 @@ class BacktestConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["oof_predictions", labels, raw_l2_snapshots],
+    deps=["oof_predictions", labels, RAW_L2],
     group_name="backtest",
     kinds={"duckdb"},
     pool=DUCKDB_POOL,

@@ -13,7 +13,7 @@ from atra_pipeline.core.partition_settings import record_partition_settings
 from atra_pipeline.core.quality import record_check_outcomes
 from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table, refuse_failed_upstream
-from atra_pipeline.defs.raw.assets import raw_l2_snapshots, raw_trades
+from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES
 from atra_pipeline.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
 from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
 
@@ -48,8 +48,8 @@ REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.fa
     pool=PARTITION_POOL,
     group_name="features",
     kinds={"duckdb"},
-    deps=[dg.AssetDep(raw_l2_snapshots, partition_mapping=ALL_SYMBOLS),
-          dg.AssetDep(raw_trades, partition_mapping=SAME_SYMBOL)],
+    deps=[dg.AssetDep(RAW_L2, partition_mapping=ALL_SYMBOLS),
+          dg.AssetDep(RAW_TRADES, partition_mapping=SAME_SYMBOL)],
     check_specs=feature_check_specs(),
     metadata={"table": "features", "feature_registry": dg.MetadataValue.md(REGISTRY_TABLE)},
 )

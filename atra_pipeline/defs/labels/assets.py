@@ -11,7 +11,7 @@ from atra_pipeline.defs.checks import (
     check_result, checks_summary_markdown, markdown_table, refuse_failed_upstream, sql_check_specs,
 )
 from atra_pipeline.defs.features.assets import features
-from atra_pipeline.defs.raw.assets import raw_l2_snapshots
+from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.partitions import market_partitions, partition_window
 from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
 
@@ -49,7 +49,7 @@ class LabelsConfig(dg.Config):
     pool=PARTITION_POOL,
     group_name="labels",
     kinds={"duckdb"},
-    deps=[features, dg.AssetDep(raw_l2_snapshots, partition_mapping=PREVIOUS_SAME_NEXT_DAY)],
+    deps=[features, dg.AssetDep(RAW_L2, partition_mapping=PREVIOUS_SAME_NEXT_DAY)],
     check_specs=sql_check_specs("labels"),
     metadata={"table": "labels", "columns": ", ".join(LABEL_COLUMNS)},
 )

@@ -5,11 +5,11 @@ import pandas as pd
 
 from atra_pipeline.core.expectations import validate_frame
 from atra_pipeline.defs.checks import markdown_table
-from atra_pipeline.defs.raw.assets import partition_frame, raw_l2_snapshots, raw_trades
+from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES, partition_frame
 from atra_pipeline.partitions import partition_window
 from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
 
-def _ge_check(asset: dg.AssetsDefinition, table: str) -> dg.AssetChecksDefinition:
+def _ge_check(asset: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=asset, name="great_expectations_suite", blocking=True, pool=PARTITION_POOL,
                     description=f"Great Expectations suite '{table}_suite' on the stored partition.")
     def _check(context: dg.AssetCheckExecutionContext, duckdb: AtraDuckDB,
@@ -34,5 +34,5 @@ def _ge_check(asset: dg.AssetsDefinition, table: str) -> dg.AssetChecksDefinitio
     _check.__name__ = f"{table}_great_expectations"
     return _check
 
-raw_l2_expectations = _ge_check(raw_l2_snapshots, "raw_l2_snapshots")
-raw_trades_expectations = _ge_check(raw_trades, "raw_trades")
+raw_l2_expectations = _ge_check(RAW_L2, "raw_l2_snapshots")
+raw_trades_expectations = _ge_check(RAW_TRADES, "raw_trades")

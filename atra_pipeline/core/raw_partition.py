@@ -1,0 +1,133 @@
+"""One raw partition, book and trades together: staged, judged by every raw rule, then written in
+one transaction, or refused with the stored rows of both tables untouched.
+
+Why together: the trades' rules read the book (a trade is judged against the mid), and a
+partition whose book is new and whose trades are old (or the reverse) is two days spliced into
+one. Why judged before the write: a blocking rule that fails after the write has already
+replaced a good day with a bad one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.partition_settings import partition_settings, record_partition_settings
+from atra_pipeline.core.quality import CheckOutcome, checks_for, record_check_outcomes, run_check
+from atra_pipeline.core.raw_sources import SourceSpec, stage_partition
+from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
+from atra_pipeline.core.storage import PartitionWindow, refuse_rows_outside, replace_partitions
+
+RAW_TABLES = {"raw_l2_snapshots": L2_COLUMNS, "raw_trades": TRADE_COLUMNS}
+# The asset whose partition settings hold the partition's source (both tables share it).
+SOURCE_RECORD = "raw_l2_snapshots"
+
+
+@dataclass
+class StagedRaw:
+    """A partition's rows of both raw tables, staged in the connection as ``staged_<table>``."""
+
+    window: PartitionWindow
+    relations: dict[str, str]
+    reports: dict[str, dict]
+    source: dict
+
+    def outcomes(self, conn: duckdb.DuckDBPyConnection, params: dict) -> dict[str, list[CheckOutcome]]:
+        """Every declared rule of each table, judged on the staged rows (the trades' rules
+        against the staged book)."""
+        relations = {"book": self.relations["raw_l2_snapshots"]}
+        return {table: [run_check(conn, check, {**relations, "target": self.relations[table]}, self.window, params)
+                        for check in checks_for(table)]
+                for table in RAW_TABLES}
+
+
+def source_of(spec: SourceSpec, reports: dict[str, dict]) -> dict:
+    """Where the partition's rows come from: ``kind``, ``format``, ``market`` (captures) and the
+    ``files`` read, as recorded with the partition."""
+    files = sorted({f if isinstance(f, str) else f.get("path", str(f))
+                    for report in reports.values() for f in report.get("files", [])})
+    return {"kind": spec.kind, "format": spec.file_format if spec.kind == "file" else None,
+            "market": spec.market if spec.kind == "file" and spec.file_format == "binance" else None,
+            "files": files}
+
+
+def _identity(source: dict) -> str:
+    """A source as a reader names it; rows of one identity may replace each other freely."""
+    kind = source["kind"] if source.get("format") is None else f"{source['kind']} ({source['format']}"
+    if source.get("format") is not None:
+        kind += f", {source['market']})" if source.get("market") else ")"
+    return kind
+
+
+def _described(source: dict) -> str:
+    files = source.get("files") or []
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return _identity(source) + (f" from {shown}" if shown else "")
+
+
+def stage_raw(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, window: PartitionWindow) -> StagedRaw:
+    """Stage both tables of ``window`` from ``spec``; raise ``DataError`` on input that cannot
+    stand for the partition (nothing is written here)."""
+    relations, reports = {}, {}
+    for table, columns in RAW_TABLES.items():
+        rows, report = stage_partition(conn, spec, table, window)
+        relation = f"staged_{table}"
+        source = rows if isinstance(rows, str) else "_atra_staged_frame"
+        if not isinstance(rows, str):
+            conn.register(source, rows)
+        try:
+            refuse_rows_outside(conn, source, table, window)
+            # a table of our own: a file source reuses its stage table for the next file
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE {relation} AS SELECT {', '.join(columns)} FROM {source}")
+        finally:
+            if not isinstance(rows, str):
+                conn.unregister(source)
+        relations[table], reports[table] = relation, report
+    return StagedRaw(window, relations, reports, source_of(spec, reports))
+
+
+def refuse_other_source(conn: duckdb.DuckDBPyConnection, staged: StagedRaw, replace_source: bool) -> dict | None:
+    """Raise ``DataError`` when the stored partition came from a different source than
+    ``staged`` and ``replace_source`` is not set; return the stored source (``None`` if none
+    is recorded)."""
+    window = staged.window
+    key = f"{window.start.date()}|{window.symbol}"
+    stored = partition_settings(conn, SOURCE_RECORD, [key]).get(key, {}).get("source")
+    if stored is None or replace_source or _identity(stored) == _identity(staged.source):
+        return stored
+    held = conn.execute("SELECT count(*) FROM raw_l2_snapshots WHERE symbol = $symbol AND ts >= $start "
+                        "AND ts < $end", window.params).fetchall()[0][0]
+    if held:
+        raise DataError(f"raw partition {key}",
+                        f"holds {held} book rows from {_described(stored)}; this run's source is "
+                        f"{_described(staged.source)}. Set replace_source: true (resources.raw_source.config) "
+                        "to replace them; nothing was written")
+    return stored
+
+
+class PartitionRefused(DataError):
+    """A blocking rule failed on the staged rows: nothing was written."""
+
+    def __init__(self, window: PartitionWindow, failed: list[CheckOutcome]):
+        self.failed = failed
+        super().__init__(f"raw partition {window.start.date()}|{window.symbol}",
+                         "refused by blocking rules " + "; ".join(o.message() for o in failed)
+                         + "; nothing was written, the stored rows of both tables are kept")
+
+
+def write_raw(conn: duckdb.DuckDBPyConnection, staged: StagedRaw,
+              outcomes: dict[str, list[CheckOutcome]]) -> dict[str, dict[str, int]]:
+    """Write both tables with their check outcomes and the source, in one transaction; raise
+    :class:`PartitionRefused` instead when a blocking rule failed."""
+    if failed := [o for table in outcomes.values() for o in table if o.check.blocking and not o.passed]:
+        raise PartitionRefused(staged.window, failed)
+    window = staged.window
+
+    def record():
+        for table, found in outcomes.items():
+            record_check_outcomes(conn, table, window, {o.check.name: o.passed for o in found})
+            record_partition_settings(conn, table, window, {"source": staged.source})
+
+    return replace_partitions(conn, {t: (staged.relations[t], RAW_TABLES[t]) for t in RAW_TABLES}, window, then=record)
