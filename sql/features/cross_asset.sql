@@ -28,8 +28,9 @@ WITH peer_book AS (
     SELECT g.ts, p.symbol, s.mid
     FROM bars AS g CROSS JOIN peers AS p ASOF LEFT JOIN peer_state AS s ON p.symbol = s.symbol AND g.ts >= s.ts
 ), market_bars AS (
-    SELECT ts, CASE WHEN count(r) = len($peers::VARCHAR[]) THEN avg(r) END AS r_ref
-    FROM (SELECT ts, ln(mid / lag(mid) OVER (PARTITION BY symbol ORDER BY ts)) AS r FROM peer_bars)
+    -- avg(... ORDER BY symbol): the peers' values summed in one order, so identical runs give identical bits
+    SELECT ts, CASE WHEN count(r) = len($peers::VARCHAR[]) THEN avg(r ORDER BY symbol) END AS r_ref
+    FROM (SELECT ts, symbol, ln(mid / lag(mid) OVER (PARTITION BY symbol ORDER BY ts)) AS r FROM peer_bars)
     GROUP BY ts
 ), own_bars AS (
     SELECT g.ts, b.mid FROM bars AS g ASOF LEFT JOIN fx_book AS b ON g.ts >= b.ts
@@ -53,11 +54,11 @@ WITH peer_book AS (
     GROUP BY p.ts, p.symbol
 ), reference AS (
     SELECT ts,
-        CASE WHEN count(ret_1m) = len($peers::VARCHAR[]) THEN avg(ret_1m) END AS ret_1m,
-        CASE WHEN count(ret_1m_prev) = len($peers::VARCHAR[]) THEN avg(ret_1m_prev) END AS ret_1m_prev,
-        CASE WHEN count(ret_5m) = len($peers::VARCHAR[]) THEN avg(ret_5m) END AS ret_5m,
-        CASE WHEN count(ofi_norm_1m) = len($peers::VARCHAR[]) THEN avg(ofi_norm_1m) END AS ofi_norm_1m
-    FROM (SELECT ts, ln(m0 / m60) AS ret_1m, ln(m60 / m120) AS ret_1m_prev, ln(m0 / m300) AS ret_5m,
+        CASE WHEN count(ret_1m) = len($peers::VARCHAR[]) THEN avg(ret_1m ORDER BY symbol) END AS ret_1m,
+        CASE WHEN count(ret_1m_prev) = len($peers::VARCHAR[]) THEN avg(ret_1m_prev ORDER BY symbol) END AS ret_1m_prev,
+        CASE WHEN count(ret_5m) = len($peers::VARCHAR[]) THEN avg(ret_5m ORDER BY symbol) END AS ret_5m,
+        CASE WHEN count(ofi_norm_1m) = len($peers::VARCHAR[]) THEN avg(ofi_norm_1m ORDER BY symbol) END AS ofi_norm_1m
+    FROM (SELECT ts, symbol, ln(m0 / m60) AS ret_1m, ln(m60 / m120) AS ret_1m_prev, ln(m0 / m300) AS ret_5m,
                  (o0 - o60) / ((d0 - d60) / nullif(n0 - n60, 0)) AS ofi_norm_1m
           FROM peer_at)
     GROUP BY ts

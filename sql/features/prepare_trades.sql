@@ -9,6 +9,8 @@
 -- Bucket keys are integers (ceil of epoch microseconds / g): grouping on an integer is ~3x faster
 -- than on time_bucket's timestamp arithmetic. The running sums are a streaming window over the
 -- buckets sorted once (see prepare_book.sql); c_vol fails the build if they arrive out of order.
+-- sum(... ORDER BY ts, trade_id): a bucket's trades are added in one order whatever the thread
+-- that read them, so identical runs give identical bits (unordered, they differed by ~1e-12).
 -- fsum: a streaming running fsum is correctly rounded, so a window's difference of two running
 -- sums is as precise as a double running sum allows, at no measurable cost.
 CREATE OR REPLACE TEMP TABLE fx_trades AS
@@ -16,8 +18,9 @@ WITH bucket AS (
     SELECT list_reduce(list_concat([$step_s], $lookbacks_s), lambda a, b: gcd(a, b)) * 1000000 AS us
 ), buckets AS (
     SELECT (epoch_us(ts) + bucket.us - 1) // bucket.us * bucket.us AS s,
-           sum(amount) AS vol, sum(CASE WHEN side = 'buy' THEN amount ELSE 0 END) AS buy,
-           sum(price * amount) AS notional
+           sum(amount ORDER BY ts, trade_id) AS vol,
+           sum(CASE WHEN side = 'buy' THEN amount ELSE 0 END ORDER BY ts, trade_id) AS buy,
+           sum(price * amount ORDER BY ts, trade_id) AS notional
     FROM raw_trades, bucket
     WHERE symbol = $symbol AND ts >= $load_start AND ts < $end AND ts <= $cutoff
     GROUP BY 1

@@ -18,7 +18,7 @@ WITH s AS (
 ), steps AS (
     -- volume and mid change of each grid step over the look-back too
     SELECT time_bucket(to_seconds($step_s), ts - to_microseconds(1), TIMESTAMP '2000-01-01') + to_seconds($step_s) AS ts,
-           sum(vol) AS vol
+           sum(vol ORDER BY ts) AS vol
     FROM fx_trades
     GROUP BY 1
 ), mids AS (
