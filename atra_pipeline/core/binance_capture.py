@@ -45,8 +45,27 @@ Rebuild procedure (Binance's documented one)
    interval (a wrong book is never emitted); ``on_gap="error"`` raises :class:`DataError`.
    A snapshot that arrives while the book is valid is not needed and is ignored (counted).
 4. Levels with size 0 are removed. Files are replayed in the order given, one continuous
-   stream: a day file without a snapshot (here 2024-08-09) gets its book only by replaying the
-   previous day's file first, with ``start`` set to the day's first instant.
+   stream: a day file without a snapshot (here 2024-08-09) gets its book by replaying the
+   previous day's file first, with ``start`` set to the day's first instant, or from the book
+   the previous day's replay ended in (below).
+
+Carrying the book from one day's files to the next
+--------------------------------------------------
+A replay with an ``end`` keeps the book it had at the window's end as a :class:`BookState`
+(``CaptureResult.book_state``): the full depth as rebuilt and the ids and time of the last update
+applied. It is taken at the *cut*, just before the first depth update with ``E >= end``. The lines
+from the cut on, and trades with ``T >= end`` that came before it, belong to the next window
+though they sit in this file (a capture split at midnight by the local clock, 1.27 s behind
+``E`` here, holds the next day's first second), so they travel with the book.
+
+``previous=`` a :class:`BookState` continues from it: its lines are replayed first, then the
+day's files. Only files that hold no REST snapshot need it: a file with one starts from its
+snapshot as when read alone, and the carried book and lines are dropped (so a day's rows never
+depend on whether the day before was replayed first). Carried on, the stream must continue by
+Binance's rules: the files' first depth update follows the carried ``u`` (spot ``U == u + 1``,
+futures ``pu == u``, or it repeats the last carried update), else the replay stops naming the
+stored ``u``, the file, the line and the id found. ``previous=`` a text says why no book is
+available; the files must then hold a snapshot, and the error says both.
 
 Clock
 -----
@@ -120,6 +139,11 @@ _EPOCH = datetime(1970, 1, 1)
 
 # Book states.
 _UNSYNCED, _AWAITING, _SYNCED = "unsynced", "awaiting first update after snapshot", "synced"
+# Counts of what the book did, as opposed to what the files hold: a replay that drops the carried
+# book starts these again, as if it had read its files alone.
+_BOOK_COUNTS = ("depth_applied", "depth_stale_dropped", "depth_duplicates_skipped", "snapshots_used",
+                "snapshots_ignored_book_valid", "samples_before_window", "samples_after_window",
+                "samples_dropped_invalid")
 
 
 @dataclass
@@ -142,12 +166,89 @@ class CaptureResult:
     book: pd.DataFrame
     trades: pd.DataFrame
     report: dict = field(default_factory=dict)
+    book_state: BookState | None = None
+    """The book at the window's end, for the next window's files (module docstring)."""
+
+
+@dataclass
+class BookState:
+    """The book a replay had at its window's end, and the capture lines past it: what the next
+    window's files continue (module docstring, "Carrying the book").
+
+    Attributes
+    ----------
+    symbol, market : str
+        Whose book, and of which market (only the same market continues it).
+    until : str or None
+        The window's end, ISO-8601 (naive UTC); None when the replay had no end.
+    valid : bool
+        The book was in sync at the cut. When False there is no book, and ``why_invalid`` says why.
+    book_update_id : int or None
+        ``u`` of the last depth update applied to the book.
+    event_ms : int or None
+        Its event time ``E`` (ms since epoch, UTC): where the next replay's sample grid resumes.
+    update_ids : tuple or None
+        Its ``(E, U, u, pu)``: the same message again is a duplicate, not a gap.
+    file, line : str or None, int or None
+        Where that update was.
+    bids, asks : list of (price, size)
+        Full depth as rebuilt, sizes as the capture gives them (COIN-M: contracts).
+    lines : list of (file, line number, text)
+        The capture lines past the cut, replayed before the next window's files.
+    last_update_id : int or None
+        ``u`` of the last depth update the replay read (after ``lines``): the next file's first
+        update continues it.
+    why_invalid : str or None
+        Why the book was not in sync at the cut.
+    """
+
+    symbol: str
+    market: str
+    until: str | None
+    valid: bool
+    book_update_id: int | None = None
+    event_ms: int | None = None
+    update_ids: tuple | None = None
+    file: str | None = None
+    line: int | None = None
+    bids: list = field(default_factory=list)
+    asks: list = field(default_factory=list)
+    lines: list = field(default_factory=list)
+    last_update_id: int | None = None
+    why_invalid: str | None = None
+
+    def to_json(self) -> str:
+        """The state as JSON text; floats are written exactly (shortest repr), so a book read back
+        is the book written."""
+        return json.dumps({"version": 1, **self.__dict__}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> BookState:
+        data = json.loads(text)
+        if data.pop("version", None) != 1:
+            raise ValueError("not a stored book state of version 1")
+        ids = data.get("update_ids")
+        return cls(**{**data, "update_ids": None if ids is None else tuple(ids),
+                      "bids": [tuple(level) for level in data["bids"]],
+                      "asks": [tuple(level) for level in data["asks"]],
+                      "lines": [tuple(line) for line in data["lines"]]})
+
+    def describe(self) -> str:
+        """Where the book comes from, as an error message names it."""
+        return f"the stored book of {Path(self.file).name if self.file else self.symbol} up to {self.until}"
+
+    def summary(self) -> dict:
+        """What a report shows of the state (the book itself is too large for it)."""
+        return {"valid": self.valid, "until": self.until, "last_update_id": self.last_update_id,
+                "book_update_id": self.book_update_id, "bid_levels": len(self.bids), "ask_levels": len(self.asks),
+                "lines_carried": len(self.lines), "why_invalid": self.why_invalid}
 
 
 def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interval_ms: int = 1000,
                          start=None, end=None, exchange: str | None = None,
                          on_gap: Literal["drop", "error"] = "drop",
-                         contract_size_usd: float | None = None) -> CaptureResult:
+                         contract_size_usd: float | None = None,
+                         previous: BookState | str | None = None) -> CaptureResult:
     """Replay capture files, rebuild the book and sample it every ``interval_ms``.
 
     Parameters
@@ -175,6 +276,10 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
     contract_size_usd : float, optional
         COIN-M only: the USD value of one contract of ``symbol``, for a contract missing from
         :data:`COINM_CONTRACT_SIZE_USD` or to override it.
+    previous : BookState or str, optional
+        The files continue another window's (one UTC day's files after the day before's): the
+        book that window ended in, used when the files hold no REST snapshot, or a text saying
+        why there is none (module docstring, "Carrying the book"). None: the files stand alone.
 
     Returns
     -------
@@ -186,11 +291,12 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
         Malformed line or JSON, missing or non-integer field, unparsable / NaN / non-positive
         price or size, event time ``E`` going backwards in the depth stream, a crossed book at a
         sample time, a message of another market than ``market``, or (with ``on_gap="error"``) a
-        sequence gap. The message names the file, the 1-based line and, where relevant, the
-        field. Nothing partial is returned.
+        sequence gap; with ``previous``, files without a REST snapshot that the previous book
+        does not continue, or no previous book. The message names the file, the 1-based line
+        and, where relevant, the field. Nothing partial is returned.
     ValueError
         Bad arguments; with ``market="coinm_futures"``, a symbol whose contract size is unknown
-        (no ``contract_size_usd`` given).
+        (no ``contract_size_usd`` given); a ``previous`` book of another symbol or market.
     """
     if market not in DEFAULT_EXCHANGE:
         raise ValueError(f"market must be one of {sorted(DEFAULT_EXCHANGE)}, not {market!r}")
@@ -212,6 +318,8 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
     early = market == "coinm_futures" and (contract_size_usd is not None or coinm_pair(symbol) is not None)
     replay = _Replay(symbol, market, interval_ms, start_ns, end_ns, on_gap)
     replay.contract_size = coinm_contract_size(symbol, contract_size_usd) if early else None
+    if previous is not None:
+        replay.continue_from(previous)
     for path in paths:
         replay.read_file(Path(path))
     replay.finish()
@@ -219,7 +327,7 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
         replay.contract_size = coinm_contract_size(symbol, contract_size_usd)
     exchange = exchange or DEFAULT_EXCHANGE[market]
     return CaptureResult(replay.book_frame(exchange), replay.trade_frame(exchange),
-                         replay.report(exchange, start_ns, end_ns))
+                         replay.report(exchange, start_ns, end_ns), replay.state_out)
 
 
 def why_no_rows(report: dict, table: str) -> str:
@@ -239,7 +347,8 @@ def why_no_rows(report: dict, table: str) -> str:
                 f"'{report['market']}' ({ignored or 'no message of a known stream'})")
     if report["snapshots_used"] == 0:
         return (f"no REST depth snapshot to start the book from ({m['snapshots']} snapshot messages in {files}; "
-                "a capture starts with one, or the previous day's file must be read first)")
+                "a capture starts with one, or the previous day's book must be carried over (a per-day "
+                "template) or its file read first (a template matching every day)")
     if report["gaps"]:
         g = report["gaps"][0]
         return (f"the book was invalid at every sample: the first sequence gap at {Path(g['file']).name} line "
@@ -448,6 +557,14 @@ class _TradeLog:
         self.ids: list[str] = []
         self.messages = self.before = self.after = 0
 
+    def prepend(self, first: _TradeLog) -> None:
+        """Put ``first``'s trades before these: they arrived earlier (in the carried lines)."""
+        self.ts, self.px, self.qty = first.ts + self.ts, first.px + self.px, first.qty + self.qty
+        self.sell, self.ids = first.sell + self.sell, first.ids + self.ids
+        self.messages += first.messages
+        self.before += first.before
+        self.after += first.after
+
 
 class _Replay:
     """State of one replay: the book, its sync state, the sample grid and the outputs.
@@ -481,7 +598,22 @@ class _Replay:
         self.last_E = None        # E of the last depth update received (arrival order)
         self.buffer: deque = deque(maxlen=BUFFER_MAX)
         self.next_g = None        # next grid time not yet emitted or dropped
-        self.src = ""
+        self.src = ""             # the file being read, as errors name it
+        self.src_file = ""        # ... and its path
+
+        # Carrying the book across windows (module docstring).
+        self.state_out: BookState | None = None  # the book at the cut, once the replay is past it
+        self.lines_out: list = []  # the lines that travel with it
+        self.keep_line = False     # the message just read goes with them (a trade past the end)
+        self.last_seen_u = None    # u of the last depth update read
+        self.carry_in: dict | None = None  # what became of the previous window's book (report)
+        self.carrying = False      # the files are continuing the carried book (no snapshot seen yet)
+        self.no_carry: tuple | None = None  # (why, file, line, column): no carried book to start from
+        self.alone: deque | None = None  # the files' updates as a replay of them alone buffers them
+        self.alone_evicted = 0
+        self.files_first_E = None  # E of the files' first depth update (not the carried lines')
+        self.carried_logs: dict | None = None  # trades of the carried lines
+        self.deferred_gap: DataError | None = None  # on_gap="error" while carrying
 
         self.ts = array("q")
         self.rows = array("d")
@@ -503,7 +635,7 @@ class _Replay:
 
     def read_file(self, path: Path) -> None:
         """Replay every line of one capture file."""
-        self.src = src = str(path)
+        self.src = self.src_file = src = str(path)
         prefix, name_start = _STREAM_PREFIX, len(_STREAM_PREFIX)
         book_ticker = self.sym_b + b"@bookTicker"
         n_book_ticker = lineno = 0
@@ -546,7 +678,13 @@ class _Replay:
         return False
 
     def _message(self, line: bytes, sp: int, lineno: int) -> None:
-        """Parse one line and dispatch it."""
+        """Parse one line and dispatch it; keep it for the next window if it belongs there."""
+        self._dispatch(line, sp, lineno)
+        if self.keep_line or self.state_out is not None:
+            self.keep_line = False
+            self.lines_out.append((self.src_file, lineno, line.rstrip(b"\r\n").decode()))
+
+    def _dispatch(self, line: bytes, sp: int, lineno: int) -> None:
         src = self.src
         if sp <= 0:
             raise DataError(src, "expected '<local receive ns> <JSON>'", line=lineno)
@@ -609,13 +747,20 @@ class _Replay:
         names = ("E", "U", "u", "pu") if self.futures else ("E", "U", "u")
         ints = _require_ints(d, names, "depthUpdate", src, lineno)
         E, U, u = ints[0], ints[1], ints[2]
+        pu = ints[3] if self.futures else None
         if U > u:
             raise DataError(src, f"first update id U={U} > last update id u={u}", line=lineno, column="U")
+        if self.files_first_E is None:
+            if self.carrying:
+                self._check_continues((E, U, u, pu), lineno)
+            self.files_first_E = E
         if self.last_E is not None and E < self.last_E:
             raise DataError(src, f"event time went backwards in the depth stream: E={E} "
                                  f"({_iso(E)}) after E={self.last_E} ({_iso(self.last_E)})",
                             line=lineno, column="E")
         self.last_E = E
+        if E >= self.end_ms and self.state_out is None:
+            self.state_out = self._book_state()  # the cut: this update is the next window's
         if self.next_g is None:
             self.next_g = _ceil_div(E, self.step) * self.step
             self.open_interval = {"from": _iso(E), "until": None, "reason": "before the first snapshot",
@@ -624,7 +769,13 @@ class _Replay:
         self.offsets.append(receive_ms - E)
         bids = _levels(_require(d, "b", "depthUpdate", src, lineno), src, lineno, "b")
         asks = _levels(_require(d, "a", "depthUpdate", src, lineno), src, lineno, "a")
-        self._feed((E, U, u, ints[3] if self.futures else None, bids, asks, lineno, src))
+        upd = (E, U, u, pu, bids, asks, lineno, src)
+        if self.carrying:
+            if len(self.alone) == BUFFER_MAX:
+                self.alone_evicted += 1
+            self.alone.append(upd)
+        self.last_seen_u = u
+        self._feed(upd)
 
     def _feed(self, upd: tuple) -> None:
         """Sync state machine: apply, buffer, drop as stale, or detect a gap."""
@@ -677,9 +828,13 @@ class _Replay:
         """Sequence break: invalidate the book (or raise) and start buffering for a re-sync."""
         line, src = upd[6], upd[7]
         if self.on_gap == "error":
-            raise DataError(src, f"sequence gap ({kind}): expected {field_name}={expected}, got "
-                                 f"{field_name}={got}; the book is invalid until the next REST snapshot",
-                            line=line, column=field_name)
+            error = DataError(src, f"sequence gap ({kind}): expected {field_name}={expected}, got "
+                                   f"{field_name}={got}; the book is invalid until the next REST snapshot",
+                              line=line, column=field_name)
+            if not self.carrying:
+                raise error
+            # a snapshot later in the files makes them start from it, and this gap never was
+            self.deferred_gap = self.deferred_gap or error
         if self.open_interval is None:  # the book was valid up to the last applied update
             self.open_interval = {"from": _iso(self.last_applied[0]), "until": None,
                                   "reason": f"gap at {Path(src).name} line {line}", "samples_dropped": 0}
@@ -703,6 +858,9 @@ class _Replay:
         (last_id,) = _require_ints(msg, ("lastUpdateId",), "depth snapshot", src, lineno)
         bids = _levels(_require(msg, "bids", "depth snapshot", src, lineno), src, lineno, "bids")
         asks = _levels(_require(msg, "asks", "depth snapshot", src, lineno), src, lineno, "asks")
+        if self.carrying:
+            self._drop_carry(f"{Path(src).name} line {lineno} holds a REST snapshot, which the day starts from "
+                             "as when its files are read alone")
         self.counts["snapshots"] += 1
         if self.state is _SYNCED:
             self.counts["snapshots_ignored_book_valid"] += 1
@@ -715,6 +873,143 @@ class _Replay:
         self.buffer.clear()
         for upd in pending:
             self._feed(upd)
+
+    # ----------------------------------------------------------------- carrying the book
+
+    def continue_from(self, previous: BookState | str) -> None:
+        """Start from the book the previous window ended in and replay the lines it carries; the
+        files read next continue it (or start from their own snapshot)."""
+        if isinstance(previous, str):
+            self.no_carry = (previous, None, None, None)
+            self.carry_in = {"used": False, "why_not": previous}
+            return
+        if (previous.symbol, previous.market) != (self.symbol, self.market):
+            raise ValueError(f"the previous book is of {previous.symbol} ({previous.market}), "
+                             f"not {self.symbol} ({self.market})")
+        self.carry_in = {"from": previous.file, "until": previous.until, "last_update_id": previous.last_update_id,
+                         "lines": len(previous.lines), "used": False, "why_not": None}
+        if not previous.valid:
+            self._no_book(f"{previous.describe()} was not in sync: {previous.why_invalid}")
+            return
+        self._restore(previous)
+        self._replay_carried(previous.lines)
+        self.files_first_E = None
+        if self.state is not _SYNCED:
+            self._no_book(f"{previous.describe()} went out of sync in its carried lines "
+                          f"({self._why_not_synced()})")
+            return
+        self.carrying = True
+        self.alone = deque(maxlen=BUFFER_MAX)
+
+    def _replay_carried(self, lines: list) -> None:
+        """Replay the previous window's lines past its cut. What they hold is counted apart from
+        the files' (the report's ``carried_in``); their trades are kept apart until the files
+        turn out to continue the carried book."""
+        files_own = self.counts, self.ignored, self.offsets, self.trade_logs
+        self.counts, self.ignored, self.offsets = dict.fromkeys(self.counts, 0), {}, array("q")
+        self.trade_logs = {kind: _TradeLog() for kind in self.trade_logs}
+        for src, lineno, text in lines:
+            self.src, self.src_file = f"{src} (carried)", src
+            raw = text.encode()
+            self._message(raw, raw.find(b" "), lineno)
+        carried, self.carried_logs = self.counts, self.trade_logs
+        self.counts, self.ignored, self.offsets, self.trade_logs = files_own
+        for key in _BOOK_COUNTS:
+            self.counts[key] += carried[key]
+        self.carry_in["depth_updates_carried"] = carried["depth_updates"]
+
+    def _restore(self, previous: BookState) -> None:
+        """The replay state right after the last update applied to ``previous``'s book."""
+        self.book.load_snapshot(previous.bids, previous.asks)
+        self.state = _SYNCED
+        self.last_u = previous.book_update_id
+        self.last_ids = previous.update_ids
+        self.last_applied = (previous.event_ms, previous.line, f"{previous.file} (stored book)")
+        self.last_E = previous.event_ms
+        # every grid time before the first one at or after E was emitted by the previous window
+        self.next_g = _ceil_div(previous.event_ms, self.step) * self.step
+
+    def _check_continues(self, ids: tuple, lineno: int) -> None:
+        """The files' first depth update must continue the carried book (Binance's chain rule)."""
+        E, U, u, pu = ids
+        if ids == self.last_ids:
+            return  # the carried last update again: a duplicate, skipped by _feed
+        field_name, expected, got = ("pu", self.last_u, pu) if self.futures else ("U", self.last_u + 1, U)
+        if got != expected:
+            off = f"a gap of {got - expected} update ids" if got > expected else "an overlap"
+            found = (f"ends at u={self.last_u}, its first depth update has {field_name}={got} "
+                     f"(expected {field_name}={expected}: {off})")
+        elif E < self.last_E:
+            found, field_name = (f"ends at E={self.last_E} ({_iso(self.last_E)}), its first depth update is older: "
+                                 f"E={E} ({_iso(E)})"), "E"
+        else:
+            return
+        self._drop_carry(f"the stored book of the previous day does not continue into it: the book {found}",
+                         self.src, lineno, field_name)
+
+    def _no_book(self, why: str) -> None:
+        self.no_carry = (why, None, None, None)
+        self.carry_in["why_not"] = why
+
+    def _drop_carry(self, why: str, src: str | None = None, line: int | None = None,
+                    column: str | None = None) -> None:
+        """Forget the carried book and all that followed from it: from here the replay is the one
+        of the files read alone (their updates so far buffered, nothing emitted)."""
+        self.no_carry = (why, src, line, column)
+        self.carry_in["why_not"] = why
+        self.carrying = False
+        self.book.clear()
+        self.state = _UNSYNCED
+        self.last_u, self.last_applied, self.last_ids = 0, None, None
+        self.buffer, self.alone = self.alone, None
+        first = self.files_first_E
+        self.last_E = None if first is None else self.last_E
+        self.next_g = None if first is None else _ceil_div(first, self.step) * self.step
+        self.open_interval = None if first is None else {
+            "from": _iso(first), "until": None, "reason": "before the first snapshot", "samples_dropped": 0}
+        self.ts, self.rows = array("q"), array("d")
+        self.gaps, self.intervals = [], []
+        for key in _BOOK_COUNTS:
+            self.counts[key] = 0
+        self.counts["buffer_evicted"] = self.alone_evicted
+        self.carried_logs = self.deferred_gap = None
+        if self.state_out is not None:  # past the cut already: read alone, the files had no book there
+            self.state_out = self._book_state()
+
+    def _keep_carry(self) -> None:
+        """The files held no snapshot: their rows are the carried book's continuation."""
+        if self.deferred_gap is not None:
+            raise self.deferred_gap
+        for kind, log in self.trade_logs.items():
+            log.prepend(self.carried_logs[kind])
+        self.carry_in["used"] = True
+
+    def _no_start(self) -> DataError:
+        why, src, line, column = self.no_carry
+        names = ", ".join(Path(f["path"]).name for f in self.files) or "the capture files"
+        return DataError(src or (self.files[0]["path"] if self.files else "capture"),
+                         f"no REST depth snapshot in {names} to start the book from, and {why}",
+                         line=line, column=column)
+
+    def _book_state(self) -> BookState:
+        """The book now, as the next window continues it; the lines read from here on go with it."""
+        until = None if self.end_ms >= _FAR else _iso(self.end_ms)
+        if self.state is not _SYNCED:
+            return BookState(self.symbol, self.market, until, False, file=self.src_file, lines=self.lines_out,
+                             why_invalid=self._why_not_synced())
+        E, line, src = self.last_applied
+        return BookState(self.symbol, self.market, until, True, self.last_u, E, self.last_ids, src, line,
+                         list(self.book.bids.items()), list(self.book.asks.items()), self.lines_out)
+
+    def _why_not_synced(self) -> str:
+        pending = self.open_interval.get("_gaps") if self.open_interval else None
+        if pending:
+            g = pending[0]
+            return (f"sequence gap at {Path(g['file']).name} line {g['line']} ({g['kind']}: expected "
+                    f"{g['field']}={g['expected']}, got {g['got']}), not re-synced by a REST snapshot")
+        if self.counts["snapshots_used"] == 0:
+            return "no REST depth snapshot had started the book"
+        return f"the book was {self.state}"
 
     # ----------------------------------------------------------------- sampling
 
@@ -774,7 +1069,15 @@ class _Replay:
         self.intervals.append(interval)
 
     def finish(self) -> None:
-        """End of data: emit up to the last update's E, or drop up to it when invalid."""
+        """End of data: keep or refuse the carried book, take the book state if the window's end
+        was not reached, emit up to the last update's E, or drop up to it when invalid."""
+        if self.carrying:
+            self._keep_carry()
+        elif self.no_carry is not None and self.counts["snapshots_used"] == 0:
+            raise self._no_start()
+        if self.state_out is None:
+            self.state_out = self._book_state()
+        self.state_out.last_update_id = self.last_seen_u
         if self.next_g is None:
             return
         if self.state is _SYNCED:
@@ -801,6 +1104,7 @@ class _Replay:
             log.before += 1
         elif trade_ms >= self.end_ms:
             log.after += 1
+            self.keep_line = True  # the next window's trade
         else:
             log.ts.append(trade_ms)
             log.px.append(price)
@@ -882,6 +1186,8 @@ class _Replay:
             "snapshots_used": c["snapshots_used"],
             "snapshots_ignored_book_valid": c["snapshots_ignored_book_valid"],
             "book_synced_at_end": self.state is _SYNCED,
+            "carried_in": self.carry_in,
+            "book_state_out": None if self.state_out is None else self.state_out.summary(),
             "gaps": self.gaps,
             "invalid_intervals": self.intervals,
             "samples": {"emitted": len(self.ts), "dropped_invalid": c["samples_dropped_invalid"],

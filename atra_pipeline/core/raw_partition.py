@@ -16,7 +16,7 @@ import duckdb
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.partition_settings import partition_settings, record_partition_settings
 from atra_pipeline.core.quality import CheckOutcome, checks_for, record_check_outcomes, run_check
-from atra_pipeline.core.raw_sources import SourceSpec, stage_partition
+from atra_pipeline.core.raw_sources import SourceSpec, record_book_state, stage_partition
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, refuse_rows_outside, replace_partitions
 
@@ -33,6 +33,9 @@ class StagedRaw:
     relations: dict[str, str]
     reports: dict[str, dict]
     source: dict
+    book_state: object | None = None
+    """A Binance capture's book at the day's end (``binance_capture.BookState``), recorded with
+    the rows for the next day's file."""
 
     def outcomes(self, conn: duckdb.DuckDBPyConnection, params: dict) -> dict[str, list[CheckOutcome]]:
         """Every declared rule of each table, judged on the staged rows (the trades' rules
@@ -85,7 +88,8 @@ def stage_raw(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, window: Partiti
             if not isinstance(rows, str):
                 conn.unregister(source)
         relations[table], reports[table] = relation, report
-    return StagedRaw(window, relations, reports, source_of(spec, reports))
+    return StagedRaw(window, relations, reports, source_of(spec, reports),
+                     reports["raw_l2_snapshots"].pop("book_state", None))
 
 
 def refuse_other_source(conn: duckdb.DuckDBPyConnection, staged: StagedRaw, replace_source: bool) -> dict | None:
@@ -129,5 +133,7 @@ def write_raw(conn: duckdb.DuckDBPyConnection, staged: StagedRaw,
         for table, found in outcomes.items():
             record_check_outcomes(conn, table, window, {o.check.name: o.passed for o in found})
             record_partition_settings(conn, table, window, {"source": staged.source})
+        if staged.book_state is not None:
+            record_book_state(conn, window, staged.book_state)
 
     return replace_partitions(conn, {t: (staged.relations[t], RAW_TABLES[t]) for t in RAW_TABLES}, window, then=record)

@@ -16,28 +16,42 @@ Sources
 
 Paths are templates: ``{symbol}``, ``{symbol_lower}``, ``{date}`` (``2024-08-09``) and
 ``{yyyymmdd}`` are filled in per partition, then glob patterns are expanded (sorted by name).
-A Binance capture replays every matched file in name order, so the day after the one with the
-REST snapshot gets its book state from the previous day's file.
+
+A Binance capture replays every matched file in name order. A template that names the day
+(``{date}`` or ``{yyyymmdd}``, e.g. ``btcusdt_{yyyymmdd}.gz``) reads only the partition's own
+files, once, and a day whose files hold no REST snapshot continues the book the previous day's
+partition ended in: each capture partition records that book
+(:class:`~atra_pipeline.core.binance_capture.BookState`, table ``capture_book_state``) in the
+transaction that writes its rows, and the next day reads it (same symbol, same market). The
+previous day must then be materialised first; the error says so.
+A template that does not name the day (``btcusdt_*.gz``) replays every file for every
+partition, as before: the day after the snapshot's gets its book from the previous file.
 """
 
 from __future__ import annotations
 
 import glob
 import math
+import string
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 import pandas as pd
 
 from atra_pipeline.core import files
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.storage import PARTITION_FILTER, PartitionWindow
+from atra_pipeline.core.storage import PARTITION_FILTER, PartitionWindow, record_partition_rows
+
+if TYPE_CHECKING:
+    from atra_pipeline.core.binance_capture import BookState
 
 RawTable = Literal["raw_l2_snapshots", "raw_trades"]
 DAY_MS = 86_400_000
+# A capture partition's book at its day's end (sql/schema/014_capture_book_state.sql).
+BOOK_STATE_TABLE = "capture_book_state"
 
 
 @dataclass(frozen=True)
@@ -103,13 +117,62 @@ def _synthetic_day(symbol: str, date: str, seed: int, interval_ms: int, signal_s
     return generate_market_day(symbol, date, seed=seed, interval_ms=interval_ms, spec=spec)
 
 
-@lru_cache(maxsize=4)
-def _capture(paths: tuple[Path, ...], symbol: str, market: str, interval_ms: int,
-             start: pd.Timestamp, end: pd.Timestamp, on_gap: str):
-    from atra_pipeline.core.binance_capture import read_binance_capture
+def names_the_day(template: str) -> bool:
+    """True when ``template`` has a ``{date}`` or ``{yyyymmdd}`` field: each day its own files."""
+    return any(name in ("date", "yyyymmdd") for _, name, _, _ in string.Formatter().parse(template))
 
-    return read_binance_capture(list(paths), symbol, market=market, interval_ms=interval_ms,
-                                start=start, end=end, on_gap=on_gap)
+
+def _stage_capture(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable, window: PartitionWindow,
+                   template: str, paths: list[Path]) -> tuple[pd.DataFrame, dict]:
+    """A Binance capture's rows of ``table``; the book table's report carries the book the day
+    ends in (``book_state``), which the raw step records with the rows."""
+    stored, missing = _previous_book(conn, spec, window) if names_the_day(template) else (None, None)
+    # the file's size and time are in the key: a file replaced under the same name is read again
+    files = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in paths)
+    result = _capture(files, window.symbol, spec.market, spec.interval_ms, window.start, window.end,
+                      spec.on_gap, stored, missing)
+    report = {"source": "binance capture", **result.report}
+    if table == "raw_l2_snapshots":
+        report["book_state"] = result.book_state
+        return result.book, report
+    return result.trades, report
+
+
+@lru_cache(maxsize=4)
+def _capture(files: tuple[tuple[Path, int, int], ...], symbol: str, market: str, interval_ms: int,
+             start: pd.Timestamp, end: pd.Timestamp, on_gap: str, stored: str | None, missing: str | None):
+    # Both raw tables of a partition come from one replay: the files are read once.
+    from atra_pipeline.core.binance_capture import BookState, read_binance_capture
+
+    previous = BookState.from_json(stored) if stored is not None else missing
+    return read_binance_capture([path for path, _, _ in files], symbol, market=market, interval_ms=interval_ms,
+                                start=start, end=end, on_gap=on_gap, previous=previous)
+
+
+def _previous_book(conn: duckdb.DuckDBPyConnection, spec: SourceSpec,
+                   window: PartitionWindow) -> tuple[str | None, str | None]:
+    """``(the stored book state of the day before, as JSON, or None; why there is none)``."""
+    day = (window.start - pd.Timedelta(days=1)).date()
+    rows = conn.execute(f"SELECT market, state FROM {BOOK_STATE_TABLE} WHERE symbol = ? AND day = ? "
+                        "ORDER BY recorded_at DESC LIMIT 1", [window.symbol, day]).fetchall()
+    if not rows:
+        return None, (f"no stored book of the previous day ({window.symbol} {day}) to continue: "
+                      f"materialise {day}|{window.symbol} first")
+    market, state = rows[0]
+    if market != spec.market:
+        return None, (f"the stored book of the previous day ({window.symbol} {day}) is of market '{market}', "
+                      f"this source's is '{spec.market}'")
+    return state, None
+
+
+def record_book_state(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, state: BookState) -> None:
+    """Keep the book a capture partition ended its day in, for the next day's files (replacing
+    the partition's previous record; in the DuckDB file or the partition files alike)."""
+    rows = pd.DataFrame({"symbol": [window.symbol], "day": [window.start.date()], "market": [state.market],
+                         "last_update_id": pd.array([state.last_update_id], dtype="Int64"),
+                         "state": [state.to_json()],
+                         "recorded_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)]})
+    record_partition_rows(conn, BOOK_STATE_TABLE, rows, window, "raw_l2_snapshots")
 
 
 def stage_partition(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
@@ -144,9 +207,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
         raise ValueError(f"source '{spec.file_format}' needs trades_path for raw_trades")
     paths = resolve_paths(template, window)
     if spec.file_format == "binance":
-        result = _capture(tuple(paths), window.symbol, spec.market, spec.interval_ms,
-                          window.start, window.end, spec.on_gap)
-        return (result.book if book else result.trades), {"source": "binance capture", **result.report}
+        return _stage_capture(conn, spec, table, window, template, paths)
     stage = files.stage_book if book else files.stage_trades
     report = stage(conn, paths, spec.file_format, window)
     return (files.BOOK_STAGE if book else files.TRADES_STAGE), {"source": spec.file_format, **report}
