@@ -45,7 +45,7 @@ def checks_section() -> str:
 
 def features_section() -> str:
     rows = [[f"`{f.name}`", f.family, f.window or "-",
-             f.description + (f"; rightly constant over a day when {f.constant_when}" if f.constant_when else "")]
+             f.description]
             for f in FEATURES]
     return f"{len(FEATURES)} columns.\n\n" + _table(["feature", "family", "window", "description"], rows)
 

@@ -59,7 +59,8 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
              "Row count within the range expected for the partition (source interval x coverage).",
              blocking=False, params={"min_rows": 0, "max_rows": 2**62}),
     SqlCheck("raw_l2_snapshots", "gaps_within_limit",
-             "No stretch without snapshots longer than max_gap_s (day edges included).",
+             "No stretch without snapshots longer than max_gap_s, the day's edges included (a partial day's: "
+             "the span of its book and trades).",
              blocking=False, params={"max_gap_s": 5.0, "edges": True},
              summary={"n_gaps": "count(*)", "longest_gap_s": "coalesce(max(gap_s), 0)"}),
     SqlCheck("raw_l2_snapshots", "level_notional_plausible",
@@ -175,8 +176,8 @@ def run_asset_checks(conn: duckdb.DuckDBPyConnection, asset: str, window: Partit
                      overrides: dict | None = None) -> list[CheckOutcome]:
     """Run every rule of ``asset`` on the stored partition ``window``."""
     tables = {"target": asset}
-    if asset == "raw_trades":
-        tables["book"] = "raw_l2_snapshots"
+    if asset.startswith("raw_"):  # the raw rules may read the partition's other table
+        tables |= {"book": "raw_l2_snapshots", "trades": "raw_trades"}
     relations = partition_views(conn, window, tables)
     return [run_check(conn, check, relations, window, overrides) for check in checks_for(asset)]
 

@@ -40,7 +40,7 @@ class StagedRaw:
     def outcomes(self, conn: duckdb.DuckDBPyConnection, params: dict) -> dict[str, list[CheckOutcome]]:
         """Every declared rule of each table, judged on the staged rows (the trades' rules
         against the staged book)."""
-        relations = {"book": self.relations["raw_l2_snapshots"]}
+        relations = {"book": self.relations["raw_l2_snapshots"], "trades": self.relations["raw_trades"]}
         return {table: [run_check(conn, check, {**relations, "target": self.relations[table]}, self.window, params)
                         for check in checks_for(table)]
                 for table in RAW_TABLES}

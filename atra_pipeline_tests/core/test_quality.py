@@ -218,3 +218,20 @@ def test_mid_jump_rule_agrees_with_a_brute_force(moves, bound_bps):
         _store(conn, window, book)
         outcome = _outcomes(conn, "raw_l2_snapshots", window, edges=False, max_mid_jump_bps=bound_bps)
     assert outcome["mid_jump_plausible"].n_offending == expected
+
+
+def test_a_partial_day_book_that_stops_while_trades_go_on_leaves_a_gap(conn, window):
+    """Issue 15: with expect_full_day false a hole at the end (the book stops at 23:57, trades go
+    on) passed every check; a partial day's edges are now its data's span, book and trades."""
+    book = make_book(100)                      # 00:00:00 .. 00:01:39
+    trades = make_trades(make_book(160))       # trades on until 00:02:35.1
+    _store(conn, window, book, trades)
+    gaps = _outcomes(conn, "raw_l2_snapshots", window, max_gap_s=5.0, edges=False)["gaps_within_limit"]
+    assert gaps.summary == {"n_gaps": 1, "longest_gap_s": pytest.approx(155.1 - 99)}
+    assert pd.Timestamp(gaps.sample.iloc[0]["gap_from"]) == book["ts"].iloc[-1]
+    # trades starting before the book: the hole at the start is reported the same way
+    early = make_trades(make_book(100)).assign(ts=lambda t: t["ts"] - pd.Timedelta(seconds=30))
+    early = early[early["ts"] >= pd.Timestamp(DAY)]
+    _store(conn, window, book.iloc[30:], early)
+    gaps = _outcomes(conn, "raw_l2_snapshots", window, max_gap_s=5.0, edges=False)["gaps_within_limit"]
+    assert gaps.summary["n_gaps"] == 1 and gaps.sample.iloc[0]["gap_to"] == book["ts"].iloc[30]

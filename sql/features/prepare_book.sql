@@ -72,7 +72,9 @@ WITH steps AS (
         1e4 * (ask_px_0 - bid_px_0) / mid AS spread,
         -- NULL on the first loaded snapshot (nothing to compare with): not counted as a change
         bid_px_0 <> p_bid_px_0 AS bid_moved,
-        ask_px_0 <> p_ask_px_0 AS ask_moved
+        ask_px_0 <> p_ask_px_0 AS ask_moved,
+        coalesce(sign(bid_px_0 - p_bid_px_0), 0)::INTEGER AS bid_step,
+        coalesce(sign(ask_px_0 - p_ask_px_0), 0)::INTEGER AS ask_step
     FROM levels
 )
 SELECT ts, mid, spread, d5,
@@ -90,9 +92,9 @@ SELECT ts, mid, spread, d5,
     fsum(d5) OVER c AS c_d, fsum(d5 * d5) OVER c AS c_d2,
     -- snapshots where the touch moved (sum, not count(*) FILTER: that window path is ~50x slower)
     sum(CASE WHEN bid_moved OR ask_moved THEN 1 ELSE 0 END) OVER c AS c_chg,
-    -- last best-bid / best-ask price change so far
-    max(CASE WHEN bid_moved THEN ts END) OVER c AS bid_moved_at,
-    max(CASE WHEN ask_moved THEN ts END) OVER c AS ask_moved_at,
+    -- net direction of the best bid's / best ask's moves so far: rises minus falls (exact integers)
+    sum(bid_step) OVER c AS c_bid_net,
+    sum(ask_step) OVER c AS c_ask_net,
     -- holes in the feed so far: snapshots more than $max_book_age_s after the one before them
     -- (staleness.sql: a window holding one has no book for part of its span)
     sum(CASE WHEN ts - p_ts > to_microseconds(($max_book_age_s * 1e6)::BIGINT) THEN 1 ELSE 0 END) OVER c AS c_gap

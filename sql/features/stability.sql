@@ -34,12 +34,13 @@ WITH prior AS (
     SELECT g.ts, l.lookback_s, g.ts - to_seconds(l.lookback_s) AS at
     FROM fx_grid AS g CROSS JOIN (SELECT unnest([0, 60, 300, 900, 3600]) AS lookback_s) AS l
 ), state AS (
-    SELECT p.ts, p.lookback_s, m.spread, m.d5, m.c_s, m.c_s2, m.c_d, m.c_d2, m.c_chg, m.c_n, m.bid_moved_at, m.ask_moved_at
+    SELECT p.ts, p.lookback_s, m.spread, m.d5, m.c_s, m.c_s2, m.c_d, m.c_d2, m.c_chg, m.c_n, m.c_bid_net, m.c_ask_net
     FROM probes AS p ASOF LEFT JOIN fx_book AS m ON p.at >= m.ts
 ), s AS (
     SELECT ts,
         max(spread) FILTER (lookback_s = 0) AS spread, max(d5) FILTER (lookback_s = 0) AS d5,
-        max(bid_moved_at) FILTER (lookback_s = 0) AS bid_at, max(ask_moved_at) FILTER (lookback_s = 0) AS ask_at,
+        max(c_bid_net) FILTER (lookback_s = 0) AS bn0, max(c_bid_net) FILTER (lookback_s = 300) AS bn300,
+        max(c_ask_net) FILTER (lookback_s = 0) AS an0, max(c_ask_net) FILTER (lookback_s = 300) AS an300,
         max(c_s) FILTER (lookback_s = 0) AS s0, max(c_s) FILTER (lookback_s = 300) AS s300,
         max(c_s) FILTER (lookback_s = 3600) AS s3600,
         max(c_s2) FILTER (lookback_s = 0) AS q0, max(c_s2) FILTER (lookback_s = 300) AS q300,
@@ -72,10 +73,9 @@ WITH prior AS (
     FROM moments JOIN last_shock USING (ts)
 )
 SELECT ts,
-    -- quote lifetime: seconds from the last change of the best price to t, capped at 3600 s (also
-    -- when the loaded data show no change); needs the data to reach t - 1 h, else NULL
-    CASE WHEN n3600 IS NOT NULL THEN least(3600, coalesce(epoch(ts - bid_at), 3600)) END AS quote_age_bid_s,
-    CASE WHEN n3600 IS NOT NULL THEN least(3600, coalesce(epoch(ts - ask_at), 3600)) END AS quote_age_ask_s,
+    -- the best quotes' net direction over 5 minutes: (rises - falls) / snapshots, in [-1, 1]
+    (bn0 - bn300)::DOUBLE / nullif(n0 - n300, 0) AS best_bid_drift_5m,
+    (an0 - an300)::DOUBLE / nullif(n0 - n300, 0) AS best_ask_drift_5m,
     spread AS spread_bps,
     ms5 AS spread_bps_mean_5m,
     sds5 AS spread_bps_std_5m,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from atra_pipeline.core.features.registry import (
     BASE_FAMILIES,
-    BOOK_FREE_FAMILIES,
+    CLOCK_FAMILIES,
     MAX_BOOK_AGE_S,
     DECISION_STEP_S,
     DERIVED_FAMILIES,
@@ -67,7 +67,7 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
         raise ValueError(f"decisions_from={decisions_from} is not a decision time of step {step_s} s")
     grid_start = first - pd.Timedelta(seconds=_span(step_s))
     cutoff = window.end if cutoff is None else pd.Timestamp(cutoff)
-    masked = {f.name: f.lookback(step_s) for f in FEATURES if f.family not in BOOK_FREE_FAMILIES}
+    masked = {f.name: f.lookback(step_s) for f in FEATURES if f.family not in CLOCK_FAMILIES}
     params = {**window.params, "step_s": step_s, "peers": list(peers), "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
               "max_book_age_s": MAX_BOOK_AGE_S, "mask_lookbacks_s": sorted(set(masked.values())),
               "grid_start": grid_start.to_pydatetime(),
@@ -110,6 +110,28 @@ def stale_decisions(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp) -> pd.
     rows = conn.execute("SELECT ts FROM fx_stale WHERE lookback_s = 0 AND stale AND ts >= $start ORDER BY ts",
                         {"start": pd.Timestamp(start).to_pydatetime()}).fetchall()
     return pd.DatetimeIndex([r[0] for r in rows])
+
+
+def covered_decisions(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
+                      step_s: int = DECISION_STEP_S) -> pd.DatetimeIndex:
+    """The decision times of ``window`` that its symbol's stored book covers: from the day's first
+    snapshot to :data:`MAX_BOOK_AGE_S` after its last. A partial day's feature rows are these;
+    the others could only be NULL (no book yet, or a book gone stale)."""
+    first, last = conn.execute("SELECT min(ts), max(ts) FROM raw_l2_snapshots WHERE symbol = $symbol "
+                               "AND ts >= $start AND ts < $end", window.params).fetchall()[0]
+    grid = pd.date_range(window.start, window.end, freq=f"{step_s}s", inclusive="left")
+    if first is None:
+        return grid[:0]
+    return grid[(grid >= pd.Timestamp(first)) & (grid <= pd.Timestamp(last) + pd.Timedelta(seconds=MAX_BOOK_AGE_S))]
+
+
+def keep_decisions(conn: duckdb.DuckDBPyConnection, times: pd.DatetimeIndex) -> None:
+    """Drop the staged feature rows outside ``[times[0], times[-1]]`` (a partial day's span)."""
+    if len(times) == 0:
+        conn.execute(f"DELETE FROM {FEATURES_STAGE}")
+        return
+    conn.execute(f"DELETE FROM {FEATURES_STAGE} WHERE ts < $first OR ts > $last",
+                 {"first": times[0].to_pydatetime(), "last": times[-1].to_pydatetime()})
 
 
 def _span(step_s: int) -> int:

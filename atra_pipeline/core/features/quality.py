@@ -1,8 +1,7 @@
 """Checks on a partition's feature rows; each names the columns (and times) at fault.
 
 The rules: no infinite value; per column, the NaN share outside the warm-up at most
-``max_nan_share``; no column constant over the day (calendar columns that are constant by
-design excepted); the decision grid complete; and no look-ahead on sampled decision times.
+``max_nan_share``; no market-data column constant where it is defined; the decision grid complete; and no look-ahead on sampled decision times.
 """
 
 from __future__ import annotations
@@ -13,7 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, MAX_BOOK_AGE_S
+from atra_pipeline.core.features.registry import (
+    CLOCK_FAMILIES, DECISION_STEP_S, FEATURES, MAX_BOOK_AGE_S, MIN_ROWS_JUDGED_CONSTANT,
+)
 
 
 @dataclass
@@ -38,8 +39,9 @@ class FeatureCheckOutcome:
 FEATURE_CHECKS = {
     "no_infinite_values": "No feature value is +-inf.",
     "nan_share_within_limit": "Per column, NaN share outside the warm-up at most max_nan_share.",
-    "no_constant_columns": "No feature is constant over the day (calendar columns excepted; a feature the "
-                           "registry declares rightly constant in some market state is reported, not failed).",
+    "no_constant_columns": "No market-data feature is constant over the rows where it is defined outside its "
+                           f"warm-up (calendar columns are the clock's; a column with fewer than "
+                           f"{MIN_ROWS_JUDGED_CONSTANT} such rows is not judged).",
     "decision_grid_complete": "One row per decision time, none missing or repeated.",
     "book_fresh": "Decision rows whose book is older than the staleness bound (their book features NULL) at most "
                   "max_stale_share of the day.",
@@ -79,10 +81,10 @@ def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
     outside = ~warm
     nan_share = {c: float(values.loc[outside[c], c].isna().mean()) if outside[c].any() else 0.0 for c in cols}
     too_many_nans = [c for c in cols if nan_share[c] > max_nan_share]
-    flat = [f for f in FEATURES if f.varies_within_day and values[f.name].dropna().nunique() <= 1
-            and outside[f.name].sum() > 1]
-    constant = [f.name for f in flat if f.constant_when is None]
-    explained = {f.name: f.constant_when for f in flat if f.constant_when is not None}
+    # judged: the market-data families, on the rows outside the warm-up where the value is defined
+    judged = {f.name: values.loc[outside[f.name], f.name].dropna() for f in FEATURES if f.family not in CLOCK_FAMILIES}
+    constant = [c for c, v in judged.items() if len(v) >= MIN_ROWS_JUDGED_CONSTANT and v.nunique() <= 1]
+    too_few = sorted(c for c, v in judged.items() if len(v) < MIN_ROWS_JUDGED_CONSTANT)
     times = pd.DatetimeIndex(frame["ts"])
     missing = expected_times.difference(times)
     repeated = times[times.duplicated()].unique()
@@ -95,7 +97,8 @@ def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
                                      "worst_columns": {c: round(nan_share[c], 4) for c in
                                                        sorted(cols, key=nan_share.get, reverse=True)[:5]}}),
         FeatureCheckOutcome("no_constant_columns", not constant, columns=constant,
-                            figures={"constant_by_market_state": explained} if explained else {}),
+                            figures={"min_rows_judged": MIN_ROWS_JUDGED_CONSTANT,
+                                     **({"not_judged_too_few_rows": too_few} if too_few else {})}),
         FeatureCheckOutcome("decision_grid_complete", len(missing) == 0 and len(repeated) == 0,
                             figures={"expected": len(expected_times), "rows": len(frame), "missing": len(missing),
                                      "first_missing": [str(t) for t in missing[:5]],

@@ -22,8 +22,12 @@ MAX_BOOK_AGE_S = 30.0
 """A book older than this behind a feature's window makes the feature NULL (a frozen book is not
 a quiet market). A few intervals of the slowest feed read (10-s books; captures and the synthetic
 market sample every 1 s), far below an outage's minutes. Backtest and live build with it alike."""
-BOOK_FREE_FAMILIES = ("time",)
-"""Families that read no book: a stale book leaves them as they are."""
+CLOCK_FAMILIES = ("time",)
+"""Families whose values are the clock's, read from no market data: a stale book leaves them as
+they are, and a constant column of theirs says nothing about the data."""
+MIN_ROWS_JUDGED_CONSTANT = 30
+"""Rows (outside the warm-up, book fresh) a column needs before the constant-column rule judges
+it: a few minutes of a partial day are no evidence that a column never moves."""
 # The decision grid's default step: research features and live scoring must use the same one.
 DECISION_STEP_S = 60
 
@@ -37,10 +41,6 @@ class Feature:
     family: str
     window: str | None
     description: str
-    varies_within_day: bool = True  # False for calendar columns constant over a day by design
-    constant_when: str | None = None
-    """The market state in which this feature is rightly constant over a day (the constant-column
-    check then reports it instead of failing the partition); None: constant means broken."""
     derived_from: str | None = None  # derived features: the base column they transform
     lag_steps: int = 0  # lags: decision steps back
 
@@ -112,19 +112,15 @@ def _volume() -> list[Feature]:
 # -- families added below this line keep their declarations in one function each --
 
 
-# A liquid book on a fine tick (BTCUSDT at 0.01) moves its best quote between any two 1-s
-# snapshots, so the quote's age at every decision time is 0 on some days: a fact of the market.
-QUOTE_MOVES_EVERY_SNAPSHOT = "the best quote changes at every snapshot all day (a liquid book on a fine tick)"
-
-
 def _stability() -> list[Feature]:
     return [
-        Feature("quote_age_bid_s", "stability", "1h",
-                "seconds since the best bid price last changed (quote lifetime), capped at 3600",
-                constant_when=QUOTE_MOVES_EVERY_SNAPSHOT),
-        Feature("quote_age_ask_s", "stability", "1h",
-                "seconds since the best ask price last changed (quote lifetime), capped at 3600",
-                constant_when=QUOTE_MOVES_EVERY_SNAPSHOT),
+        # Not the quote's age: a liquid book on a fine tick moves its best quote between any two
+        # 1-s snapshots, so the age is 0 at nearly every decision time (issue 15). The direction
+        # of those moves is what the snapshots do resolve.
+        Feature("best_bid_drift_5m", "stability", "5m",
+                "net direction of the best bid's moves over 5 minutes: (rises - falls) / snapshots, in [-1, 1]"),
+        Feature("best_ask_drift_5m", "stability", "5m",
+                "net direction of the best ask's moves over 5 minutes: (rises - falls) / snapshots, in [-1, 1]"),
         Feature("spread_bps", "stability", None, "quoted spread 1e4 * (ask0 - bid0) / mid at t"),
         Feature("spread_bps_mean_5m", "stability", "5m", "mean of the per-snapshot spread_bps over 5 minutes"),
         Feature("spread_bps_std_5m", "stability", "5m", "std (ddof 0) of the per-snapshot spread_bps over 5 minutes"),
@@ -201,11 +197,11 @@ def _rolling() -> list[Feature]:
 def _time() -> list[Feature]:
     return [
         Feature("hour_of_day", "time", None, "UTC hour of the decision time, 0-23"),
-        Feature("day_of_week", "time", None, varies_within_day=False, description="ISO day of week, 1 = Monday"),
+        Feature("day_of_week", "time", None, description="ISO day of week, 1 = Monday"),
         Feature("hour_sin", "time", None, "sin(2 pi (hour + minute/60) / 24)"),
         Feature("hour_cos", "time", None, "cos(2 pi (hour + minute/60) / 24)"),
-        Feature("dow_sin", "time", None, varies_within_day=False, description="sin(2 pi (dow - 1) / 7)"),
-        Feature("dow_cos", "time", None, varies_within_day=False, description="cos(2 pi (dow - 1) / 7)"),
+        Feature("dow_sin", "time", None, description="sin(2 pi (dow - 1) / 7)"),
+        Feature("dow_cos", "time", None, description="cos(2 pi (dow - 1) / 7)"),
     ]
 
 

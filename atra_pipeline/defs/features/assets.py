@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.features.build import (
-    FEATURES_STAGE, KEY_COLUMNS, build_features, data_start, ensure_features_table, lookahead_mismatches, missing_peers,
-    stale_decisions,
+    FEATURES_STAGE, KEY_COLUMNS, covered_decisions, data_start, ensure_features_table, keep_decisions,
+    lookahead_mismatches, missing_peers, stale_decisions,
 )
 from atra_pipeline.core.features.quality import book_fresh_outcome, check_features, lookahead_outcome
 from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, cross_asset_peers, feature_columns
@@ -15,7 +15,7 @@ from atra_pipeline.core.storage import replace_partition
 from atra_pipeline.defs.checks import feature_check_result, feature_check_specs, markdown_table, refuse_failed_upstream
 from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES
 from atra_pipeline.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
-from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
+from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
 
 # This date and the previous one (windows reach over midnight); the previous may not exist (first day).
 _SAME_AND_PREVIOUS_DATE = dg.DimensionPartitionMapping(
@@ -53,8 +53,12 @@ REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.fa
     check_specs=feature_check_specs(),
     metadata={"table": "features", "feature_registry": dg.MetadataValue.md(REGISTRY_TABLE)},
 )
-def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """One row per symbol per decision time of the catalogue in ``sql/features/`` (table ``features``)."""
+def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: AtraDuckDB,
+             raw_source: RawSourceResource) -> dg.MaterializeResult:
+    """One row per symbol per decision time of the catalogue in ``sql/features/`` (table ``features``).
+
+    With ``raw_source.expect_full_day: false`` (the raw data's own switch) a partial day keeps
+    the decision times its book covers, and the checks judge those."""
     window = partition_window(context)
     peers = cross_asset_peers(window.symbol, symbol_partitions.get_partition_keys(), reference_symbol())
     with duckdb.partition_connection() as conn:
@@ -66,15 +70,18 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
                 f"{', '.join(f'{window.start.date()}|{m}' for m in missing)}. Materialize raw_l2_snapshots for "
                 "every symbol of the date first (`atra run` and a backfill do).")
         ensure_features_table(conn)
-        stage = build_features(conn, window, config.step_s, peers=peers)
-        first_data = data_start(conn, window, peers, config.step_s)
-        frame = conn.execute(f"SELECT * FROM {stage}").fetchdf()
         expected = pd.date_range(window.start, window.end, freq=f"{config.step_s}s", inclusive="left")
+        if not raw_source.expect_full_day:
+            expected = covered_decisions(conn, window, config.step_s)
+        sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples] if len(expected) else expected
+        mismatches = lookahead_mismatches(conn, window, sample, config.step_s, peers=peers)  # leaves the full build
+        keep_decisions(conn, expected)
+        first_data = data_start(conn, window, peers, config.step_s)
+        frame = conn.execute(f"SELECT * FROM {FEATURES_STAGE}").fetchdf()
         outcomes = check_features(frame, expected, first_data, config.max_nan_share, config.step_s)
-        outcomes.append(book_fresh_outcome(stale_decisions(conn, window.start), len(frame), config.max_stale_share))
-        sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples]
-        outcomes.append(lookahead_outcome(lookahead_mismatches(conn, window, sample, config.step_s, peers=peers),
-                                           sample))
+        stale = stale_decisions(conn, window.start)
+        outcomes.append(book_fresh_outcome(stale[stale.isin(expected)], len(frame), config.max_stale_share))
+        outcomes.append(lookahead_outcome(mismatches, sample))
         written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)
         record_check_outcomes(conn, "features", window, {o.name: o.passed for o in outcomes})
         record_partition_settings(conn, "features", window, {
@@ -85,6 +92,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
         metadata={
             "dagster/row_count": dg.MetadataValue.int(written["inserted"]),
             "decision_step_s": config.step_s,
+            "day": "full" if raw_source.expect_full_day else f"partial: the {len(expected)} decision times its book covers",
             "features": len(feature_columns()),
             "first_ts": str(frame["ts"].min()),
             "last_ts": str(frame["ts"].max()),

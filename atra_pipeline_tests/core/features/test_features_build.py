@@ -13,7 +13,7 @@ from atra_pipeline.core import sql as sql_module
 from atra_pipeline.core.features import build as build_module
 from atra_pipeline.core.features.build import build_features, data_start, lookahead_mismatches
 from atra_pipeline.core.features.quality import check_features
-from atra_pipeline.core.features.registry import FAMILIES, FEATURES, feature_columns
+from atra_pipeline.core.features.registry import FAMILIES, FEATURES, MIN_ROWS_JUDGED_CONSTANT, feature_columns
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.sql import load_sql
 from atra_pipeline.core.storage import PartitionWindow, replace_partition
@@ -126,19 +126,25 @@ def test_checks_name_the_bad_columns():
     assert outcomes["decision_grid_complete"].figures["first_missing"] == [str(times[50])]
 
 
-def test_a_feature_rightly_constant_in_a_market_state_is_reported_not_failed():
-    # a liquid book whose best quotes move at every snapshot: both quote ages are 0 all day
+def test_the_constant_column_rule_judges_market_data_on_enough_rows():
     times = pd.date_range(DAY, periods=100, freq="60s")
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({"ts": times, **{c: rng.normal(size=100) for c in feature_columns()}})
-    frame[["quote_age_bid_s", "quote_age_ask_s"]] = 0.0
-    outcome = {o.name: o for o in check_features(frame, times, pd.Timestamp(DAY) - pd.Timedelta(days=1))}
-    constant = outcome["no_constant_columns"]
-    assert constant.passed and set(constant.figures["constant_by_market_state"]) == {"quote_age_bid_s", "quote_age_ask_s"}
-    frame["spread_bps"] = 1.0  # a column constant for no declared reason still fails beside them
-    constant = {o.name: o for o in check_features(frame, times, pd.Timestamp(DAY) - pd.Timedelta(days=1))}[
-        "no_constant_columns"]
+    frame[feature_columns("time")] = 0.5  # the clock's columns: never a data fault
+    before = pd.Timestamp(DAY) - pd.Timedelta(days=1)
+    assert {o.name: o for o in check_features(frame, times, before)}["no_constant_columns"].passed
+    frame["spread_bps"] = 1.0
+    constant = {o.name: o for o in check_features(frame, times, before)}["no_constant_columns"]
     assert not constant.passed and constant.columns == ["spread_bps"]
+    # on a partial day: fewer defined rows than the rule needs is no evidence, and is said so
+    short = frame.iloc[:MIN_ROWS_JUDGED_CONSTANT - 1]
+    constant = {o.name: o for o in check_features(short, times[:len(short)], before)}["no_constant_columns"]
+    assert constant.passed and "spread_bps" in constant.figures["not_judged_too_few_rows"]
+    at_bound = frame.iloc[:MIN_ROWS_JUDGED_CONSTANT]
+    assert not {o.name: o for o in check_features(at_bound, times[:len(at_bound)], before)}["no_constant_columns"].passed
+    # NaN rows do not count: 29 defined values of a constant column are not judged
+    frame.loc[MIN_ROWS_JUDGED_CONSTANT - 1:, "spread_bps"] = np.nan
+    assert {o.name: o for o in check_features(frame, times, before)}["no_constant_columns"].passed
 
 
 def test_volume_family_by_hand(conn, window):

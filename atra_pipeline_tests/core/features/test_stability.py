@@ -58,17 +58,21 @@ def stable(conn, window) -> pd.DataFrame:
     return conn.execute("SELECT * FROM fx_features").fetchdf().set_index("ts")
 
 
-def test_quote_ages_and_best_price_changes_by_hand(stable):
+def test_quote_drifts_and_best_price_changes_by_hand(stable):
     row = _at(stable, T)
-    assert row["quote_age_bid_s"] == pytest.approx(3900 - 3750)  # bid last moved back at 3750
-    assert row["quote_age_ask_s"] == pytest.approx(3900 - 3870)
+    # (3600, 3900], 30 snapshots: the bid falls at 3720 and rises at 3750; the ask rises at 3720,
+    # falls at 3750 and rises at 3870
+    assert row["best_bid_drift_5m"] == 0
+    assert row["best_ask_drift_5m"] == pytest.approx(1 / 30)
     assert row["best_changes_1m"] == 1  # (3840, 3900]: 3870
     assert row["best_changes_5m"] == 3  # (3600, 3900]: 3720 (both), 3750 (both), 3870 (ask)
-    first = _at(stable, f"{DAY} 01:00:00")  # the first hour-covered time
-    assert first["quote_age_bid_s"] == pytest.approx(3600 - 10)
-    assert first["quote_age_ask_s"] == 3600  # no ask change in the data: the cap
-    assert first["best_changes_1m"] == 0 and first["best_changes_5m"] == 0
-    assert _at(stable, f"{DAY} 01:00:20")["quote_age_bid_s"] == 3600  # 3610 s since the change: capped
+    falling = _at(stable, f"{DAY} 01:02:30")  # (3450, 3750]: the bid's fall at 3720 and rise at 3750
+    assert falling["best_bid_drift_5m"] == 0 and falling["best_ask_drift_5m"] == 0
+    dipped = _at(stable, f"{DAY} 01:02:20")  # (3440, 3740]: the bid fell at 3720, the ask rose; neither back yet
+    assert dipped["best_bid_drift_5m"] == pytest.approx(-1 / 30) and dipped["best_ask_drift_5m"] == pytest.approx(1 / 30)
+    first = _at(stable, f"{DAY} 00:05:00")  # (0, 300]: the bid's rise at 10 s
+    assert first["best_bid_drift_5m"] == pytest.approx(1 / 30) and first["best_ask_drift_5m"] == 0
+    assert first["best_changes_1m"] == 0 and first["best_changes_5m"] == 1
 
 
 def test_spread_level_mean_std_and_zscores_by_hand(stable):
