@@ -1,5 +1,8 @@
 """Raw-stage speed per symbol-day: synthetic generation, DuckDB write, and file imports against
 the floor of a plain Parquet COPY, all measured in this one run (the machine is shared and noisy).
+A raw partition's whole run (book and trades staged from Parquet, every raw rule judged, both
+written in one transaction: ``core/raw_partition.py``) against a plain COPY of the same two
+files; and the same partition through Dagster, the Great Expectations checks included.
 
 Run: ``.venv/bin/python benchmarks/raw_ingest.py [--repeat 3] [--symbol BTCUSDT]``.
 Prints seconds (best of ``--repeat``) and each import's ratio to the floor (goal: <= 3x).
@@ -17,6 +20,8 @@ import pandas as pd
 from atra_pipeline.core import files
 from atra_pipeline.core.binance_capture import read_binance_capture
 from atra_pipeline.core.paths import SHARED_DATA_DIR
+from atra_pipeline.core.raw_partition import stage_raw, write_raw
+from atra_pipeline.core.raw_sources import SourceSpec
 from atra_pipeline.core.schema import L2_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.synthetic import generate_market_day
@@ -46,11 +51,13 @@ def main() -> None:
 
 
     gen_s = best_of(args.repeat, lambda: generate_market_day(args.symbol, DATE))
-    book, _ = generate_market_day(args.symbol, DATE)
+    book, trades = generate_market_day(args.symbol, DATE)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         parquet, tardis_csv = tmp / "book.parquet", tmp / "tardis_book_snapshot_10.csv"
+        trades_parquet = tmp / "trades.parquet"
         book.to_parquet(parquet)
+        trades.to_parquet(trades_parquet)
         to_tardis(book).to_csv(tardis_csv, index=False)
 
         def fresh(name: str) -> duckdb.DuckDBPyConnection:
@@ -76,6 +83,37 @@ def main() -> None:
             return run
 
 
+        spec = SourceSpec(kind="file", file_format="atra", book_path=str(parquet), trades_path=str(trades_parquet))
+
+        def partition_floor():
+            with fresh("partition_floor") as conn:
+                conn.execute(f"COPY raw_l2_snapshots FROM '{parquet}' (FORMAT parquet)")
+                conn.execute(f"COPY raw_trades FROM '{trades_parquet}' (FORMAT parquet)")
+
+        def partition_run():
+            with fresh("partition") as conn:
+                staged = stage_raw(conn, spec, window)
+                outcomes = staged.outcomes(conn, {"min_rows": 86_400, "max_rows": 86_400, "edges": True})
+                write_raw(conn, staged, outcomes)
+
+        def partition_dagster():
+            import dagster as dg
+
+            from atra_pipeline.defs import raw
+            from atra_pipeline.partitions import partition_key
+            from atra_pipeline.resources import AtraDuckDB, RawSourceResource
+
+            path = tmp / "dagster.duckdb"
+            path.unlink(missing_ok=True)
+            source = RawSourceResource(kind="file", file_format="atra", book_path=str(parquet),
+                                       trades_path=str(trades_parquet))
+            result = dg.materialize([*raw.assets, *raw.asset_checks], partition_key=partition_key(DATE, args.symbol),
+                                    resources={"duckdb": AtraDuckDB(database=str(path)), "raw_source": source})
+            assert result.success
+
+        partition_floor_s = best_of(args.repeat, partition_floor)
+        partition_s = best_of(args.repeat, partition_run)
+        dagster_s = best_of(args.repeat, partition_dagster)
         floor_s = best_of(args.repeat, copy_floor)
         write_s = best_of(args.repeat, write_frame)
         parquet_s = best_of(args.repeat, import_file(parquet, "atra"))
@@ -88,12 +126,21 @@ def main() -> None:
         ("import Tardis CSV book_snapshot_10 (validate + write)", tardis_s, tardis_s / floor_s),
         ("floor: plain COPY of the Parquet into DuckDB", floor_s, 1.0),
     ]
+    partition_rows = [
+        ("raw partition: stage + every rule + one write (core)", partition_s, partition_s / partition_floor_s),
+        ("raw partition through Dagster, GE checks included", dagster_s, dagster_s / partition_floor_s),
+        ("floor: plain COPY of the book and trades Parquet", partition_floor_s, 1.0),
+    ]
     print(f"Raw ingest, one symbol-day: {args.symbol} {DATE}, {len(book):,} snapshots x {len(L2_COLUMNS)} columns, "
           f"best of {args.repeat}")
     print(f"{'step':<56}{'seconds':>10}{'x floor':>10}")
     for name, seconds, ratio in rows:
         print(f"{name:<56}{seconds:>10.3f}{'' if ratio is None else f'{ratio:>10.2f}'}")
     print("goal: imports within 3x of the floor")
+    print(f"\nRaw partition, book + trades ({len(trades):,} trades), best of {args.repeat}")
+    for name, seconds, ratio in partition_rows:
+        print(f"{name:<56}{seconds:>10.3f}{ratio:>10.2f}")
+    print("goal: the partition's run within 3x of the floor")
     capture = SHARED_DATA_DIR / "binance_spot_capture"
     if capture.is_dir():
         paths = sorted(capture.glob(f"{args.symbol.lower()}_*.gz"))

@@ -27,7 +27,8 @@ SOURCE_RECORD = "raw_l2_snapshots"
 
 @dataclass
 class StagedRaw:
-    """A partition's rows of both raw tables, staged in the connection as ``staged_<table>``."""
+    """A partition's rows of both raw tables in the connection: ``relations`` names, per table, the
+    source's stage table or the frame registered as a view (``staged_<table>``)."""
 
     window: PartitionWindow
     relations: dict[str, str]
@@ -74,19 +75,14 @@ def stage_raw(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, window: Partiti
     """Stage both tables of ``window`` from ``spec``; raise ``DataError`` on input that cannot
     stand for the partition (nothing is written here)."""
     relations, reports = {}, {}
-    for table, columns in RAW_TABLES.items():
+    for table in RAW_TABLES:
         rows, report = stage_partition(conn, spec, table, window)
-        relation = f"staged_{table}"
-        source = rows if isinstance(rows, str) else "_atra_staged_frame"
+        # read in place, never copied: a stage table of the source's own (one per table), or the
+        # frame as a view for the rest of the step
+        relation = rows if isinstance(rows, str) else f"staged_{table}"
         if not isinstance(rows, str):
-            conn.register(source, rows)
-        try:
-            refuse_rows_outside(conn, source, table, window)
-            # a table of our own: a file source reuses its stage table for the next file
-            conn.execute(f"CREATE OR REPLACE TEMP TABLE {relation} AS SELECT {', '.join(columns)} FROM {source}")
-        finally:
-            if not isinstance(rows, str):
-                conn.unregister(source)
+            conn.register(relation, rows)
+        refuse_rows_outside(conn, relation, table, window)
         relations[table], reports[table] = relation, report
     return StagedRaw(window, relations, reports, source_of(spec, reports),
                      reports["raw_l2_snapshots"].pop("book_state", None))

@@ -193,9 +193,9 @@ def _stage(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,
     book = table == "raw_l2_snapshots"
     if spec.kind == "ccxt":
         source = "collected_l2_snapshots" if book else "collected_trades"
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE stage_collected AS SELECT * FROM {source} "
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE stage_{source} AS SELECT * FROM {source} "
                      f"WHERE {PARTITION_FILTER} ORDER BY ts", window.params)
-        return "stage_collected", {"source": "ccxt collector", "table": source}
+        return f"stage_{source}", {"source": "ccxt collector", "table": source}
     if spec.kind == "synthetic":
         frames = _synthetic_day(window.symbol, str(window.start.date()), spec.seed, spec.interval_ms,
                                 spec.signal_strength)
@@ -218,8 +218,8 @@ def _refuse_unusable(conn: duckdb.DuckDBPyConnection, rows, table: RawTable, win
     """Raise before writing when the staged rows cannot stand for the partition.
 
     An empty stage would silently delete the stored partition (a misspelt symbol, a wrong
-    file); rows of several exchanges would interleave two books into one series; a trade id
-    twice would double a trade.
+    file); rows of several exchanges would interleave two books into one series. (A trade id
+    twice is the blocking rule ``trade_id_unique``'s, judged on the staged rows before any write.)
     """
     files_read = [f if isinstance(f, str) else f.get("path", str(f)) for f in report.get("files", [])]
     where = ", ".join(files_read) or report.get("source", "source")
@@ -231,9 +231,6 @@ def _refuse_unusable(conn: duckdb.DuckDBPyConnection, rows, table: RawTable, win
     try:
         n_rows, exchanges = conn.execute(
             f"SELECT count(*), list(DISTINCT exchange ORDER BY exchange) FROM {relation}").fetchall()[0]
-        dupes = conn.execute(
-            f"SELECT trade_id, count(*) FROM {relation} GROUP BY trade_id HAVING count(*) > 1 LIMIT 3"
-        ).fetchall() if table == "raw_trades" else []
     finally:
         if relation == "_atra_staged":
             conn.unregister(relation)
@@ -250,5 +247,3 @@ def _refuse_unusable(conn: duckdb.DuckDBPyConnection, rows, table: RawTable, win
     if len(exchanges) > 1:
         raise DataError(where, f"rows of several exchanges {exchanges} for {window.symbol}: "
                                "one partition holds one venue's data", column="exchange")
-    if dupes:
-        raise DataError(where, f"trade ids repeated: {dupes} (id, times)", column="trade_id")

@@ -32,11 +32,18 @@ def test_rows_of_two_exchanges_are_refused(conn, tmp_path, window):
 
 
 def test_overlapping_trade_files_are_refused(conn, tmp_path, window):
-    trades = make_trades(make_book(100))
+    from atra_pipeline.core.raw_partition import PartitionRefused, stage_raw, write_raw
+
+    book = make_book(100)
+    book.to_csv(tmp_path / "book_BTCUSDT.csv", index=False)
+    trades = make_trades(book)
     trades.iloc[:12].to_csv(tmp_path / "trades_BTCUSDT_a.csv", index=False)
     trades.iloc[8:].to_csv(tmp_path / "trades_BTCUSDT_b.csv", index=False)
-    with pytest.raises(DataError, match=r"column 'trade_id': trade ids repeated"):
-        stage_partition(conn, _spec(tmp_path), "raw_trades", window)
+    staged = stage_raw(conn, _spec(tmp_path), window)
+    with pytest.raises(PartitionRefused, match=r"trade_id_unique: 4 offending rows") as refused:
+        write_raw(conn, staged, staged.outcomes(conn, {"edges": False}))
+    assert [o.check.name for o in refused.value.failed] == ["trade_id_unique"]
+    assert conn.execute("SELECT count(*) FROM raw_trades").fetchall()[0][0] == 0
 
 
 def test_path_template_placeholders_and_missing_files(tmp_path, window):
