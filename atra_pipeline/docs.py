@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 
-from atra_pipeline.core.expectations import declarations
+from atra_pipeline.core.expectations import GE_SUITES
 from atra_pipeline.core.features.registry import FEATURES
 from atra_pipeline.core.gate import GATE_RULES
 from atra_pipeline.core.paths import PROJECT_ROOT
@@ -36,10 +36,8 @@ def schema_section() -> str:
 def checks_section() -> str:
     rows = [[f"`{c.asset}`", f"`{c.name}`", "blocking" if c.blocking else "warning", c.description,
              ", ".join(f"{k}={v}" for k, v in c.params.items() if k != "edges") or "-"] for c in SQL_CHECKS]
-    for asset in ("raw_l2_snapshots", "raw_trades"):
-        names = sorted({name for name, _ in declarations(asset, 1, None)})
-        rows.append([f"`{asset}`", "`great_expectations_suite`", "blocking",
-                     "Great Expectations suite: " + ", ".join(names), "-"])
+    rows += [[f"`{s.asset}`", f"`{s.check}`", "warning", s.description,
+              ", ".join(f"{k}={v}" for k, v in s.defaults.items())] for s in GE_SUITES]
     return _table(["asset", "check", "kind", "rule", "defaults"], rows)
 
 

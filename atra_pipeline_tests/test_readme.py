@@ -66,8 +66,16 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
     from atra_pipeline.core.features.quality import FEATURE_CHECKS
 
-    raw_checks = len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + 2  # and two GE suites
-    assert [s["checks_passed"] for s in summaries[:9]] == [raw_checks] * 3 + [len(FEATURE_CHECKS)] * 3 + [len(checks_for("labels"))] * 3
+    from atra_pipeline.core.expectations import GE_SUITES
+
+    def suites(*assets):  # the Great Expectations suites on these assets, each a check
+        return sum(s.asset in assets for s in GE_SUITES)
+
+    raw_checks = len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + suites("raw_l2_snapshots",
+                                                                                           "raw_trades")
+    feature_checks = len(FEATURE_CHECKS) + suites("features")
+    assert [s["checks_passed"] for s in summaries[:9]] == ([raw_checks] * 3 + [feature_checks] * 3
+                                                           + [len(checks_for("labels"))] * 3)
     models = summaries[-1]
     # 2 candidate checks, 1 OOF, 1 backtest, 1 report, 7 gate rules; only the gate may say no
     assert models["checks_passed"] + len(models["warnings"]) == 5 + len(GATE_RULES)

@@ -7,12 +7,15 @@ import duckdb
 import pandas as pd
 import pytest
 
+from atra_pipeline.core.expectations import GE_SUITES
 from atra_pipeline.core.quality import checks_for
 from atra_pipeline.resources import RawSourceResource
 from atra_pipeline_tests.conftest import make_book, make_trades
 from atra_pipeline_tests.defs.helpers import check_results, count_rows, materialization, materialize_raw
 
 DAY = "2024-08-08"
+# the Great Expectations suites on the raw tables, each a check of its own
+RAW_GE_CHECKS = {f"{s.asset}.{s.check}" for s in GE_SUITES if s.asset in ("raw_l2_snapshots", "raw_trades")}
 
 
 def _file_source(tmp_path, book: pd.DataFrame, trades: pd.DataFrame, **extra) -> RawSourceResource:
@@ -29,7 +32,7 @@ def test_synthetic_partition_materialises_with_every_check_passing(tmp_path):
     assert result.success
     checks = check_results(result)
     expected = {f"{c.asset}.{c.name}" for c in checks_for("raw_l2_snapshots") + checks_for("raw_trades")}
-    expected |= {"raw_l2_snapshots.great_expectations_suite", "raw_trades.great_expectations_suite"}
+    expected |= RAW_GE_CHECKS
     assert set(checks) == expected
     assert all(checks.values()), {k for k, v in checks.items() if not v}
     assert count_rows(db, "raw_l2_snapshots") == 86_400
@@ -155,7 +158,7 @@ def test_real_binance_capture_passes_every_check(tmp_path, shared_data, date, sy
     result = materialize_raw(db, date, symbol, source)
     assert result.success
     checks = check_results(result)
-    every = len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + 2  # and the two GE suites
+    every = len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + len(RAW_GE_CHECKS)
     assert len(checks) == every and all(checks.values()), {k for k, v in checks.items() if not v}
     assert count_rows(db, "raw_l2_snapshots") > 200 and count_rows(db, "raw_trades") > 3000
 
@@ -178,7 +181,8 @@ def test_tardis_sample_through_dagster(tmp_path, shared_data, levels):
     result = materialize_raw(tmp_path / "atra.duckdb", "2020-09-01", "BTCUSDT", source)
     assert result.success
     checks = check_results(result)
-    assert len(checks) == len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + 2, checks
+    every = len(checks_for("raw_l2_snapshots")) + len(checks_for("raw_trades")) + len(RAW_GE_CHECKS)
+    assert len(checks) == every, checks
     assert all(checks.values()), checks
     meta = materialization(result, "raw_l2_snapshots").metadata
     assert meta["source"].value["levels_in_source"] == levels

@@ -1,7 +1,7 @@
 """Raw stage: assets and checks."""
 
 from atra_pipeline.defs.raw.assets import raw_partition
-from atra_pipeline.defs.raw.checks import raw_l2_expectations, raw_trades_expectations
+from atra_pipeline.defs.raw.checks import raw_l2_distributions
 
 assets = [raw_partition]
-asset_checks = [raw_l2_expectations, raw_trades_expectations]
+asset_checks = [raw_l2_distributions]

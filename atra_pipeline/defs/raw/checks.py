@@ -1,38 +1,31 @@
-"""Great Expectations suites on the raw tables, as blocking Dagster asset checks."""
+"""The raw book's Great Expectations suite (distributions against the symbol's history) as a
+Dagster asset check: a warning, run on the stored partition in DuckDB."""
 
 import dagster as dg
-import pandas as pd
 
-from atra_pipeline.core.expectations import validate_frame
+from atra_pipeline.core.expectations import BOOK_HISTORY, DistributionOutcome, judge_book_history
 from atra_pipeline.defs.checks import markdown_table
-from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES, partition_frame
+from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.partitions import partition_window
-from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
+from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
 
-def _ge_check(asset: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name="great_expectations_suite", blocking=True, pool=PARTITION_POOL,
-                    description=f"Great Expectations suite '{table}_suite' on the stored partition.")
-    def _check(context: dg.AssetCheckExecutionContext, duckdb: AtraDuckDB,
-               raw_source: RawSourceResource) -> dg.AssetCheckResult:
-        window = partition_window(context.op_execution_context)
-        frame = partition_frame(duckdb, table, window)
-        min_rows, max_rows = raw_source.spec().row_count_bounds() if table == "raw_l2_snapshots" else (1, None)
-        summary = validate_frame(table, frame, min_rows, max_rows)
-        return dg.AssetCheckResult(
-            passed=summary["success"],
-            metadata={
-                "expectations_evaluated": summary["evaluated"],
-                "expectations_failed": len(summary["failed"]),
-                "failed": dg.MetadataValue.md(markdown_table(pd.DataFrame(summary["failed"]))),
-                "rows_validated": len(frame),
-            },
-            description=("all expectations met" if summary["success"] else
-                         "; ".join(f"{f['expectation']}({f['column']}): {f['unexpected_count']} unexpected, "
-                                   f"first rows {f['first_rows']}" for f in summary["failed"])),
-        )
 
-    _check.__name__ = f"{table}_great_expectations"
-    return _check
+def distribution_result(outcome: DistributionOutcome) -> dg.AssetCheckResult:
+    """The Dagster result of a distribution suite: a warning naming the shifted columns, with
+    every band and what was left unjudged as metadata."""
+    metadata = {
+        "reference": outcome.reference or "-",
+        "shifted": ", ".join(outcome.shifted) or "-",
+        "bands": dg.MetadataValue.md(markdown_table(outcome.bands, max_rows=len(outcome.bands))),
+        "not_judged": dg.MetadataValue.json(outcome.skipped),
+        **{k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.suite.defaults.items()},
+    }
+    return dg.AssetCheckResult(passed=outcome.passed, severity=dg.AssetCheckSeverity.WARN,
+                               description=outcome.message(), metadata=metadata)
 
-raw_l2_expectations = _ge_check(RAW_L2, "raw_l2_snapshots")
-raw_trades_expectations = _ge_check(RAW_TRADES, "raw_trades")
+
+@dg.asset_check(asset=RAW_L2, name=BOOK_HISTORY.check, blocking=False, pool=PARTITION_POOL,
+                description=BOOK_HISTORY.description)
+def raw_l2_distributions(context: dg.AssetCheckExecutionContext, duckdb: AtraDuckDB) -> dg.AssetCheckResult:
+    with duckdb.partition_connection() as conn:
+        return distribution_result(judge_book_history(conn, partition_window(context.op_execution_context)))
