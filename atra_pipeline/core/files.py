@@ -186,24 +186,33 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], 
     _load_typed(conn, path, header, types, select, "stage_file")
     conn.execute("CREATE OR REPLACE TEMP VIEW stage_rows AS SELECT rowid + 1 AS _row, * FROM stage_file")
     _first_problem(conn, problems_sql, path, "stage_rows", file_columns)
-    n_read, n_other, n_outside, n_dupes = conn.execute(
+    n_read, n_other, n_outside, n_dupes, n_as_stored = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE NOT matches), count(*) FILTER (WHERE matches AND NOT inside), "
-        "count(*) FILTER (WHERE matches AND inside) - count(DISTINCT ts) FILTER (WHERE matches AND inside) "
-        "FROM (SELECT ts, normalise_symbol(src_symbol) = $symbol AS matches, ts >= $start AND ts < $end AS inside "
-        "FROM stage_file)", window.params).fetchall()[0]
+        "count(*) FILTER (WHERE matches AND inside) - count(DISTINCT ts) FILTER (WHERE matches AND inside), "
+        "count(*) FILTER (WHERE src_symbol = $symbol AND inside) "
+        "FROM (SELECT ts, src_symbol, normalise_symbol(src_symbol) = $symbol AS matches, "
+        "ts >= $start AND ts < $end AS inside FROM stage_file)", window.params).fetchall()[0]
     # Snapshots sharing a timestamp are successive states: keep the file's last (rare, so only then rank).
     dedupe = ("QUALIFY row_number() OVER (PARTITION BY ts ORDER BY _row DESC) = 1"
               if keep_last_per_ts and n_dupes else "")
-    conn.execute(
-        f"INSERT INTO {stage} SELECT ts, $symbol, exchange, {insert_cols} FROM stage_rows "
-        f"WHERE normalise_symbol(src_symbol) = $symbol AND ts >= $start AND ts < $end {dedupe}",
-        window.params)
     report["rows_read"] += n_read
     report["rows_other_symbols"] += n_other
     report["rows_outside_window"] += n_outside
     if keep_last_per_ts:
         report["duplicate_ts_dropped"] += n_dupes
     conn.execute("DROP VIEW stage_rows")
+    stage_empty = conn.execute(f"SELECT count(*) = 0 FROM {stage}").fetchall()[0][0]
+    if stage_empty and n_as_stored == n_read and not dedupe:
+        # the file is the partition, row for row (the usual case): it becomes the stage, uncopied
+        conn.execute(f"DROP TABLE {stage}")
+        conn.execute(f"ALTER TABLE stage_file RENAME TO {stage}")
+        conn.execute(f"ALTER TABLE {stage} RENAME COLUMN src_symbol TO symbol")
+        return
+    conn.execute(
+        f"INSERT INTO {stage} SELECT ts, $symbol, exchange, {insert_cols} FROM "
+        f"(SELECT rowid + 1 AS _row, * FROM stage_file) "
+        f"WHERE normalise_symbol(src_symbol) = $symbol AND ts >= $start AND ts < $end {dedupe}",
+        window.params)
     conn.execute("DROP TABLE stage_file")
 
 
