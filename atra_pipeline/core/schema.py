@@ -25,7 +25,7 @@ TRADE_SIDES = ("buy", "sell")
 L2_COLUMN_DOCS = {
     "ts": "snapshot time, UTC (TIMESTAMP, microsecond precision)",
     "symbol": "exchange symbol without separator, e.g. BTCUSDT",
-    "exchange": "venue id, e.g. binance, binance-futures, synthetic",
+    "exchange": "venue id, e.g. binance (spot), binance-futures (USD-M), binance-delivery (COIN-M), synthetic",
     "bid_px_i / ask_px_i": "price of level i (0 = best), NULL where the book has fewer levels",
     "bid_sz_i / ask_sz_i": "resting size at level i in base units, NULL where the price is NULL",
 }
