@@ -59,10 +59,8 @@ def source_of(spec: SourceSpec, reports: dict[str, dict]) -> dict:
 
 def _identity(source: dict) -> str:
     """A source as a reader names it; rows of one identity may replace each other freely."""
-    kind = source["kind"] if source.get("format") is None else f"{source['kind']} ({source['format']}"
-    if source.get("format") is not None:
-        kind += f", {source['market']})" if source.get("market") else ")"
-    return kind
+    detail = ", ".join(v for v in (source.get("format"), source.get("market")) if v)
+    return f"{source['kind']} ({detail})" if detail else source["kind"]
 
 
 def _described(source: dict) -> str:
