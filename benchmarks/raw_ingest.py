@@ -149,6 +149,15 @@ def main() -> None:
         result = read_binance_capture(paths, args.symbol)
         print(f"Binance capture rebuild, {len(paths)} files ({sum(f['lines'] for f in result.report['files']):,} "
               f"messages, {len(result.book)} snapshots): {seconds:.3f} s")
+        # the second day as a per-day template reads it: its own file, from the first day's stored book
+        days = [pd.Timestamp(p.stem.split("_")[1][:8]) for p in paths]
+        first = read_binance_capture(paths[:1], args.symbol, start=days[0], end=days[0] + pd.Timedelta(days=1))
+        window = {"start": days[1], "end": days[1] + pd.Timedelta(days=1)}
+        timed = best_of_interleaved(args.repeat, {
+            "per_day": lambda: read_binance_capture(paths[1:], args.symbol, previous=first.book_state, **window),
+            "glob": lambda: read_binance_capture(paths, args.symbol, **window)})
+        print(f"its day {days[1].date()}: per-day file from the stored book {timed['per_day']:.3f} s, "
+              f"every file replayed {timed['glob']:.3f} s ({timed['glob'] / timed['per_day']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -330,6 +330,12 @@ def read_binance_capture(paths, symbol: str, *, market: Market = "spot", interva
                          replay.report(exchange, start_ns, end_ns), replay.state_out)
 
 
+def _gap_text(gap: dict) -> str:
+    """A sequence gap of the report as a reader finds it: file, line, which id and what it held."""
+    return (f"gap at {Path(gap['file']).name} line {gap['line']} ({gap['kind']}: expected "
+            f"{gap['field']}={gap['expected']}, got {gap['got']})")
+
+
 def why_no_rows(report: dict, table: str) -> str:
     """Why a replay of :func:`read_binance_capture` gave no row of ``table`` ("raw_l2_snapshots"
     or "raw_trades"), from its report: what the reader knows and a user needs to fix the input."""
@@ -350,9 +356,7 @@ def why_no_rows(report: dict, table: str) -> str:
                 "a capture starts with one, or the previous day's book must be carried over (a per-day "
                 "template) or its file read first (a template matching every day)")
     if report["gaps"]:
-        g = report["gaps"][0]
-        return (f"the book was invalid at every sample: the first sequence gap at {Path(g['file']).name} line "
-                f"{g['line']} ({g['kind']}: expected {g['field']}={g['expected']}, got {g['got']}) was never "
+        return (f"the book was invalid at every sample: the first sequence {_gap_text(report['gaps'][0])} was never "
                 f"re-synced by a snapshot ({len(report['gaps'])} gaps)")
     s = report["samples"]
     return (f"no sample inside the window ({s['before_window']} before it, {s['after_window']} after it, "
@@ -622,10 +626,7 @@ class _Replay:
 
         self.files: list[dict] = []
         self.counts = dict.fromkeys((
-            "lines", "blank_lines", "depth_updates", "snapshots", "other_symbol",
-            "depth_applied", "depth_stale_dropped", "depth_duplicates_skipped", "buffer_evicted", "snapshots_used",
-            "snapshots_ignored_book_valid", "samples_before_window", "samples_after_window",
-            "samples_dropped_invalid"), 0)
+            "lines", "blank_lines", "depth_updates", "snapshots", "other_symbol", "buffer_evicted", *_BOOK_COUNTS), 0)
         self.ignored: dict[str, int] = {}
         self.gaps: list[dict] = []
         self.intervals: list[dict] = []
@@ -1004,9 +1005,7 @@ class _Replay:
     def _why_not_synced(self) -> str:
         pending = self.open_interval.get("_gaps") if self.open_interval else None
         if pending:
-            g = pending[0]
-            return (f"sequence gap at {Path(g['file']).name} line {g['line']} ({g['kind']}: expected "
-                    f"{g['field']}={g['expected']}, got {g['got']}), not re-synced by a REST snapshot")
+            return f"sequence {_gap_text(pending[0])}, not re-synced by a REST snapshot"
         if self.counts["snapshots_used"] == 0:
             return "no REST depth snapshot had started the book"
         return f"the book was {self.state}"

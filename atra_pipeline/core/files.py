@@ -31,7 +31,7 @@ import duckdb
 
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.schema import L2_COLUMNS, L2_LEVEL_COLUMNS, N_LEVELS, TRADE_COLUMNS
-from atra_pipeline.core.sql import load_sql
+from atra_pipeline.core.sql import load_sql, quote_identifier
 from atra_pipeline.core.storage import PartitionWindow
 from atra_pipeline.core.textio import is_gzip, open_text
 
@@ -81,10 +81,6 @@ def _columns_of(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return header
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], types: dict[str, str],
                 select: str, table: str) -> None:
     """Read ``path`` with ``types``, apply ``select``, into temp ``table`` in file order.
@@ -94,15 +90,15 @@ def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], 
     name the row and column.
     """
     if _is_parquet(path):
-        casts = ", ".join(f"TRY_CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in types.items())
+        casts = ", ".join(f"TRY_CAST({quote_identifier(c)} AS {t}) AS {quote_identifier(c)}" for c, t in types.items())
         stored = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet($p))",
                                    {"p": str(path)}).fetchall())
         for col, typ in types.items():
             if stored.get(col) == typ:
                 continue  # Parquet is typed: only columns stored as another type can fail to convert
             bad = conn.execute(
-                f"SELECT file_row_number + 1, CAST({_quote(col)} AS VARCHAR) FROM read_parquet($p, file_row_number = true) "
-                f"WHERE {_quote(col)} IS NOT NULL AND TRY_CAST({_quote(col)} AS {typ}) IS NULL LIMIT 1",
+                f"SELECT file_row_number + 1, CAST({quote_identifier(col)} AS VARCHAR) FROM read_parquet($p, file_row_number = true) "
+                f"WHERE {quote_identifier(col)} IS NOT NULL AND TRY_CAST({quote_identifier(col)} AS {typ}) IS NULL LIMIT 1",
                 {"p": str(path)}).fetchall()
             if bad:
                 raise DataError(str(path), f"cannot read {bad[0][1]!r} as {typ}", row=int(bad[0][0]), column=col)
@@ -134,8 +130,8 @@ def _raise_first_unparsable(conn: duckdb.DuckDBPyConnection, path: Path, spec: d
         if typ == "VARCHAR":
             continue
         found = conn.execute(
-            f"SELECT rowid + 1, {_quote(col)} FROM stage_text WHERE {_quote(col)} IS NOT NULL "
-            f"AND TRY_CAST({_quote(col)} AS {typ}) IS NULL ORDER BY rowid LIMIT 1").fetchall()
+            f"SELECT rowid + 1, {quote_identifier(col)} FROM stage_text WHERE {quote_identifier(col)} IS NOT NULL "
+            f"AND TRY_CAST({quote_identifier(col)} AS {typ}) IS NULL ORDER BY rowid LIMIT 1").fetchall()
         if found and (first is None or found[0][0] < first[0]):
             first = (found[0][0], col, found[0][1], typ)
     conn.execute("DROP TABLE stage_text")
@@ -175,7 +171,7 @@ def _tardis_book_layout(path: Path, present: list[str]) -> tuple[str, dict[str, 
              for col in L2_LEVEL_COLUMNS if int(col.split("_")[2]) < levels_in_file}
     _require(path, present, list(_TARDIS_KEYS) + list(names.values()))
     parts = ['make_timestamp("timestamp") AS ts', "symbol AS src_symbol", "exchange"]
-    parts += [f"{_quote(names[c])} AS {c}" if c in names else f"NULL::DOUBLE AS {c}" for c in L2_LEVEL_COLUMNS]
+    parts += [f"{quote_identifier(names[c])} AS {c}" if c in names else f"NULL::DOUBLE AS {c}" for c in L2_LEVEL_COLUMNS]
     return ", ".join(parts), {**names, "ts": "timestamp"}, levels_in_file
 
 

@@ -43,7 +43,9 @@ PARTITIONED_TABLES = ("raw_l2_snapshots", "raw_trades", "features", "labels")
 CHECK_LOG = "asset_check_log"
 # ... and the settings each asset built the partition with (read when a model is registered).
 SETTINGS_LOG = "partition_settings"
-STORE_TABLES = (*PARTITIONED_TABLES, CHECK_LOG, SETTINGS_LOG, "capture_book_state")  # raw_sources.BOOK_STATE_TABLE
+# ... and a capture partition's book at its day's end (sql/schema/014_capture_book_state.sql).
+BOOK_STATE_LOG = "capture_book_state"
+STORE_TABLES = (*PARTITIONED_TABLES, CHECK_LOG, SETTINGS_LOG, BOOK_STATE_LOG)
 
 
 def store_of(conn: duckdb.DuckDBPyConnection) -> ParquetStore | None:

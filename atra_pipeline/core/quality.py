@@ -8,14 +8,13 @@ names, descriptions and blocking flags), the README's check table and the tests.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from atra_pipeline.core.parquet_store import CHECK_LOG
-from atra_pipeline.core.sql import bind, load_sql
+from atra_pipeline.core.sql import bind, literal_symbol, load_sql
 from atra_pipeline.core.storage import PartitionWindow, record_partition_rows
 
 SAMPLE_ROWS = 10
@@ -158,8 +157,7 @@ def partition_views(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
 
     Views (not CTEs) because the book macros read relations by name.
     """
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", window.symbol):
-        raise ValueError(f"unexpected characters in symbol {window.symbol!r}")
+    literal_symbol(window.symbol)
     views = {}
     for role, table in tables.items():
         view = f"check_{role}"
@@ -178,7 +176,13 @@ def run_asset_checks(conn: duckdb.DuckDBPyConnection, asset: str, window: Partit
     tables = {"target": asset}
     if asset.startswith("raw_"):  # the raw rules may read the partition's other table
         tables |= {"book": "raw_l2_snapshots", "trades": "raw_trades"}
-    relations = partition_views(conn, window, tables)
+    return run_rules(conn, asset, partition_views(conn, window, tables), window, overrides)
+
+
+def run_rules(conn: duckdb.DuckDBPyConnection, asset: str, relations: dict[str, str], window: PartitionWindow,
+              overrides: dict | None = None) -> list[CheckOutcome]:
+    """Run every rule of ``asset`` on ``relations`` (``{"target": ..., "book": ..., "trades": ...}``):
+    the stored partition's views, or rows staged before they are written."""
     return [run_check(conn, check, relations, window, overrides) for check in checks_for(asset)]
 
 

@@ -15,13 +15,13 @@ import duckdb
 
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.partition_settings import partition_settings, record_partition_settings
-from atra_pipeline.core.quality import CheckOutcome, checks_for, record_check_outcomes, run_check
+from atra_pipeline.core.quality import CheckOutcome, record_check_outcomes, run_rules
 from atra_pipeline.core.raw_sources import SourceSpec, record_book_state, stage_partition
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage import PartitionWindow, refuse_rows_outside, replace_partitions
 
 RAW_TABLES = {"raw_l2_snapshots": L2_COLUMNS, "raw_trades": TRADE_COLUMNS}
-# The asset whose partition settings hold the partition's source (both tables share it).
+# The asset whose partition settings hold the partition's source (one record for both tables).
 SOURCE_RECORD = "raw_l2_snapshots"
 
 
@@ -42,8 +42,7 @@ class StagedRaw:
         """Every declared rule of each table, judged on the staged rows (the trades' rules
         against the staged book)."""
         relations = {"book": self.relations["raw_l2_snapshots"], "trades": self.relations["raw_trades"]}
-        return {table: [run_check(conn, check, {**relations, "target": self.relations[table]}, self.window, params)
-                        for check in checks_for(table)]
+        return {table: run_rules(conn, table, {**relations, "target": self.relations[table]}, self.window, params)
                 for table in RAW_TABLES}
 
 
@@ -126,7 +125,7 @@ def write_raw(conn: duckdb.DuckDBPyConnection, staged: StagedRaw,
     def record():
         for table, found in outcomes.items():
             record_check_outcomes(conn, table, window, {o.check.name: o.passed for o in found})
-            record_partition_settings(conn, table, window, {"source": staged.source})
+        record_partition_settings(conn, SOURCE_RECORD, window, {"source": staged.source})
         if staged.book_state is not None:
             record_book_state(conn, window, staged.book_state)
 

@@ -43,6 +43,7 @@ import pandas as pd
 
 from atra_pipeline.core import files
 from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.parquet_store import BOOK_STATE_LOG
 from atra_pipeline.core.storage import PARTITION_FILTER, PartitionWindow, record_partition_rows
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 
 RawTable = Literal["raw_l2_snapshots", "raw_trades"]
 DAY_MS = 86_400_000
-# A capture partition's book at its day's end (sql/schema/014_capture_book_state.sql).
-BOOK_STATE_TABLE = "capture_book_state"
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def _previous_book(conn: duckdb.DuckDBPyConnection, spec: SourceSpec,
                    window: PartitionWindow) -> tuple[str | None, str | None]:
     """``(the stored book state of the day before, as JSON, or None; why there is none)``."""
     day = (window.start - pd.Timedelta(days=1)).date()
-    rows = conn.execute(f"SELECT market, state FROM {BOOK_STATE_TABLE} WHERE symbol = ? AND day = ? "
+    rows = conn.execute(f"SELECT market, state FROM {BOOK_STATE_LOG} WHERE symbol = ? AND day = ? "
                         "ORDER BY recorded_at DESC LIMIT 1", [window.symbol, day]).fetchall()
     if not rows:
         return None, (f"no stored book of the previous day ({window.symbol} {day}) to continue: "
@@ -172,7 +171,7 @@ def record_book_state(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, 
                          "last_update_id": pd.array([state.last_update_id], dtype="Int64"),
                          "state": [state.to_json()],
                          "recorded_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)]})
-    record_partition_rows(conn, BOOK_STATE_TABLE, rows, window, "raw_l2_snapshots")
+    record_partition_rows(conn, BOOK_STATE_LOG, rows, window, "raw_l2_snapshots")
 
 
 def stage_partition(conn: duckdb.DuckDBPyConnection, spec: SourceSpec, table: RawTable,

@@ -21,6 +21,22 @@ def load_sql(name: str) -> str:
     return path.read_text()
 
 
+_SYMBOL = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def literal_symbol(symbol: str) -> str:
+    """``symbol``, checked safe to paste into SQL text as a literal (views and queries that
+    cannot take parameters); anything but letters, digits, ``_ . -`` is an error."""
+    if not _SYMBOL.fullmatch(symbol):
+        raise ValueError(f"unexpected characters in symbol {symbol!r}")
+    return symbol
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (a file's column named ``asks[0].price``, say)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def bind(sql: str, params: dict) -> dict:
     """The subset of ``params`` the statement names (DuckDB rejects unused named parameters)."""
     code = re.sub(r"--[^\n]*", "", sql)  # a $name in a comment is not a parameter

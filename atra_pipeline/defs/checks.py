@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.blocking import describe, failed_blocking_checks
+from atra_pipeline.core.expectations import DistributionOutcome
 from atra_pipeline.core.features.quality import FEATURE_CHECKS, FeatureCheckOutcome
 from atra_pipeline.core.quality import CheckOutcome, checks_for
 
@@ -66,6 +67,20 @@ def audit_result(check_name: str, audit: dict) -> dg.AssetCheckResult:
     """The result of a check from a core audit: its ``passed`` and, as metadata, the rest."""
     return dg.AssetCheckResult(check_name=check_name, passed=bool(audit["passed"]),
                                metadata={k: v for k, v in audit.items() if k != "passed"})
+
+
+def distribution_result(outcome: DistributionOutcome) -> dg.AssetCheckResult:
+    """The Dagster result of a distribution suite: a warning naming the shifted columns, with
+    every band and what was left unjudged as metadata."""
+    metadata = {
+        "reference": outcome.reference or "-",
+        "shifted": ", ".join(outcome.shifted) or "-",
+        "bands": dg.MetadataValue.md(markdown_table(outcome.bands, max_rows=len(outcome.bands))),
+        "not_judged": dg.MetadataValue.json(outcome.skipped),
+        **{k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.suite.defaults.items()},
+    }
+    return dg.AssetCheckResult(passed=outcome.passed, severity=dg.AssetCheckSeverity.WARN,
+                               description=outcome.message(), metadata=metadata)
 
 
 def registered_model(conn, missing: str, status: str | None = None, requested: str = "") -> str:

@@ -2,7 +2,7 @@
 -- ended in, so that the next day's file, which holds no REST snapshot, continues it instead of
 -- replaying every earlier file (core.binance_capture.BookState; written with the partition's rows,
 -- in the same transaction, by core.raw_partition.write_raw). A table of its own, not
--- partition_settings: the state is data of some 100 kB (the full depth as rebuilt, and the capture
+-- partition_settings: the state is data (the full depth as rebuilt, thousands of levels, and the capture
 -- lines of the file that belong to the next day), read by one partition, never configuration a
 -- model is registered with.
 CREATE TABLE IF NOT EXISTS capture_book_state (

@@ -112,14 +112,17 @@ def stale_decisions(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp) -> pd.
     return pd.DatetimeIndex([r[0] for r in rows])
 
 
-def covered_decisions(conn: duckdb.DuckDBPyConnection, window: PartitionWindow,
-                      step_s: int = DECISION_STEP_S) -> pd.DatetimeIndex:
-    """The decision times of ``window`` that its symbol's stored book covers: from the day's first
-    snapshot to :data:`MAX_BOOK_AGE_S` after its last. A partial day's feature rows are these;
-    the others could only be NULL (no book yet, or a book gone stale)."""
+def decision_times(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, step_s: int = DECISION_STEP_S,
+                   full_day: bool = True) -> pd.DatetimeIndex:
+    """The decision times of ``window``: every step of the day, or (``full_day`` false, a partial
+    day) those its symbol's stored book covers, from the day's first snapshot to
+    :data:`MAX_BOOK_AGE_S` after its last; the others could only be NULL (no book yet, or a book
+    gone stale)."""
+    grid = pd.date_range(window.start, window.end, freq=f"{step_s}s", inclusive="left")
+    if full_day:
+        return grid
     first, last = conn.execute("SELECT min(ts), max(ts) FROM raw_l2_snapshots WHERE symbol = $symbol "
                                "AND ts >= $start AND ts < $end", window.params).fetchall()[0]
-    grid = pd.date_range(window.start, window.end, freq=f"{step_s}s", inclusive="left")
     if first is None:
         return grid[:0]
     return grid[(grid >= pd.Timestamp(first)) & (grid <= pd.Timestamp(last) + pd.Timedelta(seconds=MAX_BOOK_AGE_S))]

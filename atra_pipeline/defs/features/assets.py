@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.features.build import (
-    FEATURES_STAGE, KEY_COLUMNS, covered_decisions, data_start, ensure_features_table, keep_decisions,
+    FEATURES_STAGE, KEY_COLUMNS, data_start, decision_times, ensure_features_table, keep_decisions,
     lookahead_mismatches, missing_peers, stale_decisions,
 )
 from atra_pipeline.core.features.quality import book_fresh_outcome, check_features, lookahead_outcome
@@ -70,9 +70,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
                 f"{', '.join(f'{window.start.date()}|{m}' for m in missing)}. Materialize raw_l2_snapshots for "
                 "every symbol of the date first (`atra run` and a backfill do).")
         ensure_features_table(conn)
-        expected = pd.date_range(window.start, window.end, freq=f"{config.step_s}s", inclusive="left")
-        if not raw_source.expect_full_day:
-            expected = covered_decisions(conn, window, config.step_s)
+        expected = decision_times(conn, window, config.step_s, full_day=raw_source.expect_full_day)
         sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples] if len(expected) else expected
         mismatches = lookahead_mismatches(conn, window, sample, config.step_s, peers=peers)  # leaves the full build
         keep_decisions(conn, expected)

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from atra_pipeline.core.expectations import FEATURE_DRIFT, DistributionOutcome, judge_feature_drift
-from atra_pipeline.defs.raw.checks import distribution_result
+from atra_pipeline.defs.checks import distribution_result
 from atra_pipeline.partitions import partition_window
 from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
 

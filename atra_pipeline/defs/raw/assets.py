@@ -2,7 +2,6 @@
 staged and judged together and written in one transaction (:mod:`atra_pipeline.core.raw_partition`)."""
 
 import dagster as dg
-import pandas as pd
 
 from atra_pipeline.core.raw_partition import PartitionRefused, refuse_other_source, stage_raw, write_raw
 from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
@@ -78,8 +77,3 @@ def _described(conn, table: str, window, written: dict) -> dict:
 def _jsonable(report: dict) -> dict:
     return {k: (v if isinstance(v, (int, float, str, bool, list, dict, type(None))) else str(v))
             for k, v in report.items()}
-
-
-def partition_frame(duckdb: AtraDuckDB, table: str, window) -> pd.DataFrame:
-    with duckdb.partition_connection() as conn:
-        return read_partition(conn, table, window)

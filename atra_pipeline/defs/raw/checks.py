@@ -3,25 +3,11 @@ Dagster asset check: a warning, run on the stored partition in DuckDB."""
 
 import dagster as dg
 
-from atra_pipeline.core.expectations import BOOK_HISTORY, DistributionOutcome, judge_book_history
-from atra_pipeline.defs.checks import markdown_table
+from atra_pipeline.core.expectations import BOOK_HISTORY, judge_book_history
+from atra_pipeline.defs.checks import distribution_result
 from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.partitions import partition_window
 from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB
-
-
-def distribution_result(outcome: DistributionOutcome) -> dg.AssetCheckResult:
-    """The Dagster result of a distribution suite: a warning naming the shifted columns, with
-    every band and what was left unjudged as metadata."""
-    metadata = {
-        "reference": outcome.reference or "-",
-        "shifted": ", ".join(outcome.shifted) or "-",
-        "bands": dg.MetadataValue.md(markdown_table(outcome.bands, max_rows=len(outcome.bands))),
-        "not_judged": dg.MetadataValue.json(outcome.skipped),
-        **{k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.suite.defaults.items()},
-    }
-    return dg.AssetCheckResult(passed=outcome.passed, severity=dg.AssetCheckSeverity.WARN,
-                               description=outcome.message(), metadata=metadata)
 
 
 @dg.asset_check(asset=RAW_L2, name=BOOK_HISTORY.check, blocking=False, pool=PARTITION_POOL,
