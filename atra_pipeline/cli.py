@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from atra_pipeline.core.paths import PROJECT_ROOT, duckdb_path
+from atra_pipeline.core.storage.paths import PROJECT_ROOT, duckdb_path
 
 DEFAULT_DATE = "2024-08-08"  # the day of the real Binance capture in ../shared/data, for comparison
 
@@ -82,7 +82,7 @@ def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None
 
     from atra_pipeline.dead_runs import free_dead_runs, process_tags
     from atra_pipeline.definitions import MAIN_STAGES, defs
-    from atra_pipeline.partitions import partition_key
+    from atra_pipeline.defs.common.partitions import partition_key
 
     if unknown := [s for s in stages or () if s not in MAIN_STAGES]:
         raise SystemExit(f"atra: unknown stage {unknown}: the stages are {', '.join(MAIN_STAGES)}")
@@ -191,7 +191,7 @@ def _monitor(args) -> int:
     import duckdb
     from prometheus_client import generate_latest, start_http_server
 
-    from atra_pipeline.core.observability import REGISTRY, refresh
+    from atra_pipeline.core.live.observability import REGISTRY, refresh
 
     def once() -> None:
         try:
@@ -214,7 +214,7 @@ def _monitor(args) -> int:
 def _reset(args) -> int:
     import duckdb
 
-    from atra_pipeline.core.execution import reset_kill_switch
+    from atra_pipeline.core.execution.brokers import reset_kill_switch
 
     with duckdb.connect(str(duckdb_path())) as conn:
         reset_kill_switch(conn, args.who)
@@ -223,10 +223,10 @@ def _reset(args) -> int:
 
 
 def _replay(args) -> int:
-    from atra_pipeline.core.model_registry import latest
-    from atra_pipeline.core.replay import replay
-    from atra_pipeline.partitions import parse_symbols
-    from atra_pipeline.resources import default_duckdb
+    from atra_pipeline.core.models.registry import latest
+    from atra_pipeline.core.live.replay import replay
+    from atra_pipeline.defs.common.partitions import parse_symbols
+    from atra_pipeline.defs.common.resources import default_duckdb
 
     with default_duckdb().get_connection() as conn:
         if args.model == "approved":
@@ -248,10 +248,10 @@ def _replay(args) -> int:
 
 
 def _backtest(args) -> int:
-    from atra_pipeline.core.backtesting import backtest_model, settings_for
-    from atra_pipeline.core.model_registry import load_model
-    from atra_pipeline.partitions import parse_symbols
-    from atra_pipeline.resources import default_duckdb
+    from atra_pipeline.core.backtest.runs import backtest_model, settings_for
+    from atra_pipeline.core.models.registry import load_model
+    from atra_pipeline.defs.common.partitions import parse_symbols
+    from atra_pipeline.defs.common.resources import default_duckdb
 
     with default_duckdb().get_connection() as conn:
         record = load_model(conn, args.model)
@@ -271,9 +271,9 @@ def _trade(args) -> int:
     import signal
     import threading
 
-    from atra_pipeline.core.execution import RiskLimits
-    from atra_pipeline.core.live_loop import trade_loop
-    from atra_pipeline.resources import default_duckdb
+    from atra_pipeline.core.execution.brokers import RiskLimits
+    from atra_pipeline.core.live.loop import trade_loop
+    from atra_pipeline.defs.common.resources import default_duckdb
 
     if not args.paper:
         print("atra trade: only --paper is supported from the shell; live orders go through the execution asset "
@@ -319,8 +319,8 @@ def _registry_summary_for(database: Path) -> str:
     """The latest model's status and reason, read from the registry in ``database``."""
     import duckdb
 
-    from atra_pipeline.core.model_registry import latest, load_model
-    from atra_pipeline.core.report import report_path
+    from atra_pipeline.core.models.registry import latest, load_model
+    from atra_pipeline.core.backtest.report import report_path
 
     try:
         with duckdb.connect(str(database), read_only=True) as conn:
@@ -344,7 +344,7 @@ def _dates(args) -> list[str]:
     """The dates ``--date`` or ``--start`` .. ``--end`` name; a date that is not one, or a range
     that ends before it starts, stops the command with what is wrong."""
     from atra_pipeline.core.settings import parse_date
-    from atra_pipeline.partitions import date_keys
+    from atra_pipeline.defs.common.partitions import date_keys
 
     given = {"--date": args.date} if not args.start else {"--start": args.start, "--end": args.end or args.start}
     for option, text in given.items():
@@ -365,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"atra: {error}", file=sys.stderr)
         return 2
-    from atra_pipeline.core.execution import RiskLimits
-    from atra_pipeline.partitions import configured_symbols, parse_symbols
+    from atra_pipeline.core.execution.brokers import RiskLimits
+    from atra_pipeline.defs.common.partitions import configured_symbols, parse_symbols
 
     parser = argparse.ArgumentParser(prog="atra", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -7,7 +7,7 @@ import dagster as dg
 from atra_pipeline.core.settings import get
 from atra_pipeline.defs import backtest, execution, features, labels, live, models, raw
 from atra_pipeline.defs.raw.collect import collect
-from atra_pipeline.resources import RawSourceResource, default_duckdb
+from atra_pipeline.defs.common.resources import RawSourceResource, default_duckdb
 
 # The pipeline's stages in order, each a set of asset groups; later stages join this mapping.
 # ``atra run`` runs a partitioned stage for every date x symbol partition before the next stage

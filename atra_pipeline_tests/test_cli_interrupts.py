@@ -13,8 +13,8 @@ import time
 import dagster as dg
 import pytest
 
-from atra_pipeline.core.paths import PROJECT_ROOT
-from atra_pipeline.resources import DUCKDB_POOL
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline.defs.common.resources import DUCKDB_POOL
 
 DAY = "2024-08-09"
 

@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 MODULE = "atra_pipeline.definitions"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from atra_pipeline.core.gate import GATE_RULES
-from atra_pipeline.core.quality import SQL_CHECKS, checks_for
+from atra_pipeline.core.gate.rules import GATE_RULES
+from atra_pipeline.core.quality.rules import SQL_CHECKS, checks_for
 from atra_pipeline.docs import README, render
 
 
@@ -44,7 +44,7 @@ def test_the_demonstration_runs_the_commands_the_readme_describes():
 def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_path, monkeypatch):
     """What `make run` does (`atra run`), on a fresh database and instance: every stage in order."""
     from atra_pipeline import cli
-    from atra_pipeline.partitions import DEFAULT_SYMBOLS
+    from atra_pipeline.defs.common.partitions import DEFAULT_SYMBOLS
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ATRA_DUCKDB_PATH", str(tmp_path / "atra.duckdb"))
@@ -64,9 +64,9 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
     assert [(s["stage"], s["partition"].split("|")[-1]) for s in summaries] == [
         (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("research", "-")]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
-    from atra_pipeline.core.features.quality import FEATURE_CHECKS
+    from atra_pipeline.core.features.checks import FEATURE_CHECKS
 
-    from atra_pipeline.core.expectations import GE_SUITES
+    from atra_pipeline.core.quality.expectations import GE_SUITES
 
     def suites(*assets):  # the Great Expectations suites on these assets, each a check
         return sum(s.asset in assets for s in GE_SUITES)

@@ -19,15 +19,15 @@ import duckdb
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.collector import CollectedStore
-from atra_pipeline.core.expectations import GE_SUITES
-from atra_pipeline.core.model_registry import latest
-from atra_pipeline.core.paths import PROJECT_ROOT
-from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.core.raw.collector import CollectedStore
+from atra_pipeline.core.quality.expectations import GE_SUITES
+from atra_pipeline.core.models.registry import latest
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline.core.raw.synthetic import generate_market_day
 from atra_pipeline.defs.live.sensors import DECISION_TAG, MODEL_TAG
-from atra_pipeline.partitions import DEFAULT_SYMBOLS
-from atra_pipeline.testing.models import register_random_model
-from atra_pipeline.testing.service import (LOCATION, DagsterService, PostgresServer, Processes, chromium_path,
+from atra_pipeline.defs.common.partitions import DEFAULT_SYMBOLS
+from atra_pipeline_tests.support.models import register_random_model
+from atra_pipeline_tests.support.service import (LOCATION, DagsterService, PostgresServer, Processes, chromium_path,
                                            free_ports, postgres_bin_dir, wait_until)
 
 # the service's processes, its browser and their timeouts run alone, after the parallel part of the suite
@@ -336,7 +336,7 @@ def test_the_ui_shows_the_asset_graph_and_check_status(service, pipeline_run):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    from atra_pipeline.core.features.quality import FEATURE_CHECKS
+    from atra_pipeline.core.features.checks import FEATURE_CHECKS
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -15,13 +15,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.fills import CostSettings
-from atra_pipeline.core.labelling import LabelSettings
-from atra_pipeline.core.model_spec import ModelSpec
-from atra_pipeline.core.storage import prepare
-from atra_pipeline.core.strategy import EXIT_REASONS, StrategySettings, first_exit
+from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.labels.partition import LabelSettings
+from atra_pipeline.core.models.spec import ModelSpec
+from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.strategy.rules import EXIT_REASONS, StrategySettings, first_exit
 from atra_pipeline.testing.fake_binance import FakeBinance
-from atra_pipeline.testing.models import register_random_model
+from atra_pipeline_tests.support.models import register_random_model
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # seconds-scale settings so a short run opens and closes positions: 2-second decisions, an event at

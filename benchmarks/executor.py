@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from atra_pipeline.core.paths import PROJECT_ROOT
-from atra_pipeline.partitions import DEFAULT_SYMBOLS
-from atra_pipeline.testing.dagster_cli import materialize_all
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline.defs.common.partitions import DEFAULT_SYMBOLS
+from atra_pipeline_tests.support.dagster_cli import materialize_all
 
 DATE = "2024-08-08"
 STAGES = {  # what one run materialises, and how many steps (assets + separate check steps) it has

@@ -34,8 +34,8 @@ def worker(db: str, repeat: int) -> dict:
     import pandas as pd
 
     from atra_pipeline.defs import raw
-    from atra_pipeline.partitions import partition_key
-    from atra_pipeline.resources import AtraDuckDB, RawSourceResource
+    from atra_pipeline.defs.common.partitions import partition_key
+    from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
 
     resources = {"duckdb": AtraDuckDB(database=db), "raw_source": RawSourceResource()}
     for day in pd.date_range(end=pd.Timestamp(DATE) - pd.Timedelta(days=1), periods=HISTORY_DAYS):

@@ -28,10 +28,10 @@ import pandas as pd
 
 from atra_pipeline.core.features.build import build_features
 from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
-from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.sql import bind, load_sql, run_script
-from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
-from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
+from atra_pipeline.core.storage.sql import bind, load_sql, run_script
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.raw.synthetic import generate_market_day
 from timing import best_of
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.labels import daily_volatility, triple_barrier_labels
+from atra_pipeline.core.labels.methods import daily_volatility, triple_barrier_labels
 from timing import best_of
 
 HOLD = pd.Timedelta(hours=1)

@@ -25,15 +25,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.execution import PaperBroker
-from atra_pipeline.core.fills import CostSettings
-from atra_pipeline.core.labelling import LabelSettings
-from atra_pipeline.core.live_loop import trade_loop
-from atra_pipeline.core.model_spec import ModelSpec
-from atra_pipeline.core.storage import prepare
-from atra_pipeline.core.strategy import StrategySettings
+from atra_pipeline.core.execution.brokers import PaperBroker
+from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.labels.partition import LabelSettings
+from atra_pipeline.core.live.loop import trade_loop
+from atra_pipeline.core.models.spec import ModelSpec
+from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.testing.fake_binance import FakeBinance
-from atra_pipeline.testing.models import register_random_model
+from atra_pipeline_tests.support.models import register_random_model
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 SPEC = ModelSpec(SYMBOLS, step_s=2, labels=LabelSettings(cusum_k=0.0, primary_on_zscore=False, z_threshold=0.05,

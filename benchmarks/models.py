@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate
+from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 HOLD = pd.Timedelta(minutes=5)

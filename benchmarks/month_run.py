@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.features.quality import FEATURE_CHECKS
-from atra_pipeline.core.quality import SQL_CHECKS
+from atra_pipeline.core.features.checks import FEATURE_CHECKS
+from atra_pipeline.core.quality.rules import SQL_CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("raw", "features", "labels", "research")

@@ -16,13 +16,13 @@ import warnings
 
 import duckdb
 
-from atra_pipeline.core.model_spec import ModelSpec
-from atra_pipeline.core.parity import backtest_and_replay
-from atra_pipeline.core.paths import SHARED_DATA_DIR
-from atra_pipeline.core.storage import prepare
-from atra_pipeline.core.synthetic import generate_market_day
-from atra_pipeline.testing.models import register_random_model
-from atra_pipeline_tests.core.stored_day import REAL_SPEC, store_capture, store_raw, store_research
+from atra_pipeline.core.models.spec import ModelSpec
+from atra_pipeline.core.live.parity import backtest_and_replay
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
+from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline_tests.support.models import register_random_model
+from atra_pipeline_tests.support.stored_day import REAL_SPEC, store_capture, store_raw, store_research
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 def run(conn, model, days: list[tuple[str, str, str]]) -> dict:

@@ -17,14 +17,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core import files
-from atra_pipeline.core.binance_capture import read_binance_capture
-from atra_pipeline.core.paths import SHARED_DATA_DIR
-from atra_pipeline.core.raw_partition import stage_raw, write_raw
-from atra_pipeline.core.raw_sources import SourceSpec
-from atra_pipeline.core.schema import L2_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
-from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.core.raw import files
+from atra_pipeline.core.raw.binance_capture import read_binance_capture
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
+from atra_pipeline.core.raw.partition import stage_raw, write_raw
+from atra_pipeline.core.raw.sources import SourceSpec
+from atra_pipeline.core.raw.schema import L2_COLUMNS
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.raw.synthetic import generate_market_day
 from timing import best_of, best_of_interleaved
 
 DATE = "2024-08-08"
@@ -100,8 +100,8 @@ def main() -> None:
             import dagster as dg
 
             from atra_pipeline.defs import raw
-            from atra_pipeline.partitions import partition_key
-            from atra_pipeline.resources import AtraDuckDB, RawSourceResource
+            from atra_pipeline.defs.common.partitions import partition_key
+            from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
 
             path = tmp / "dagster.duckdb"
             path.unlink(missing_ok=True)

@@ -13,10 +13,10 @@ import sys
 
 import pandas as pd
 
-from atra_pipeline.core.binance_capture import read_binance_capture
-from atra_pipeline.core.market_stats import market_stats
-from atra_pipeline.core.paths import SHARED_DATA_DIR
-from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.core.raw.binance_capture import read_binance_capture
+from atra_pipeline.core.raw.market_stats import market_stats
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
+from atra_pipeline.core.raw.synthetic import generate_market_day
 
 SHOWN = ["mid_median", "spread_bps_median", "spread_bps_mean", "spread_ticks_mean", "spread_1tick_share",
          "depth1_bid_quote_median", "depth10_bid_quote_median", "ret_std_1s_bps", "ret_std_1m_bps",

@@ -4,7 +4,7 @@
 generated from. A value that cannot be used raises :class:`SettingsError` naming the variable,
 its value and what it must be; :func:`validate_environment` checks them all at start. The API
 keys (``ATRA_<EXCHANGE>_API_KEY`` / ``_SECRET``) are secrets: read only where they are handed to
-the exchange client (:mod:`atra_pipeline.core.execution`), never here.
+the exchange client (:mod:`atra_pipeline.core.execution.brokers`), never here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atra_pipeline.core.features.registry import REFERENCE_SYMBOL
-from atra_pipeline.core.paths import PROJECT_ROOT
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
 
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 

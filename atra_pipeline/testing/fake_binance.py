@@ -8,7 +8,7 @@ breaking the LOT_SIZE or NOTIONAL filter with -1013, one the balance cannot pay 
 ``fetch_trades`` calls), ``/api/v3/ping``, ``/api/v3/time`` -- for a few symbols
 whose book moves a little on every request, and can be told to misbehave on the next requests:
 HTTP 429 (rate limit, with ``Retry-After``), 5xx, 401 (bad API key), a response slower than the
-client's timeout, or malformed JSON. It binds 127.0.0.1 only. Point ccxt at it with :func:`point_ccxt_at`.
+client's timeout, or malformed JSON. It binds 127.0.0.1 only. Point ccxt at it with :func:`atra_pipeline.core.raw.venue.point_ccxt_at`.
 
 Run: ``python -m atra_pipeline.testing.fake_binance --port 8765``.
 """
@@ -271,21 +271,6 @@ class FakeBinance:
                 return self._send(404, json.dumps({"code": -1, "msg": f"no such path {url.path}"}))
 
         return Handler
-
-
-def point_ccxt_at(exchange, base_url: str) -> None:
-    """Send every REST call of a ccxt Binance instance to ``base_url`` and load spot markets only."""
-    def rebase(value):
-        if isinstance(value, dict):
-            return {k: rebase(v) for k, v in value.items()}
-        if isinstance(value, str) and value.startswith("https://"):
-            path = "/" + value.split("/", 3)[3] if value.count("/") >= 3 else ""
-            return base_url + path
-        return value
-
-    exchange.urls["api"] = rebase(exchange.urls["api"])
-    exchange.options["fetchMarkets"] = {"types": ["spot"]}
-    exchange.options["fetchCurrencies"] = False  # a private sapi call the fake does not serve
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def test_unset_gives_the_declared_default_and_validation_lists_every_bad_variabl
 def test_no_module_but_settings_reads_an_atra_variable():
     import re
 
-    from atra_pipeline.core.paths import PROJECT_ROOT
+    from atra_pipeline.core.storage.paths import PROJECT_ROOT
 
     readers = []
     for path in (PROJECT_ROOT / "atra_pipeline").rglob("*.py"):

@@ -9,9 +9,9 @@ import shutil
 import dagster as dg
 import pytest
 
-from atra_pipeline.core.paths import PROJECT_ROOT
-from atra_pipeline.testing.dagster_cli import materialize_all
-from atra_pipeline_tests.defs.helpers import count_rows
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline_tests.support.dagster_cli import materialize_all
+from atra_pipeline_tests.support.materialize import count_rows
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]  # two runs at once are enough to contend for the file
 INTERVAL_MS = 10_000  # 8,640 snapshots a day keeps the runs short

@@ -8,11 +8,11 @@ import sys
 
 import dagster as dg
 
-from atra_pipeline.core.expectations import GE_SUITES
-from atra_pipeline.core.paths import PROJECT_ROOT
-from atra_pipeline.core.quality import SQL_CHECKS
+from atra_pipeline.core.quality.expectations import GE_SUITES
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline.core.quality.rules import SQL_CHECKS
 from atra_pipeline.definitions import defs
-from atra_pipeline.resources import DUCKDB_POOL
+from atra_pipeline.defs.common.resources import DUCKDB_POOL
 
 
 def test_definitions_load_with_assets_checks_and_job():

@@ -11,13 +11,13 @@ import os
 import dagster as dg
 import duckdb
 
-from atra_pipeline.core.model_registry import latest
-from atra_pipeline.core.parquet_store import ParquetStore
-from atra_pipeline.core.quality import record_check_outcomes
-from atra_pipeline.core.storage import PartitionWindow, prepare
-from atra_pipeline.resources import AtraDuckDB
-from atra_pipeline.testing.dagster_cli import materialize_all
-from atra_pipeline.testing.models import register_random_model
+from atra_pipeline.core.models.registry import latest
+from atra_pipeline.core.storage.parquet import ParquetStore
+from atra_pipeline.core.quality.rules import record_check_outcomes
+from atra_pipeline.core.storage.database import PartitionWindow, prepare
+from atra_pipeline.defs.common.resources import AtraDuckDB
+from atra_pipeline_tests.support.dagster_cli import materialize_all
+from atra_pipeline_tests.support.models import register_random_model
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]  # the reference and one other: each symbol's features read the other's files
 INTERVAL_MS = 10_000  # 8,640 snapshots a day keeps the runs short (the raw gap warnings then fail: warnings)

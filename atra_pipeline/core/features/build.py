@@ -25,8 +25,8 @@ from atra_pipeline.core.features.registry import (
     feature_columns,
     max_lookback_s,
 )
-from atra_pipeline.core.sql import bind, load_sql, run_script
-from atra_pipeline.core.storage import PartitionWindow
+from atra_pipeline.core.storage.sql import bind, load_sql, run_script
+from atra_pipeline.core.storage.database import PartitionWindow
 
 FEATURES_STAGE = "fx_features"
 KEY_COLUMNS = ["ts", "symbol"]

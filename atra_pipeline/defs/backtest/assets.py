@@ -5,16 +5,16 @@
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.backtesting import (
+from atra_pipeline.core.backtest.runs import (
     backtest_model, ledger_audit, read_run, risk_report_figures, settings_for, statistics_basis, write_risk_metrics,
     write_run,
 )
-from atra_pipeline.core.model_registry import load_model
-from atra_pipeline.core.report import CHARTS, render_report, report_complete, report_path
-from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
+from atra_pipeline.core.models.registry import load_model
+from atra_pipeline.core.backtest.report import CHARTS, render_report, report_complete, report_path
+from atra_pipeline.defs.common.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.raw.assets import RAW_L2
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 NO_MODEL = "no model in the registry: materialise model_candidate first"
 

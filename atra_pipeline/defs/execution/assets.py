@@ -5,14 +5,14 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.execution import CcxtBroker, PaperBroker, RiskLimits, limit_audit, reconcile
-from atra_pipeline.core.fills import CostSettings
-from atra_pipeline.core.live import latest_signals
-from atra_pipeline.core.model_registry import latest, load_model
-from atra_pipeline.core.trading import trade_step
-from atra_pipeline.core.observability import live_logger
-from atra_pipeline.defs.checks import audit_result, markdown_table
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.core.execution.brokers import CcxtBroker, PaperBroker, RiskLimits, limit_audit, reconcile
+from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.live.scoring import latest_signals
+from atra_pipeline.core.models.registry import latest, load_model
+from atra_pipeline.core.execution.executor import trade_step
+from atra_pipeline.core.live.observability import live_logger
+from atra_pipeline.defs.common.checks import audit_result, markdown_table
+from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 LIMITS = RiskLimits()
 
@@ -50,7 +50,7 @@ class ExecutionConfig(dg.Config):
     ],
 )
 def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """One step of the live executor (:func:`atra_pipeline.core.trading.trade_step`): exits of the
+    """One step of the live executor (:func:`atra_pipeline.core.execution.executor.trade_step`): exits of the
     open positions, the marked kill switch, then the strategy's decisions on the newest decision
     time's signals of the approved model (tables live_decisions, live_positions, orders, fills,
     risk_events)."""

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from atra_pipeline.core.expectations import FEATURE_DRIFT, DistributionOutcome, judge_feature_drift
-from atra_pipeline.defs.checks import distribution_result
-from atra_pipeline.partitions import partition_window
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.core.quality.expectations import FEATURE_DRIFT, DistributionOutcome, judge_feature_drift
+from atra_pipeline.defs.common.checks import distribution_result
+from atra_pipeline.defs.common.partitions import partition_window
+from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 
 # The model registry is in the database file, also on the scale-out path (get_connection

@@ -3,12 +3,12 @@
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.live import latest_decision_time, score, write_signals
-from atra_pipeline.core.model_registry import latest, load_model
-from atra_pipeline.core.model_spec import SpecError
-from atra_pipeline.core.observability import live_logger
-from atra_pipeline.defs.checks import markdown_table, registered_model
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.core.live.scoring import latest_decision_time, score, write_signals
+from atra_pipeline.core.models.registry import latest, load_model
+from atra_pipeline.core.models.spec import SpecError
+from atra_pipeline.core.live.observability import live_logger
+from atra_pipeline.defs.common.checks import markdown_table, registered_model
+from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 
 class LiveConfig(dg.Config):

@@ -4,7 +4,7 @@ weekly retrain. Both jobs can also be launched by hand for a date range (a backf
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.partitions import configured_symbols, date_keys
+from atra_pipeline.defs.common.partitions import configured_symbols, date_keys
 
 
 class DailyConfig(dg.Config):

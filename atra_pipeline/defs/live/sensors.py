@@ -3,11 +3,11 @@ a trade tick whenever open positions have new snapshots to judge, and alert on f
 
 import dagster as dg
 
-from atra_pipeline.core.live import latest_decision_time
-from atra_pipeline.core.trading import newest_unjudged_snapshot
-from atra_pipeline.core.model_registry import latest, load_model
-from atra_pipeline.core.model_spec import SpecError
-from atra_pipeline.resources import AtraDuckDB
+from atra_pipeline.core.live.scoring import latest_decision_time
+from atra_pipeline.core.execution.executor import newest_unjudged_snapshot
+from atra_pipeline.core.models.registry import latest, load_model
+from atra_pipeline.core.models.spec import SpecError
+from atra_pipeline.defs.common.resources import AtraDuckDB
 
 live_job = dg.define_asset_job("live", selection=["live_signals", "execution"],
                                description="Score the latest decision time with the approved model, then one step of "
@@ -58,7 +58,7 @@ def live_sensor(context: dg.SensorEvaluationContext, duckdb: AtraDuckDB):
 @dg.run_failure_sensor(monitored_jobs=[live_job], default_status=dg.DefaultSensorStatus.STOPPED)
 def live_failure_alert(context: dg.RunFailureSensorContext):
     """Alert on every failed live run: an error log line and the failure counter."""
-    from atra_pipeline.core.observability import LIVE_FAILURES, live_logger
+    from atra_pipeline.core.live.observability import LIVE_FAILURES, live_logger
 
     LIVE_FAILURES.inc()
     live_logger(run_id=context.dagster_run.run_id, job="live").error("live run failed",

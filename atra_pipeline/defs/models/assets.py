@@ -6,22 +6,22 @@ from typing import Literal
 import dagster as dg
 import numpy as np
 
-from atra_pipeline.core.blocking import describe, leave_out_failed
-from atra_pipeline.core.cv import leakage
+from atra_pipeline.core.quality.blocking import describe, leave_out_failed
+from atra_pipeline.core.models.cv import leakage
 from atra_pipeline.core.features.registry import longest_lookback_s
-from atra_pipeline.core.fills import CostSettings
-from atra_pipeline.core.gate import GATE_RULES, evaluate_gate, gate_table
-from atra_pipeline.core.model import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
-from atra_pipeline.core.model_registry import decide, latest, load_model, oof_audit, register_candidate
-from atra_pipeline.core.model_spec import SpecError, spec_for_partitions
-from atra_pipeline.core.placebo import ensure_placebos
-from atra_pipeline.core.sizing import SizingSettings
-from atra_pipeline.core.strategy import StrategySettings
-from atra_pipeline.defs.checks import audit_result, markdown_table, registered_model
+from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.gate.rules import GATE_RULES, evaluate_gate, gate_table
+from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
+from atra_pipeline.core.models.registry import decide, latest, load_model, oof_audit, register_candidate
+from atra_pipeline.core.models.spec import SpecError, spec_for_partitions
+from atra_pipeline.core.gate.placebo import ensure_placebos
+from atra_pipeline.core.strategy.sizing import SizingSettings
+from atra_pipeline.core.strategy.rules import StrategySettings
+from atra_pipeline.defs.common.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.labels.assets import labels
-from atra_pipeline.partitions import symbol_partitions
-from atra_pipeline.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.defs.common.partitions import symbol_partitions
+from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 DEFAULTS = TrainingSettings()
 STRATEGY, COSTS, SIZING = StrategySettings(), CostSettings(), SizingSettings()
@@ -29,7 +29,7 @@ STRATEGY, COSTS, SIZING = StrategySettings(), CostSettings(), SizingSettings()
 
 class StrategyConfig(dg.Config):
     """The strategy the model is registered with; backtest and live trade by it
-    (:mod:`atra_pipeline.core.strategy`, :mod:`atra_pipeline.core.fills`, :mod:`atra_pipeline.core.sizing`)."""
+    (:mod:`atra_pipeline.core.strategy.rules`, :mod:`atra_pipeline.core.strategy.fills`, :mod:`atra_pipeline.core.strategy.sizing`)."""
 
     min_edge_bps: float = STRATEGY.min_edge_bps
     max_notional: float = STRATEGY.max_notional
@@ -51,7 +51,7 @@ class StrategyConfig(dg.Config):
 
 
 class ModelCandidateConfig(dg.Config):
-    """Training range and study settings; see :class:`atra_pipeline.core.model.TrainingSettings`."""
+    """Training range and study settings; see :class:`atra_pipeline.core.models.training.TrainingSettings`."""
 
     start_date: str = ""
     """First event date (inclusive); empty: the first stored label."""

@@ -1,14 +1,14 @@
 """Raw stage: order-book snapshots and trades per UTC date x symbol, from the configured source,
-staged and judged together and written in one transaction (:mod:`atra_pipeline.core.raw_partition`)."""
+staged and judged together and written in one transaction (:mod:`atra_pipeline.core.raw.partition`)."""
 
 import dagster as dg
 
-from atra_pipeline.core.raw_partition import PartitionRefused, refuse_other_source, stage_raw, write_raw
-from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage import partition_time_range, read_partition
-from atra_pipeline.defs.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
-from atra_pipeline.partitions import market_partitions, partition_window
-from atra_pipeline.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
+from atra_pipeline.core.raw.partition import PartitionRefused, refuse_other_source, stage_raw, write_raw
+from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
+from atra_pipeline.core.storage.database import partition_time_range, read_partition
+from atra_pipeline.defs.common.checks import check_result, checks_summary_markdown, markdown_table, sql_check_specs
+from atra_pipeline.defs.common.partitions import market_partitions, partition_window
+from atra_pipeline.defs.common.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
 
 RAW_L2 = dg.AssetKey("raw_l2_snapshots")
 RAW_TRADES = dg.AssetKey("raw_trades")

@@ -4,9 +4,9 @@ import asyncio
 
 import dagster as dg
 
-from atra_pipeline.core.collector import CollectedStore, Collector, CollectorSettings, async_exchange
-from atra_pipeline.partitions import configured_symbols
-from atra_pipeline.resources import AtraDuckDB
+from atra_pipeline.core.raw.collector import CollectedStore, Collector, CollectorSettings, async_exchange
+from atra_pipeline.defs.common.partitions import configured_symbols
+from atra_pipeline.defs.common.resources import AtraDuckDB
 
 
 class CollectConfig(dg.Config):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from atra_pipeline.core.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, prepare, replace_partition
-from atra_pipeline.core.synthetic import generate_market_day
+from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.raw.synthetic import generate_market_day
 from atra_pipeline_tests.conftest import DAY
 
 

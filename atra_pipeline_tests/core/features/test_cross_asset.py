@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.features.build import build_features, data_start, lookahead_mismatches
-from atra_pipeline.core.features.quality import warmup_mask
+from atra_pipeline.core.features.checks import warmup_mask
 from atra_pipeline.core.features.registry import cross_asset_peers, feature_columns
-from atra_pipeline.core.schema import L2_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, replace_partition
+from atra_pipeline.core.raw.schema import L2_COLUMNS
+from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
 from atra_pipeline_tests.conftest import DAY, make_book
 from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core import sql as sql_module
+from atra_pipeline.core.storage import sql as sql_module
 from atra_pipeline.core.features import build as build_module
 from atra_pipeline.core.features.build import build_features, data_start, lookahead_mismatches
-from atra_pipeline.core.features.quality import check_features
+from atra_pipeline.core.features.checks import check_features
 from atra_pipeline.core.features.registry import FAMILIES, FEATURES, MIN_ROWS_JUDGED_CONSTANT, feature_columns
-from atra_pipeline.core.schema import L2_COLUMNS
-from atra_pipeline.core.sql import load_sql
-from atra_pipeline.core.storage import PartitionWindow, replace_partition
+from atra_pipeline.core.raw.schema import L2_COLUMNS
+from atra_pipeline.core.storage.sql import load_sql
+from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
 from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 from atra_pipeline_tests.conftest import DAY, make_book
 
@@ -148,7 +148,7 @@ def test_the_constant_column_rule_judges_market_data_on_enough_rows():
 
 
 def test_volume_family_by_hand(conn, window):
-    from atra_pipeline.core.schema import TRADE_COLUMNS
+    from atra_pipeline.core.raw.schema import TRADE_COLUMNS
 
     book = make_book(120)  # mid 100 all along, 1 s apart from midnight
     replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window)
@@ -212,9 +212,9 @@ def test_a_book_outage_leaves_the_features_that_read_it_null_and_is_reported(con
     ret_1m, rv_1m and ofi_raw_1m were 0, spread and imbalance frozen, and the 10-minute move came
     back as one 1-minute return."""
     from atra_pipeline.core.features.build import stale_decisions
-    from atra_pipeline.core.features.quality import book_fresh_outcome
-    from atra_pipeline.core.schema import TRADE_COLUMNS
-    from atra_pipeline.core.synthetic import generate_market_day
+    from atra_pipeline.core.features.checks import book_fresh_outcome
+    from atra_pipeline.core.raw.schema import TRADE_COLUMNS
+    from atra_pipeline.core.raw.synthetic import generate_market_day
 
     window = PartitionWindow.for_day("ETHUSDT", DAY)
     for symbol in ("ETHUSDT", *ETH_PEERS):

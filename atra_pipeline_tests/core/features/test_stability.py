@@ -10,10 +10,10 @@ import pytest
 
 from atra_pipeline.core.features import build as build_module
 from atra_pipeline.core.features.build import build_features, data_start, lookahead_mismatches
-from atra_pipeline.core.features.quality import check_features, warmup_mask
+from atra_pipeline.core.features.checks import check_features, warmup_mask
 from atra_pipeline.core.features.registry import FEATURES, feature_columns
-from atra_pipeline.core.schema import L2_COLUMNS
-from atra_pipeline.core.storage import PartitionWindow, replace_partition
+from atra_pipeline.core.raw.schema import L2_COLUMNS
+from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
 from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 from atra_pipeline_tests.conftest import DAY, make_book
 

@@ -1,0 +1,1 @@
+"""Features: the catalogue, the SQL build per partition, and the checks on feature rows."""

@@ -1,0 +1,1 @@
+"""The approval gate: its rules and the placebo studies they read."""

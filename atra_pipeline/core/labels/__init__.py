@@ -1,0 +1,1 @@
+"""Labels: the methods (CUSUM events, triple barrier, weights) and the labelling of one partition."""

@@ -1,0 +1,1 @@
+"""Models: purged cross-validation, training (Optuna, LightGBM), the registry and walk-forward predictions."""
