@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from atra_pipeline.core.settings import get
-from atra_pipeline.defs import backtest, execution, features, labels, live, models, raw
+from atra_pipeline.defs import backtest, execution, features, gate, labels, live, models, raw
 from atra_pipeline.defs.raw.collect import collect
 from atra_pipeline.defs.common.resources import RawSourceResource, default_duckdb
 
@@ -13,7 +13,7 @@ from atra_pipeline.defs.common.resources import RawSourceResource, default_duckd
 # ``atra run`` runs a partitioned stage for every date x symbol partition before the next stage
 # (cross-asset features need every symbol's raw data), and the research stage once.
 MAIN_STAGES = {"raw": ("raw",), "features": ("features",), "labels": ("labels",),
-               "research": ("models", "backtest")}
+               "research": ("models", "backtest", "gate")}
 main_job = dg.define_asset_job(
     "main",
     selection=dg.AssetSelection.groups(*(g for groups in MAIN_STAGES.values() for g in groups)),
@@ -41,7 +41,7 @@ def _executor():
         return k8s_job_executor
     return dg.in_process_executor if name == "in_process" else dg.multiprocess_executor
 
-STAGE_MODULES = (raw, features, labels, models, backtest, live, execution)  # each has assets and asset_checks
+STAGE_MODULES = (raw, features, labels, models, backtest, gate, live, execution)  # each has assets and asset_checks
 
 defs = dg.Definitions(
     assets=[a for stage in STAGE_MODULES for a in stage.assets],

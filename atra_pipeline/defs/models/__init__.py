@@ -1,6 +1,6 @@
 """Models stage: assets and checks."""
 
-from atra_pipeline.defs.models.assets import approved_model, model_candidate, oof_predictions
+from atra_pipeline.defs.models.assets import model_candidate, oof_predictions
 
-assets = [model_candidate, oof_predictions, approved_model]
+assets = [model_candidate, oof_predictions]
 asset_checks: list = []

@@ -1,4 +1,4 @@
-"""Models stage: tune and cross-validate a candidate, keep its out-of-fold predictions, and gate it."""
+"""Models stage: tune and cross-validate a candidate and keep its out-of-fold predictions."""
 
 from pathlib import Path
 from typing import Literal
@@ -10,9 +10,8 @@ from atra_pipeline.core.quality.blocking import describe, leave_out_failed
 from atra_pipeline.core.models.cv import leakage
 from atra_pipeline.core.features.registry import longest_lookback_s
 from atra_pipeline.core.strategy.fills import CostSettings
-from atra_pipeline.core.gate.rules import GATE_RULES, evaluate_gate, gate_table
 from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
-from atra_pipeline.core.models.registry import decide, latest, load_model, oof_audit, register_candidate
+from atra_pipeline.core.models.registry import load_model, oof_audit, register_candidate
 from atra_pipeline.core.models.spec import SpecError, spec_for_partitions
 from atra_pipeline.core.gate.placebo import ensure_placebos
 from atra_pipeline.core.strategy.sizing import SizingSettings
@@ -192,38 +191,4 @@ def oof_predictions(duckdb: AtraDuckDB) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={"model_id": record.model_id, "dagster/row_count": rows, "events_predicted": audit["events_predicted"]},
         check_results=[audit_result("every_event_predicted_out_of_fold", audit)],
-    )
-
-
-@dg.asset(
-    deps=["risk_report"],
-    group_name="models",
-    kinds={"duckdb"},
-    pool=DUCKDB_POOL,
-    check_specs=[dg.AssetCheckSpec(r.name, asset="approved_model", description=r.description, blocking=False)
-                 for r in GATE_RULES],
-)
-def approved_model(context: dg.AssetExecutionContext, duckdb: AtraDuckDB) -> dg.MaterializeResult:
-    """The gate: the newest candidate replaces the live model only if every gate rule passes;
-    a rejected candidate stays in the registry with its reasons and the live model stays."""
-    with duckdb.get_connection() as conn:
-        candidate = latest(conn, "candidate")
-        if candidate is None:
-            live = latest(conn, "approved")
-            return dg.MaterializeResult(metadata={"decision": "no pending candidate", "live_model": str(live)})
-        record = load_model(conn, candidate)
-        outcomes = evaluate_gate(conn, record)
-        approve = all(o.passed for o in outcomes)
-        # an approval keeps its evidence too: every rule with its figure
-        reasons = ("every gate rule passed: " + "; ".join(o.message() for o in outcomes)) if approve else \
-            "; ".join(o.message() for o in outcomes if not o.passed)
-        live = decide(conn, candidate, approve, reasons)
-    context.log.info(f"candidate {candidate}: {'approved' if approve else 'rejected'} ({reasons}); live model {live}")
-    return dg.MaterializeResult(
-        metadata={"candidate": candidate, "decision": "approved" if approve else "rejected", "reasons": reasons,
-                  "live_model": str(live), "gate": dg.MetadataValue.md(markdown_table(gate_table(outcomes)))},
-        check_results=[dg.AssetCheckResult(check_name=o.rule.name, passed=o.passed, severity=dg.AssetCheckSeverity.WARN,
-                                            description=o.message(),
-                                            metadata={"figure": str(o.figure), "threshold": str(o.threshold)})
-                       for o in outcomes],
     )

@@ -20,7 +20,7 @@ from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.core.storage.database import PartitionWindow, prepare
-from atra_pipeline.defs import backtest, models
+from atra_pipeline.defs import backtest, gate, models
 from atra_pipeline.defs.common.resources import AtraDuckDB
 from atra_pipeline_tests.support.materialize import check_results
 
@@ -63,7 +63,7 @@ def store(db, signal: float, seed: int, labels: LabelSettings = LabelSettings(),
 
 
 def train(db, trials: int = 3) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*models.assets, *backtest.assets], resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False,
+    return dg.materialize([*models.assets, *backtest.assets, *gate.assets], resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False,
                           run_config={"ops": {"model_candidate": {"config": {"trials": trials, "max_estimators": 80,
                                                                              "placebos": 2}}}})
 

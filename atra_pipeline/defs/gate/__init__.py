@@ -1,0 +1,6 @@
+"""Gate stage: assets and checks."""
+
+from atra_pipeline.defs.gate.assets import approved_model
+
+assets = [approved_model]
+asset_checks: list = []
