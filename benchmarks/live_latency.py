@@ -1,6 +1,6 @@
 """Live latency: from the snapshot that completes a decision time (entries) or that touches a
 barrier (exits) landing in DuckDB, to the order reaching the broker, through ``atra trade``'s loop
-(core/live_loop.py: the collector polling the local fake exchange in a thread, the main loop
+(core/live/loop.py: the collector polling the local fake exchange in a thread, the main loop
 scoring and stepping the executor).
 
 Run: ``.venv/bin/python benchmarks/live_latency.py [--seconds 120] [--tick 0.05]``.

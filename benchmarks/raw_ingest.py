@@ -1,7 +1,7 @@
 """Raw-stage speed per symbol-day: synthetic generation, DuckDB write, and file imports against
 the floor of a plain Parquet COPY, all measured in this one run (the machine is shared and noisy).
 A raw partition's whole run (book and trades staged from Parquet, every raw rule judged, both
-written in one transaction: ``core/raw_partition.py``) against a plain COPY of the same two
+written in one transaction: ``core/raw/partition.py``) against a plain COPY of the same two
 files; and the same partition through Dagster, the Great Expectations checks included.
 
 Run: ``.venv/bin/python benchmarks/raw_ingest.py [--repeat 3] [--symbol BTCUSDT]``.

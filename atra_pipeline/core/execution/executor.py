@@ -40,7 +40,7 @@ from atra_pipeline.core.strategy.rules import (
     entry_decision, first_exit,
 )
 
-# the backtest's decision record (core/backtest.py), with the model, the broker and when it was made
+# the backtest's decision record (core/backtest/engine.py), with the model, the broker and when it was made
 DECISION_COLUMNS = ["decision_ts", "symbol", "model_id", "broker", *BACKTEST_DECISION_COLUMNS[2:], "created_at"]
 
 

@@ -69,8 +69,8 @@ FEATURE_DRIFT = DistributionSuite(
 GE_SUITES: tuple[DistributionSuite, ...] = (BOOK_HISTORY, FEATURE_DRIFT)
 
 # Who holds each property of the assets the suites judge: a SQL rule ("sql:<check>"), the schema,
-# the staging of a partition (core/raw_sources.py, sql/ingest/), a feature rule
-# ("feature_rule:<check>", core/features/quality.py) or a suite here ("ge:<check>"). One holder
+# the staging of a partition (core/raw/sources.py, sql/ingest/), a feature rule
+# ("feature_rule:<check>", core/features/checks.py) or a suite here ("ge:<check>"). One holder
 # per property: before issue 15 the suites repeated the SQL rules on a pandas copy, at a cost the
 # issue measured at 9x theirs (benchmarks/expectations_cost.py times the suites, then and now).
 HOLDERS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""A pure-Python reference of the backtest engine (``core/backtest.py``'s numba kernel), written the
+"""A pure-Python reference of the backtest engine (``core/backtest/engine.py``'s numba kernel), written the
 usual way: iterate the decisions, keep a dict of open positions, close the due ones, mark the
 open ones, walk the books level by level with row lookups. The entry rule is the strategy's
 (tested on its own in ``test_strategy.py``); everything around it is written again here. The

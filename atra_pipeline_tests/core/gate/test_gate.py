@@ -84,7 +84,7 @@ def test_without_a_risk_report_the_backtest_rules_fail_and_say_so(conn):
 
 
 def test_a_candidate_trained_on_a_partition_whose_lookahead_check_failed_is_rejected(conn):
-    # model_candidate leaves such partitions out (core/blocking.py); the gate still guards a record
+    # model_candidate leaves such partitions out (core/quality/blocking.py); the gate still guards a record
     # whose partitions include one, e.g. a check that failed after the candidate was trained
     outcomes(conn, record())  # writes the risk figures and a passed check
     conn.execute("UPDATE asset_check_log SET passed = false")
