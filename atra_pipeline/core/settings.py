@@ -121,3 +121,12 @@ def validate_environment() -> None:
             problems.append(str(error))
     if problems:
         raise SettingsError("; ".join(problems))
+
+
+def exchange_credentials(exchange_id: str) -> tuple[str, str] | None:
+    """The API key and secret of ``exchange_id`` from ``ATRA_<EXCHANGE>_API_KEY`` and
+    ``ATRA_<EXCHANGE>_API_SECRET``; None unless both are set. Secrets: handed to the broker
+    only, never logged, stored, printed or listed with the other variables."""
+    prefix = f"ATRA_{exchange_id.upper()}_"
+    key, secret = os.environ.get(prefix + "API_KEY", "").strip(), os.environ.get(prefix + "API_SECRET", "").strip()
+    return (key, secret) if key and secret else None

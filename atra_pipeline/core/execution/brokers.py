@@ -21,7 +21,6 @@ Safety rails (each refusal or trip is a ``risk_events`` row):
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.strategy.fills import CostSettings, walk_book
+from atra_pipeline.core.settings import exchange_credentials
 from atra_pipeline.core.storage.database import transaction
 
 LEVELS = 10
@@ -226,10 +226,11 @@ class CcxtBroker:
     def __init__(self, exchange_id: str = "binance", sandbox: bool = True, base_url: str | None = None):
         import ccxt
 
-        prefix = f"ATRA_{exchange_id.upper()}_"
-        key, secret = os.environ.get(prefix + "API_KEY"), os.environ.get(prefix + "API_SECRET")
-        if not key or not secret:
+        credentials = exchange_credentials(exchange_id)
+        if credentials is None:
+            prefix = f"ATRA_{exchange_id.upper()}_"
             raise RuntimeError(f"set {prefix}API_KEY and {prefix}API_SECRET to trade on {exchange_id}")
+        key, secret = credentials
         exchange = getattr(ccxt, exchange_id)({"apiKey": key, "secret": secret, "enableRateLimit": True})
         if sandbox:
             exchange.set_sandbox_mode(True)
