@@ -1,0 +1,1 @@
+"""ATRA: a research-to-trading pipeline for crypto market microstructure, on Dagster and DuckDB."""

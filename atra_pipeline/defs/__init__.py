@@ -1,0 +1,1 @@
+"""The Dagster layer, one package per stage (assets, checks, sensors, schedules) and common/ for what they share."""

@@ -4,6 +4,7 @@ Dagster layer or the command line); the Dagster layer does not reach into the co
 from __future__ import annotations
 
 import ast
+import os
 import pkgutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def test_every_core_folder_is_a_package_the_walk_sees():
     assert len([m for m in walked if not m.endswith("__init__")]) >= len(files)
 
 
+@pytest.mark.slow  # a Python process importing every core module
 def test_no_core_module_imports_dagster():
     modules = _modules(atra_pipeline.core)
     code = (f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
@@ -72,3 +74,34 @@ def test_the_rule_sees_a_lazy_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from atra_pipeline.testing.fake_binance import FakeBinance\n")
     assert "atra_pipeline.testing.fake_binance" in _imports(sample)
+
+
+def _siblings_alike(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of names in one folder that differ only by a suffix (``backtest`` / ``backtesting``,
+    ``model`` / ``model_registry``, ``labels`` / ``labelling``)."""
+    alike = []
+    for i, a in enumerate(sorted(names)):
+        for b in sorted(names)[i + 1:]:
+            shorter = min(a, b, key=len)
+            common = len(os.path.commonprefix([a, b]))
+            if common >= max(4, len(shorter) - 1):  # four letters: `defs` beside `definitions` is Dagster's pair
+                alike.append((a, b))
+    return alike
+
+
+def test_no_two_modules_in_a_folder_differ_only_by_a_suffix():
+    found = {}
+    for folder in [PACKAGE_DIR, *(p for p in PACKAGE_DIR.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+        names = [p.stem for p in folder.iterdir() if (p.suffix == ".py" and p.stem != "__init__")
+                 or (p.is_dir() and (p / "__init__.py").is_file())]
+        if pairs := _siblings_alike(names):
+            found[str(folder.relative_to(PACKAGE_DIR))] = pairs
+    assert found == {}
+    assert _siblings_alike(["backtest", "backtesting", "labels", "labelling", "model", "model_registry", "cv"]) == [
+        ("backtest", "backtesting"), ("labelling", "labels"), ("model", "model_registry")]
+
+
+def test_every_module_says_its_job_in_its_first_line():
+    missing = [str(p.relative_to(PACKAGE_DIR)) for p in sorted(PACKAGE_DIR.rglob("*.py"))
+               if not (ast.get_docstring(ast.parse(p.read_text())) or "").strip()]
+    assert missing == []
