@@ -154,12 +154,20 @@ def load_run_config(path: str) -> dict:
     return config or {}
 
 
+# ``atra run``'s study is a quick one on purpose (``make run``: the whole pipeline on a day of
+# synthetic data in minutes), so it trains fewer trials than the model_candidate config's default
+# (core TrainingSettings.trials), which ``atra train`` and the launchpad use.
+QUICK_RUN_TRIALS = 10
+
+
 def candidate_config(args, run_config: dict) -> dict:
     """The ``model_candidate`` config the command line sets: its options win over the run
-    config's, which keeps the rest (``atra run``: 10 trials, ``atra train``: 50, unless set)."""
+    config's, which keeps the rest; a setting neither gives is the config's default (core
+    TrainingSettings), but for ``atra run``'s trials, :data:`QUICK_RUN_TRIALS` unless set."""
     configured = run_config.get("ops", {}).get("model_candidate", {}).get("config", {})
-    default_trials = 50 if args.command == "train" else 10
-    out = {"trials": args.trials if args.trials is not None else configured.get("trials", default_trials)}
+    out = {}
+    if args.trials is not None or args.command == "run":
+        out["trials"] = args.trials if args.trials is not None else configured.get("trials", QUICK_RUN_TRIALS)
     if args.command == "train":
         given = {"start_date": args.start, "end_date": args.end, "cv": args.cv, "n_splits": args.n_splits}
         out.update({k: v for k, v in given.items() if v is not None})
@@ -377,12 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--stages", default="", help="comma-separated stages to run (raw, features, labels, research; "
                                                   "default all)")
     run.add_argument("--symbols", default=",".join(configured_symbols()), help="comma-separated")
-    run.add_argument("--trials", type=int, help="Optuna trials of the model candidate (default 10, or the config's)")
+    run.add_argument("--trials", type=int, help=f"Optuna trials of the model candidate (default {QUICK_RUN_TRIALS}, "
+                                                "or the config's)")
     run.add_argument("--config", help="run-config YAML applied to every run (e.g. resources.raw_source.config.seed, "
                                       "signal_strength; ops.model_candidate.config)")
     train = sub.add_parser("train", help="train a model candidate on the stored labels and gate it")
-    train.add_argument("--trials", type=int, help="Optuna trials in the study (resumes a stored one; default 50, "
-                                                  "or the config's)")
+    train.add_argument("--trials", type=int, help="Optuna trials in the study (resumes a stored one; default the "
+                                                  "config's, else the model_candidate default)")
     train.add_argument("--config", help="run-config YAML (e.g. ops.model_candidate.config)")
     train.add_argument("--start", help="first event date (default: the first stored label)")
     train.add_argument("--end", help="last event date, inclusive (default: the last stored label)")

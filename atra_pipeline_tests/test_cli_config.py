@@ -49,9 +49,12 @@ def test_the_command_line_sets_only_what_it_is_given():
     # the file's trials stay and its cv and splits are not overwritten by argparse defaults
     merged = cli.deep_merge(run_config["ops"]["model_candidate"]["config"], cli.candidate_config(train, run_config))
     assert merged == {"trials": 7, "cv": "cpcv", "n_splits": 6, "end_date": "2024-08-09"}
+    # nothing given: train leaves every setting to the model_candidate config's one default
     assert cli.candidate_config(Namespace(command="train", trials=None, start=None, end=None, cv=None, n_splits=None),
-                                {}) == {"trials": 50}
+                                {}) == {}
     assert cli.candidate_config(Namespace(command="run", trials=3), run_config) == {"trials": 3}
+    assert cli.candidate_config(Namespace(command="run", trials=None), run_config) == {"trials": 7}
+    assert cli.candidate_config(Namespace(command="run", trials=None), {}) == {"trials": cli.QUICK_RUN_TRIALS}
 
 
 def test_the_run_summary_says_why_a_partition_was_not_built(capsys):

@@ -48,9 +48,11 @@ TRADE_COLUMNS = ["decision_ts", "symbol", "side", "probability", "barrier_width"
 @dataclass(frozen=True)
 class BacktestSettings:
     initial_equity: float = 100_000.0
+    """The account's equity at the start, quote currency (sizes the trades; the returns are on it)."""
     pt_sl: tuple[float, float] = (1.0, 1.0)
     """The labels' barrier multipliers."""
     strategy: StrategySettings = field(default_factory=StrategySettings)
+    """What to trade and at what cost."""
 
 
 @numba.njit(cache=True)

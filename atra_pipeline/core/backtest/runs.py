@@ -43,7 +43,7 @@ class BacktestRun:
     stress: pd.DataFrame
 
 
-def settings_for(record: ModelRecord, initial_equity: float = 100_000.0) -> BacktestSettings:
+def settings_for(record: ModelRecord, initial_equity: float = BacktestSettings.initial_equity) -> BacktestSettings:
     """The backtest of ``record`` by its own strategy and barriers (its registered spec)."""
     spec = record.require_spec()
     return BacktestSettings(initial_equity, tuple(spec.labels.pt_sl), spec.strategy)

@@ -38,10 +38,15 @@ LEVELS = 10
 @dataclass(frozen=True)
 class RiskLimits:
     max_position_notional: float = 100_000.0
+    """Largest position per symbol, quote currency; an order that would exceed it is refused."""
     max_order_notional: float = 50_000.0
+    """Largest single order, quote currency; a larger one is refused, never sent."""
     max_daily_loss: float = 2_000.0
+    """The kill switch trips (every position closed, nothing opens) when the day's marked P&L is below minus this."""
     max_consecutive_errors: int = 3
+    """Broker errors in a row that trip the circuit breaker (no more orders sent)."""
     max_data_age_s: float = 30.0
+    """No order when the symbol's newest collected book is older than this."""
     notional_tolerance: float = 0.005
     """An entry is sized on the decision's book and goes out on a later one: its notional may drift
     this much (a share) above the caps with the price before the rails refuse it."""

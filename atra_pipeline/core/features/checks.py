@@ -17,6 +17,20 @@ from atra_pipeline.core.features.registry import (
 )
 
 
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How a partition's features are built and checked (the ``features`` asset's config)."""
+
+    step_s: int = DECISION_STEP_S
+    """Seconds between decision times; divides an hour (1, 2, 5, 10, 15, 30, 60 ...)."""
+    max_nan_share: float = 0.05
+    """Largest NaN share a column may have outside the warm-up."""
+    lookahead_samples: int = 3
+    """Decision times rebuilt from truncated raw data by the look-ahead check."""
+    max_stale_share: float = 0.05
+    """Largest share of decision rows whose book is stale (older than the bound: features NULL)."""
+
+
 @dataclass
 class FeatureCheckOutcome:
     """What one rule found: pass/fail, the columns at fault, supporting figures."""
@@ -62,7 +76,8 @@ def warmup_mask(frame: pd.DataFrame, data_start: pd.Timestamp | Mapping[str, pd.
     return mask
 
 
-def book_fresh_outcome(stale: pd.DatetimeIndex, rows: int, max_stale_share: float = 0.05) -> FeatureCheckOutcome:
+def book_fresh_outcome(stale: pd.DatetimeIndex, rows: int,
+                       max_stale_share: float = FeatureSettings.max_stale_share) -> FeatureCheckOutcome:
     """``book_fresh``: the decision rows with a stale book, against ``max_stale_share`` of ``rows``."""
     share = len(stale) / rows if rows else 0.0
     return FeatureCheckOutcome("book_fresh", share <= max_stale_share, figures={
@@ -72,7 +87,8 @@ def book_fresh_outcome(stale: pd.DatetimeIndex, rows: int, max_stale_share: floa
 
 def check_features(frame: pd.DataFrame, expected_times: pd.DatetimeIndex,
                    data_start: pd.Timestamp | Mapping[str, pd.Timestamp | None] | None,
-                   max_nan_share: float = 0.05, step_s: int = DECISION_STEP_S) -> list[FeatureCheckOutcome]:
+                   max_nan_share: float = FeatureSettings.max_nan_share,
+                   step_s: int = FeatureSettings.step_s) -> list[FeatureCheckOutcome]:
     """All rules but look-ahead (see :func:`lookahead_outcome`) on one partition's rows."""
     cols = [f.name for f in FEATURES]
     values = frame[cols].astype(float)

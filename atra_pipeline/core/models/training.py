@@ -67,6 +67,7 @@ class TrainingSettings:
     trials: int = 20
     """Optuna trials in the study in total; a re-run with more resumes the stored study."""
     cv: CvKind = "purged_kfold"
+    """How the study validates a trial: purged k-fold, combinatorial purged CV (cpcv) or walk-forward."""
     n_splits: int = 5
     """Folds (purged k-fold), groups (CPCV) or, for walk-forward, test windows over the span."""
     n_test_splits: int = 2
@@ -78,10 +79,13 @@ class TrainingSettings:
     threshold: float = 0.5
     """Probability above which the meta-model takes a trade (precision and hit rate)."""
     seed: int = 7
+    """Seed of the Optuna sampler and of LightGBM."""
     early_stopping_rounds: int = 30
+    """Boosting stops after this many rounds without a better validation loss."""
     early_stopping_fraction: float = 0.2
     """The latest share of each fold's training events held out for early stopping (never the test fold)."""
     max_estimators: int = 400
+    """Largest number of boosting rounds a trial may draw (the search's upper bound)."""
     reuse_datasets: bool = True
     """Build each fold's lgb.Dataset once for all trials (off: rebuilt every trial, for the benchmark)."""
     num_threads: int = 0
@@ -91,12 +95,14 @@ class TrainingSettings:
     window: Literal["expanding", "rolling"] = "expanding"
     """Walk-forward training window: every earlier event, or the last ``rolling_window_s``."""
     rolling_window_s: int = 7 * 86_400
+    """Walk-forward with ``window: rolling``: seconds of events before each period it trains on."""
     tuning_fraction: float = 0.25
     """The earliest share of the events' span, where the study chooses the hyperparameters."""
     min_periods: int = 3
     """Walk-forward periods at least (a short study retrains more often)."""
     placebos: int = 5
-    """Placebo studies (:mod:`atra_pipeline.core.gate.placebo`) the gate compares the candidate with."""
+    """Placebo studies (labels permuted by block, trained the same way: :mod:`atra_pipeline.core.gate.placebo`)
+    the gate compares the candidate with."""
     placebo_block_s: int = 3600
     """Placebo labels are permuted within blocks of this many seconds of each symbol."""
 

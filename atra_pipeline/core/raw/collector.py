@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.raw.schema import L2_COLUMNS, N_LEVELS, TRADE_COLUMNS
+from atra_pipeline.core.settings import get
 from atra_pipeline.core.storage.database import transaction
 
 FATAL = (ccxt.AuthenticationError, ccxt.BadSymbol)
+EXCHANGE_TIMEOUT_MS = 5000  # ccxt's own timeout of a call (:func:`async_exchange`)
 
 
 class MalformedResponse(ccxt.NetworkError):
@@ -39,17 +41,22 @@ class MalformedResponse(ccxt.NetworkError):
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    symbols: tuple[str, ...] = field(default_factory=lambda: tuple(get("ATRA_SYMBOLS")))
+    """Symbols to poll (raw names, e.g. BTCUSDT); default the configured ones, ``$ATRA_SYMBOLS``."""
     interval_s: float = 1.0
     """Seconds between polls of each symbol."""
     max_in_flight: int = 4
+    """Symbols polled at once at most (their book and trades calls)."""
     timeout_s: float = 5.0
     """Per-call timeout (on top of ccxt's own)."""
     retries: int = 5
+    """Retries of a call after a network error or a malformed reply before it counts as failed."""
     backoff_s: float = 0.25
     """First retry delay; doubles with every attempt."""
     batch_rows: int = 30
+    """Rows (books and trades) gathered before they are written in one transaction."""
     trades: bool = True
+    """Poll each symbol's new trades as well as its book."""
 
 
 @dataclass
@@ -114,7 +121,7 @@ def trade_rows(trades: list[dict], symbol: str, exchange: str) -> list[dict]:
              "trade_id": str(t["id"])} for t in trades]
 
 
-def async_exchange(exchange_id: str = "binance", timeout_ms: int = 5000, base_url: str | None = None):
+def async_exchange(exchange_id: str = "binance", timeout_ms: int = EXCHANGE_TIMEOUT_MS, base_url: str | None = None):
     """An async ccxt exchange with ``enableRateLimit``; ``base_url`` sends its REST calls elsewhere
     (the local fake exchange of the tests). Public data needs no API key, so none is passed."""
     import ccxt.async_support as ccxt_async
@@ -130,9 +137,9 @@ def async_exchange(exchange_id: str = "binance", timeout_ms: int = 5000, base_ur
 class Collector:
     """Poll ``settings.symbols`` (raw names, e.g. BTCUSDT) on an async ccxt exchange into ``store``."""
 
-    def __init__(self, exchange, store: CollectedStore, settings: CollectorSettings = CollectorSettings(),
+    def __init__(self, exchange, store: CollectedStore, settings: CollectorSettings | None = None,
                  clock: Callable[[], pd.Timestamp] | None = None):
-        self.exchange, self.store, self.settings = exchange, store, settings
+        self.exchange, self.store, self.settings = exchange, store, settings or CollectorSettings()
         self.stats = CollectorStats()
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us"))
         self._last_ts: dict[str, pd.Timestamp] = {}

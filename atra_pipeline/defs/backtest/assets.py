@@ -5,6 +5,7 @@
 import dagster as dg
 import pandas as pd
 
+from atra_pipeline.core.backtest.engine import BacktestSettings
 from atra_pipeline.core.backtest.runs import (
     backtest_model, ledger_audit, read_run, risk_report_figures, settings_for, statistics_basis, write_risk_metrics,
     write_run,
@@ -12,6 +13,7 @@ from atra_pipeline.core.backtest.runs import (
 from atra_pipeline.core.models.registry import load_model
 from atra_pipeline.core.backtest.report import CHARTS, render_report, report_complete, report_path
 from atra_pipeline.defs.common.checks import audit_result, markdown_table, registered_model
+from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
@@ -19,12 +21,17 @@ from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 NO_MODEL = "no model in the registry: materialise model_candidate first"
 
 
-class BacktestConfig(dg.Config):
-    """The strategy, barriers and costs are the model's own (its registered spec)."""
-
+class _BacktestModel(SettingsConfig):
     model_id: str = ""
     """Model to backtest; empty: the newest in the registry."""
-    initial_equity: float = 100_000.0
+
+
+BacktestConfig = settings_config(
+    BacktestSettings, name="BacktestConfig", base=_BacktestModel,
+    derived={"pt_sl": "the model's labels', from its registered spec",
+             "strategy": "the model's own, from its registered spec"},
+    doc="The model and the starting equity; the strategy, barriers and costs are the model's own "
+        "(its registered spec).")
 
 
 @dg.asset(
@@ -44,7 +51,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, duckdb: 
     with duckdb.get_connection() as conn:
         model_id = registered_model(conn, NO_MODEL, requested=config.model_id)
         record = load_model(conn, model_id)
-        run = backtest_model(conn, record, settings_for(record, config.initial_equity))
+        run = backtest_model(conn, record, config.settings(base=settings_for(record)))
         write_run(conn, model_id, run)
     ledger = run.ledger
     audit = ledger_audit(ledger)

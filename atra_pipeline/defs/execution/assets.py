@@ -12,29 +12,23 @@ from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.execution.executor import trade_step
 from atra_pipeline.core.live.observability import live_logger
 from atra_pipeline.defs.common.checks import audit_result, markdown_table
+from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
-LIMITS = RiskLimits()
-
-
-class ExecutionConfig(dg.Config):
+class _Broker(SettingsConfig):
     broker: Literal["paper", "ccxt"] = "paper"
+    """paper: fills simulated on the collected books; ccxt: orders sent to the exchange."""
     exchange: str = "binance"
+    """The ccxt exchange id (broker ccxt)."""
     sandbox: bool = True
-    max_position_notional: float = LIMITS.max_position_notional
-    max_order_notional: float = LIMITS.max_order_notional
-    max_daily_loss: float = LIMITS.max_daily_loss
-    max_consecutive_errors: int = LIMITS.max_consecutive_errors
-    max_data_age_s: float = LIMITS.max_data_age_s
-    notional_tolerance: float = LIMITS.notional_tolerance
-    max_signal_age_s: float = LIMITS.max_signal_age_s
-    max_clock_skew_s: float = LIMITS.max_clock_skew_s
-    breaker_cooldown_s: float = LIMITS.breaker_cooldown_s
+    """Trade on the exchange's testnet (broker ccxt)."""
     initial_equity: float = 100_000.0
     """The paper account's starting equity."""
 
-    def limits(self) -> RiskLimits:
-        return RiskLimits(**{k: getattr(self, k) for k in RiskLimits.__dataclass_fields__})
+
+ExecutionConfig = settings_config(
+    RiskLimits, name="ExecutionConfig", base=_Broker,
+    doc="The broker and the safety rails its orders pass (core RiskLimits).")
 
 
 @dg.asset(
@@ -54,7 +48,7 @@ def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb
     open positions, the marked kill switch, then the strategy's decisions on the newest decision
     time's signals of the approved model (tables live_decisions, live_positions, orders, fills,
     risk_events)."""
-    limits = config.limits()
+    limits = config.settings()
     with duckdb.get_connection() as conn:
         approved = latest(conn, "approved")
         record = load_model(conn, approved) if approved else None

@@ -7,12 +7,13 @@ from atra_pipeline.core.features.build import (
     FEATURES_STAGE, KEY_COLUMNS, data_start, decision_times, ensure_features_table, keep_decisions,
     lookahead_mismatches, missing_peers, stale_decisions,
 )
-from atra_pipeline.core.features.checks import book_fresh_outcome, check_features, lookahead_outcome
-from atra_pipeline.core.features.registry import DECISION_STEP_S, FEATURES, cross_asset_peers, feature_columns
+from atra_pipeline.core.features.checks import FeatureSettings, book_fresh_outcome, check_features, lookahead_outcome
+from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
 from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.core.quality.rules import record_check_outcomes
 from atra_pipeline.core.storage.database import replace_partition
 from atra_pipeline.defs.common.checks import feature_check_result, feature_check_specs, markdown_table, refuse_failed_upstream
+from atra_pipeline.defs.common.config import settings_config
 from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES
 from atra_pipeline.defs.common.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
 from atra_pipeline.defs.common.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
@@ -28,15 +29,8 @@ ALL_SYMBOLS = dg.MultiPartitionMapping({
     "date": _SAME_AND_PREVIOUS_DATE, "symbol": dg.DimensionPartitionMapping("symbol", dg.AllPartitionMapping())})
 
 
-class FeaturesConfig(dg.Config):
-    step_s: int = DECISION_STEP_S
-    """Seconds between decision times; divides an hour (1, 2, 5, 10, 15, 30, 60 ...)."""
-    max_nan_share: float = 0.05
-    """Largest NaN share a column may have outside the warm-up."""
-    lookahead_samples: int = 3
-    """Decision times rebuilt from truncated raw data by the look-ahead check."""
-    max_stale_share: float = 0.05
-    """Largest share of decision rows whose book is stale (older than the bound: features NULL)."""
+FeaturesConfig = settings_config(FeatureSettings, name="FeaturesConfig",
+                                 doc="How a partition's features are built and checked (core FeatureSettings).")
 
 
 REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.family, "window": f.window or "",
@@ -60,6 +54,7 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
     With ``raw_source.expect_full_day: false`` (the raw data's own switch) a partial day keeps
     the decision times its book covers, and the checks judge those."""
     window = partition_window(context)
+    settings = config.settings()
     peers = cross_asset_peers(window.symbol, symbol_partitions.get_partition_keys(), reference_symbol())
     with duckdb.partition_connection() as conn:
         refuse_failed_upstream(context, conn, ["raw_l2_snapshots", "raw_trades"])
@@ -70,26 +65,26 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
                 f"{', '.join(f'{window.start.date()}|{m}' for m in missing)}. Materialize raw_l2_snapshots for "
                 "every symbol of the date first (`atra run` and a backfill do).")
         ensure_features_table(conn)
-        expected = decision_times(conn, window, config.step_s, full_day=raw_source.expect_full_day)
-        sample = expected[[0, len(expected) // 2, -1]][: config.lookahead_samples] if len(expected) else expected
-        mismatches = lookahead_mismatches(conn, window, sample, config.step_s, peers=peers)  # leaves the full build
+        expected = decision_times(conn, window, settings.step_s, full_day=raw_source.expect_full_day)
+        sample = expected[[0, len(expected) // 2, -1]][: settings.lookahead_samples] if len(expected) else expected
+        mismatches = lookahead_mismatches(conn, window, sample, settings.step_s, peers=peers)  # leaves the full build
         keep_decisions(conn, expected)
-        first_data = data_start(conn, window, peers, config.step_s)
+        first_data = data_start(conn, window, peers, settings.step_s)
         frame = conn.execute(f"SELECT * FROM {FEATURES_STAGE}").fetchdf()
-        outcomes = check_features(frame, expected, first_data, config.max_nan_share, config.step_s)
+        outcomes = check_features(frame, expected, first_data, settings.max_nan_share, settings.step_s)
         stale = stale_decisions(conn, window.start)
-        outcomes.append(book_fresh_outcome(stale[stale.isin(expected)], len(frame), config.max_stale_share))
+        outcomes.append(book_fresh_outcome(stale[stale.isin(expected)], len(frame), settings.max_stale_share))
         outcomes.append(lookahead_outcome(mismatches, sample))
         written = replace_partition(conn, "features", FEATURES_STAGE, KEY_COLUMNS + feature_columns(), window)
         record_check_outcomes(conn, "features", window, {o.name: o.passed for o in outcomes})
         record_partition_settings(conn, "features", window, {
-            "step_s": config.step_s, "universe": sorted(symbol_partitions.get_partition_keys()),
+            "step_s": settings.step_s, "universe": sorted(symbol_partitions.get_partition_keys()),
             "reference_symbol": reference_symbol()})
     nan_share = frame[feature_columns()].isna().mean().sort_values(ascending=False)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(written["inserted"]),
-            "decision_step_s": config.step_s,
+            "decision_step_s": settings.step_s,
             "day": "full" if raw_source.expect_full_day else f"partial: the {len(expected)} decision times its book covers",
             "features": len(feature_columns()),
             "first_ts": str(frame["ts"].min()),

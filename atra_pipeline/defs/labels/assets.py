@@ -10,6 +10,7 @@ from atra_pipeline.core.storage.database import read_partition, replace_partitio
 from atra_pipeline.defs.common.checks import (
     check_result, checks_summary_markdown, markdown_table, refuse_failed_upstream, sql_check_specs,
 )
+from atra_pipeline.defs.common.config import settings_config
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.defs.common.partitions import market_partitions, partition_window
@@ -22,26 +23,8 @@ PREVIOUS_SAME_NEXT_DAY = dg.MultiPartitionMapping({
         "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True)),
     "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
 })
-DEFAULTS = LabelSettings()
-
-
-class LabelsConfig(dg.Config):
-    """See :class:`atra_pipeline.core.labels.partition.LabelSettings` for each field's meaning."""
-
-    pt_sl: list[float] = list(DEFAULTS.pt_sl)
-    max_holding_s: int = DEFAULTS.max_holding_s
-    vol_span: int = DEFAULTS.vol_span
-    cusum_k: float = DEFAULTS.cusum_k
-    primary_signal: str = DEFAULTS.primary_signal
-    z_threshold: float = DEFAULTS.z_threshold
-    primary_on_zscore: bool = DEFAULTS.primary_on_zscore
-    min_return: float = DEFAULTS.min_return
-    decay: float = DEFAULTS.decay
-    balanced: bool = DEFAULTS.balanced
-    warmup_s: int = DEFAULTS.warmup_s
-
-    def settings(self) -> LabelSettings:
-        return LabelSettings(**{**self.model_dump(), "pt_sl": tuple(self.pt_sl)})
+LabelsConfig = settings_config(LabelSettings, name="LabelsConfig",
+                               doc="How events are chosen and labelled (core LabelSettings).")
 
 
 @dg.asset(

@@ -8,10 +8,11 @@ from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.models.spec import SpecError
 from atra_pipeline.core.live.observability import live_logger
 from atra_pipeline.defs.common.checks import markdown_table, registered_model
+from atra_pipeline.defs.common.config import AtraConfig
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 
-class LiveConfig(dg.Config):
+class LiveConfig(AtraConfig):
     decision_ts: str = ""
     """The decision time to score; empty: the latest one every symbol of the model has data for.
     The decision step, symbols, peers and label settings are the approved model's own."""

@@ -1,7 +1,6 @@
 """Models stage: tune and cross-validate a candidate and keep its out-of-fold predictions."""
 
 from pathlib import Path
-from typing import Literal
 
 import dagster as dg
 import numpy as np
@@ -9,76 +8,37 @@ import numpy as np
 from atra_pipeline.core.quality.blocking import describe, leave_out_failed
 from atra_pipeline.core.models.cv import leakage
 from atra_pipeline.core.features.registry import longest_lookback_s
-from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
 from atra_pipeline.core.models.registry import load_model, oof_audit, register_candidate
 from atra_pipeline.core.models.spec import SpecError, spec_for_partitions
 from atra_pipeline.core.gate.placebo import ensure_placebos
-from atra_pipeline.core.strategy.sizing import SizingSettings
 from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.defs.common.checks import audit_result, markdown_table, registered_model
+from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.features.assets import features
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.common.partitions import symbol_partitions
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
-DEFAULTS = TrainingSettings()
-STRATEGY, COSTS, SIZING = StrategySettings(), CostSettings(), SizingSettings()
+StrategyConfig = settings_config(
+    StrategySettings, name="StrategyConfig",
+    doc="The strategy the model is registered with, its costs and sizing flattened beside its own fields "
+        "(core StrategySettings, CostSettings, SizingSettings); the backtest and live trading trade by it.")
 
 
-class StrategyConfig(dg.Config):
-    """The strategy the model is registered with; backtest and live trade by it
-    (:mod:`atra_pipeline.core.strategy.rules`, :mod:`atra_pipeline.core.strategy.fills`, :mod:`atra_pipeline.core.strategy.sizing`)."""
-
-    min_edge_bps: float = STRATEGY.min_edge_bps
-    max_notional: float = STRATEGY.max_notional
-    taker_fee_bps: float = COSTS.taker_fee_bps
-    latency_ms: float = COSTS.latency_ms
-    beyond_book_penalty_bps: float = COSTS.beyond_book_penalty_bps
-    funding_bps_per_8h: float = COSTS.funding_bps_per_8h
-    kelly_multiplier: float = SIZING.kelly_multiplier
-    vol_target: float = SIZING.vol_target
-    max_risk_per_trade: float = SIZING.max_risk_per_trade
-    max_symbol_exposure: float = SIZING.max_symbol_exposure
-    max_gross_exposure: float = SIZING.max_gross_exposure
-
-    def settings(self) -> StrategySettings:
-        d = self.model_dump()
-        return StrategySettings(d["min_edge_bps"], d["max_notional"],
-                                CostSettings(**{k: d[k] for k in CostSettings.__dataclass_fields__}),
-                                SizingSettings(**{k: d[k] for k in SizingSettings.__dataclass_fields__}))
-
-
-class ModelCandidateConfig(dg.Config):
-    """Training range and study settings; see :class:`atra_pipeline.core.models.training.TrainingSettings`."""
-
+class _TrainingRange(SettingsConfig):
     start_date: str = ""
     """First event date (inclusive); empty: the first stored label."""
     end_date: str = ""
     """Last event date (inclusive); empty: the last stored label."""
-    trials: int = DEFAULTS.trials
-    cv: Literal["purged_kfold", "cpcv", "walk_forward"] = DEFAULTS.cv
-    n_splits: int = DEFAULTS.n_splits
-    n_test_splits: int = DEFAULTS.n_test_splits
-    embargo: float = DEFAULTS.embargo
-    objective: Literal["binary", "multiclass"] = DEFAULTS.objective
-    threshold: float = DEFAULTS.threshold
-    seed: int = DEFAULTS.seed
-    max_estimators: int = DEFAULTS.max_estimators
-    retrain_every_s: int = DEFAULTS.retrain_every_s
-    """Walk-forward: seconds between retrainings (default one day; a short study retrains more often)."""
-    window: Literal["expanding", "rolling"] = DEFAULTS.window
-    rolling_window_s: int = DEFAULTS.rolling_window_s
-    tuning_fraction: float = DEFAULTS.tuning_fraction
-    """The earliest share of the data, where the study chooses the hyperparameters."""
-    placebos: int = DEFAULTS.placebos
-    """Placebo studies (labels permuted by block, trained the same way) the gate compares with."""
-    placebo_block_s: int = DEFAULTS.placebo_block_s
     strategy: StrategyConfig = StrategyConfig()
+    """The strategy the candidate is registered with."""
 
-    def settings(self) -> TrainingSettings:
-        fields = TrainingSettings.__dataclass_fields__
-        return TrainingSettings(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+ModelCandidateConfig = settings_config(
+    TrainingSettings, name="ModelCandidateConfig", base=_TrainingRange,
+    doc="The events trained on, how the candidate is tuned and validated (core TrainingSettings) and the "
+        "strategy it is registered with.")
 
 
 @dg.asset(

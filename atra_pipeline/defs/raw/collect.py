@@ -4,28 +4,35 @@ import asyncio
 
 import dagster as dg
 
-from atra_pipeline.core.raw.collector import CollectedStore, Collector, CollectorSettings, async_exchange
-from atra_pipeline.defs.common.partitions import configured_symbols
+from atra_pipeline.core.raw.collector import (
+    EXCHANGE_TIMEOUT_MS, CollectedStore, Collector, CollectorSettings, async_exchange,
+)
+from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.common.resources import AtraDuckDB
 
 
-class CollectConfig(dg.Config):
+class _Exchange(SettingsConfig):
     duration_s: float = 600.0
-    """How long to collect."""
-    interval_s: float = 1.0
+    """How long to collect, seconds."""
     exchange: str = "binance"
+    """The ccxt exchange id."""
     base_url: str = ""
     """Send the REST calls here instead (the local fake exchange); empty: the exchange itself."""
-    symbols: list[str] = configured_symbols()
-    timeout_ms: int = 5000
+    timeout_ms: int = EXCHANGE_TIMEOUT_MS
+    """ccxt's timeout of a call, milliseconds; the collector's own per-call timeout is a second longer."""
+
+
+CollectConfig = settings_config(
+    CollectorSettings, name="CollectConfig", base=_Exchange,
+    derived={"timeout_s": "timeout_ms plus one second, so ccxt's own timeout fires first"},
+    doc="Where and how long to collect, and how the collector polls (core CollectorSettings).")
 
 
 # Not in the duckdb pool: the step lasts the whole collection, and the store opens a connection
 # only for each small batch, so other writers take the database between batches.
 @dg.op(tags={"atra/live": "collector"})
 def collect_market_data(context: dg.OpExecutionContext, config: CollectConfig, duckdb: AtraDuckDB) -> dict:
-    settings = CollectorSettings(symbols=tuple(config.symbols), interval_s=config.interval_s,
-                                 timeout_s=config.timeout_ms / 1000 + 1)
+    settings = config.settings(base=CollectorSettings(timeout_s=config.timeout_ms / 1000 + 1))
 
     async def main():
         exchange = async_exchange(config.exchange, config.timeout_ms, config.base_url or None)
