@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test ui demo install clean
+.PHONY: run test test-fast ui demo install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" --durations=10
 	$(BIN)/python -m pytest -m serial --durations=10
+
+## The quick loop while editing: the suite without the tests marked slow (servers, processes, the
+## whole pipeline) or serial, on two workers. `make test` still runs everything.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow and not serial" --durations=10
 
 ## From research to paper trading (README, "Demonstration"): a study of a market with a strong
 ## signal, which the gate approves, then a replay of the next day's paper trading with the approved

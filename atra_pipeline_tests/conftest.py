@@ -14,6 +14,15 @@ from atra_pipeline.core.storage.database import PartitionWindow, prepare
 DAY = "2024-08-08"
 
 
+def pytest_collection_modifyitems(items):
+    """A serial test is a slow one too: it runs alone because it starts processes or servers
+    whose timing it judges, so `make test-fast` (``-m "not slow and not serial"``) and a plain
+    ``-m "not slow"`` both leave it out."""
+    for item in items:
+        if item.get_closest_marker("serial") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def conn():
     connection = duckdb.connect()

@@ -16,6 +16,8 @@ import pytest
 from atra_pipeline.core.storage.paths import PROJECT_ROOT
 from atra_pipeline.defs.common.resources import DUCKDB_POOL
 
+pytestmark = pytest.mark.slow  # `atra run` processes, killed and interrupted
+
 DAY = "2024-08-09"
 
 

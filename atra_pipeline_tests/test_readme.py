@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from atra_pipeline.core.gate.rules import GATE_RULES
 from atra_pipeline.core.quality.rules import SQL_CHECKS, checks_for
 from atra_pipeline.docs import README, render
@@ -41,6 +43,7 @@ def test_the_demonstration_runs_the_commands_the_readme_describes():
     assert "signal_strength: 8" in (README.parent / config).read_text()
 
 
+@pytest.mark.slow  # the whole main job: 3 symbols' raw data, features, labels and a 10-trial study
 def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_path, monkeypatch):
     """What `make run` does (`atra run`), on a fresh database and instance: every stage in order."""
     from atra_pipeline import cli

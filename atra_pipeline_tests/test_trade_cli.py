@@ -14,6 +14,7 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.labels.partition import LabelSettings
@@ -22,6 +23,8 @@ from atra_pipeline.core.storage.database import prepare
 from atra_pipeline.core.strategy.rules import EXIT_REASONS, StrategySettings, first_exit
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline_tests.support.models import register_random_model
+
+pytestmark = pytest.mark.slow  # an `atra trade` process against the fake exchange
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # seconds-scale settings so a short run opens and closes positions: 2-second decisions, an event at

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from atra_pipeline.core.quality.expectations import GE_SUITES
 from atra_pipeline.core.storage.paths import PROJECT_ROOT
@@ -41,6 +42,7 @@ def test_blocking_flags_follow_the_registry():
         assert not graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(suite.asset), suite.check)).blocking
 
 
+@pytest.mark.slow  # a `dagster definitions validate` process
 def test_dagster_cli_validates_the_code_location():
     env = {**os.environ, "DAGSTER_HOME": str(PROJECT_ROOT / ".dagster_home")}
     done = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w",
@@ -50,8 +52,6 @@ def test_dagster_cli_validates_the_code_location():
 
 
 def test_the_executor_follows_the_storage_and_refuses_unknown_names(monkeypatch):
-    import pytest
-
     from atra_pipeline.definitions import _executor
 
     monkeypatch.delenv("ATRA_EXECUTOR", raising=False)

@@ -10,6 +10,7 @@ import os
 
 import dagster as dg
 import duckdb
+import pytest
 
 from atra_pipeline.core.models.registry import latest
 from atra_pipeline.core.storage.parquet import ParquetStore
@@ -18,6 +19,8 @@ from atra_pipeline.core.storage.database import PartitionWindow, prepare
 from atra_pipeline.defs.common.resources import AtraDuckDB
 from atra_pipeline_tests.support.dagster_cli import materialize_all
 from atra_pipeline_tests.support.models import register_random_model
+
+pytestmark = pytest.mark.slow  # several step processes per run (the multiprocess executor over partition files)
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]  # the reference and one other: each symbol's features read the other's files
 INTERVAL_MS = 10_000  # 8,640 snapshots a day keeps the runs short (the raw gap warnings then fail: warnings)

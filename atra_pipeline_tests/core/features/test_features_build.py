@@ -93,6 +93,7 @@ def test_previous_day_removes_the_warm_up_and_first_day_warm_up_is_only_nan(two_
     assert frame.loc[frame["ts"] >= pd.Timestamp("2024-08-07 01:00"), feature_columns()].notna().all().all()
 
 
+@pytest.mark.slow  # feature rebuilds from truncated data
 def test_no_lookahead_on_synthetic_data(two_days):
     times = pd.to_datetime([f"{DAY} 00:00", f"{DAY} 09:17", f"{DAY} 23:59"])
     assert lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times, peers=ETH_PEERS) == []
@@ -241,6 +242,7 @@ def test_a_book_outage_leaves_the_features_that_read_it_null_and_is_reported(con
     assert book_fresh_outcome(stale, len(rows)).passed  # 9 of 1440 rows: under the default 5%
 
 
+@pytest.mark.slow  # six feature builds of a day
 def test_identical_builds_are_bit_identical(two_days):
     """Issue 15: nine volume and VWAP features differed by up to 3.6e-12 between identical runs,
     because DuckDB's parallel aggregation added a bucket's trades in whatever order its threads

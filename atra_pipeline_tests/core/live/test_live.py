@@ -71,6 +71,7 @@ def test_live_features_are_the_research_features_of_the_same_data(conn, market):
     assert live[feature_columns()].notna().all(axis=1).iloc[0]
 
 
+@pytest.mark.slow  # a day of live scoring beside the labels
 def test_live_signals_are_the_labels_events_sides_and_widths(conn, market):
     """Scored decision time by decision time on collected data, the event filter fires where the
     labels' filter fires on the stored path, with the same barrier width, and at each event the

@@ -16,6 +16,8 @@ from atra_pipeline.core.raw.synthetic import generate_market_day
 from atra_pipeline_tests.support.models import register_random_model
 from atra_pipeline_tests.support.stored_day import REAL_SPEC, store_capture, store_raw, store_research
 
+pytestmark = pytest.mark.slow  # each test replays a stored day through the live path beside its backtest
+
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 DAY, PREVIOUS = "2024-08-08", "2024-08-07"
 START, END = "10:00", "10:45"

@@ -345,6 +345,7 @@ def test_the_template_names_the_day():
 # --------------------------------------------------------------------------- the real capture
 
 
+@pytest.mark.slow  # two days of the real capture, per day and replayed whole
 @pytest.mark.realdata
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
 def test_real_capture_day_by_day_equals_the_replay_of_every_file(tmp_path, shared_data, symbol):

@@ -180,6 +180,7 @@ print(int(pd.util.hash_pandas_object(book).sum()), int(pd.util.hash_pandas_objec
 """
 
 
+@pytest.mark.slow  # a second Python process
 def test_deterministic_across_processes():
     """Same output under different PYTHONHASHSEEDs: no str hash() or other per-process state."""
     root = PROJECT_ROOT
@@ -288,6 +289,7 @@ def test_depth_profile_depletion_and_replenishment():
     assert abs(log_ask0[hit + 90].mean() - log_ask0.mean()) < abs(log_ask0[hit + 1].mean() - log_ask0.mean()) / 2
 
 
+@pytest.mark.slow  # two synthetic days
 def test_continuity_across_midnight():
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for d in (DAY, DAY + dt.timedelta(days=1)):

@@ -39,6 +39,7 @@ def reader(root) -> duckdb.DuckDBPyConnection:
     return conn
 
 
+@pytest.mark.slow  # three writer processes (spawned: each imports the package)
 def test_processes_write_partitions_at_once_and_readers_see_them_all(tmp_path):
     jobs = [(str(tmp_path), s, d) for s in SYMBOLS for d in ("2024-08-07", DAY)]
     with mp.get_context("spawn").Pool(3) as pool:

@@ -24,6 +24,8 @@ from atra_pipeline.core.storage.database import PartitionWindow, prepare, replac
 from atra_pipeline.core.raw.synthetic import generate_market_day
 from atra_pipeline_tests.support.dagster_cli import materialize_all
 
+pytestmark = pytest.mark.slow  # an S3 server, writer processes and a `dagster asset materialize` process
+
 DAY = "2024-08-08"
 
 

@@ -4,6 +4,7 @@ cross-asset lineage, and a clear failure when the reference's raw data are missi
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from atra_pipeline.definitions import defs
 from atra_pipeline.defs import features, raw
@@ -13,6 +14,7 @@ from atra_pipeline_tests.conftest import make_book, make_trades
 from atra_pipeline_tests.support.materialize import check_results, count_rows, materialize_raw
 
 
+@pytest.mark.slow  # two days x two symbols of raw data and features through Dagster
 def test_features_for_two_days_pass_every_check(tmp_path):
     resources = {"duckdb": AtraDuckDB(database=str(tmp_path / "atra.duckdb")), "raw_source": RawSourceResource()}
     for day in ("2024-08-07", "2024-08-08"):
@@ -105,6 +107,7 @@ def _twenty_minutes(tmp_path, expect_full_day: bool) -> tuple:
     return result, db
 
 
+@pytest.mark.slow  # raw data and features through Dagster, twice
 def test_a_partial_day_keeps_the_decision_times_its_book_covers_and_passes(tmp_path):
     result, db = _twenty_minutes(tmp_path, expect_full_day=False)
     assert result.success

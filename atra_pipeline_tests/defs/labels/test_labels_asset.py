@@ -12,6 +12,8 @@ from atra_pipeline.defs.common.partitions import market_partitions, partition_ke
 from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
 from atra_pipeline_tests.support.materialize import check_results, count_rows, materialize_raw
 
+pytestmark = pytest.mark.slow  # its fixture stores two days of raw data and features through Dagster
+
 DAYS = ("2024-08-07", "2024-08-08")
 
 

@@ -11,6 +11,7 @@ import time
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 
 from atra_pipeline.core.raw.collector import CollectedStore, Collector, CollectorSettings, async_exchange
 from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker, RiskLimits, SendState, reconcile
@@ -29,6 +30,8 @@ from atra_pipeline.defs.common.resources import AtraDuckDB
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline_tests.support.models import register_random_model
 from atra_pipeline_tests.support.materialize import check_results
+
+pytestmark = pytest.mark.slow  # a replayed clock of seconds, the fake exchange, the collector and the live job
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START = pd.Timestamp("2024-08-08 02:00:00.5")  # the replayed clock: collection continues the stored day

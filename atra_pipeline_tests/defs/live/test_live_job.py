@@ -20,6 +20,8 @@ from atra_pipeline_tests.core.live import test_live as core_live
 from atra_pipeline_tests.support.materialize import check_results
 
 
+pytestmark = pytest.mark.slow  # each test stores a research day and a model first
+
 @pytest.fixture(scope="module")
 def market():
     return {(s, d): generate_market_day(s, d) for s in core_live.SYMBOLS for d in (core_live.PREVIOUS, core_live.DAY)}

@@ -83,6 +83,7 @@ def db(tmp_path):
     return tmp_path / "atra.duckdb"
 
 
+@pytest.mark.slow  # two studies and their research runs
 def test_a_good_candidate_is_approved_and_a_noise_one_rejected_while_the_first_stays_live(db):
     store(db, signal=0.25, seed=1)
     good = train(db)
@@ -138,6 +139,7 @@ def test_a_candidate_whose_inputs_recorded_no_settings_or_differ_is_refused(db):
     assert registry(db).empty
 
 
+@pytest.mark.slow  # a study, with a process probing the file while it trains
 def test_the_file_is_free_while_training_and_a_partition_that_failed_a_blocking_check_is_left_out(db, monkeypatch):
     import importlib
     import subprocess

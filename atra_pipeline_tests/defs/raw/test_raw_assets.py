@@ -128,6 +128,7 @@ def test_plausibility_bounds_are_set_per_symbol(tmp_path):
     assert materialize_raw(db, DAY, "BTCUSDT", _file_source(tmp_path, book, trades, plausibility=other)).success
 
 
+@pytest.mark.slow  # three raw runs through Dagster
 def test_rows_from_another_source_are_replaced_only_when_asked(tmp_path):
     db = tmp_path / "atra.duckdb"
     book = make_book(300)
