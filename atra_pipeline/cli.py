@@ -1,12 +1,13 @@
 """``atra``: run the pipeline from a shell, on the same Dagster instance the UI shows.
 
 ``atra run`` materialises the ``main`` job for a date (or a date range) x the configured
-symbols, stage by stage (every partition's raw data before any features: the cross-asset
-features of one symbol read the others' books), one in-process run per partition and stage
-(DuckDB steps one at a time), then trains a model candidate on the stored labels (``--trials``)
-and gates it. It prints each run's check results, the gate's decision and where the data is, and
-exits non-zero when a run or a blocking check fails (a rejected candidate is a decision, not a
-failure). ``atra train --trials 100`` trains and gates a candidate alone (the study resumes).
+symbols: :mod:`atra_pipeline.runner` launches its asset selections in the asset graph's order
+(every partition's raw data before any features: the cross-asset features of one symbol read the
+others' books) and waits on each, then the research (a model candidate on the stored labels,
+``--trials``, its backtest and gate). This module parses the arguments and prints: each run's
+check results, the gate's decision and where the data is; it exits non-zero when a run or a
+blocking check fails (a rejected candidate is a decision, not a failure). ``atra train --trials
+100`` trains and gates a candidate alone (the study resumes).
 """
 
 from __future__ import annotations
@@ -19,33 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from atra_pipeline.core.storage.paths import PROJECT_ROOT, duckdb_path
+from atra_pipeline.core.storage.paths import duckdb_path
 
 DEFAULT_DATE = "2024-08-08"  # the day of the real Binance capture in ../shared/data, for comparison
-
-
-def _instance():
-    import dagster as dg
-
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.get()
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM stopped a run of :func:`run_partitions`: it was marked failed, and no
-    run after it started. ``summaries``: the runs so far, the interrupted one last."""
-
-    def __init__(self, summaries: list[dict]):
-        super().__init__("interrupted")
-        self.summaries = summaries
-
-
-def _refusal(result) -> str:
-    """What a step that refused to run said (e.g. the upstream blocking check that stopped it)."""
-    said = [e.event_specific_data.user_failure_data.description for e in result.all_events
-            if e.event_type.value == "STEP_FAILURE" and getattr(e.event_specific_data, "user_failure_data", None)]
-    return "; ".join(d for d in said if d)
 
 
 def _print_summaries(summaries: list[dict]) -> None:
@@ -53,92 +30,6 @@ def _print_summaries(summaries: list[dict]) -> None:
     print(frame.drop(columns=["run_id", "why_not_built"]).to_string(index=False))
     for row in frame[frame["why_not_built"] != ""].itertuples():
         print(f"  {row.stage} {row.partition}: {row.why_not_built}")
-
-
-def _chain(error):
-    while error is not None:
-        yield error
-        error = error.cause or error.context
-
-
-def _interrupted(result) -> bool:
-    """Whether a signal stopped the run: Dagster raises its interrupt in the step, which a DuckDB
-    query under way replaces with its own "Query interrupted" (raised only on an interrupt)."""
-    errors = [getattr(e.event_specific_data, "error", None) for e in result.all_events if e.is_failure]
-    return any(link.cls_name == "DagsterExecutionInterruptedError" or link.message.strip().endswith("Query interrupted")
-               for error in errors if error is not None for link in _chain(error))
-
-
-def run_partitions(dates: list[str], symbols: list[str], run_config: dict | None = None,
-                   stage_config: dict[str, dict] | None = None, stages: tuple[str, ...] | None = None) -> list[dict]:
-    """Execute the ``main`` job's stages in order, a partitioned stage once per (date, symbol) and
-    an unpartitioned one (research: model, backtest, report, gate) once; one summary per run.
-    ``stage_config``: extra run config per stage (e.g.
-    ``{"research": {"ops": {"model_candidate": {"config": {"trials": 10}}}}}``). Runs of a killed
-    earlier `atra` process are marked failed first, freeing their pool slots
-    (:mod:`atra_pipeline.dead_runs`); SIGINT or SIGTERM fails the run under way and raises
-    :class:`Interrupted`."""
-    import dagster as dg
-
-    from atra_pipeline.dead_runs import free_dead_runs, process_tags
-    from atra_pipeline.definitions import MAIN_STAGES, defs
-    from atra_pipeline.defs.common.partitions import partition_key
-
-    if unknown := [s for s in stages or () if s not in MAIN_STAGES]:
-        raise SystemExit(f"atra: unknown stage {unknown}: the stages are {', '.join(MAIN_STAGES)}")
-    job = defs.resolve_job_def("main")
-    graph = defs.resolve_asset_graph()
-    instance = _instance()
-    for line in free_dead_runs(instance):
-        print(f"atra: {line}")
-    summaries = []
-    for stage in [s for s in MAIN_STAGES if stages is None or s in stages]:  # in the graph's order
-        selection = sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name in MAIN_STAGES[stage])
-        partitioned = graph.get(selection[0]).partitions_def is not None
-        config = deep_merge({"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                            _stage_part(run_config or {}, {k.to_python_identifier() for k in selection}, partitioned),
-                            (stage_config or {}).get(stage, {}))
-        for date, symbol in ((d, s) for d in dates for s in symbols) if partitioned else [("", "")]:
-            key = partition_key(date, symbol) if partitioned else None
-            result = job.execute_in_process(partition_key=key, instance=instance, run_config=config,
-                                            asset_selection=selection, raise_on_error=False, tags=process_tags())
-            checks = [e.event_specific_data for e in result.all_events
-                      if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-            summaries.append({
-                "stage": stage,
-                "partition": f"{date}|{symbol}" if partitioned else "-",
-                "run_id": result.run_id,
-                "success": result.success,
-                "checks_passed": sum(c.passed for c in checks),
-                # a failed ERROR check is a failure; a failed WARN check (e.g. a gate rule that
-                # rejects a candidate, a rare class) is reported and does not fail the run
-                "checks_failed": [_check_name(c) for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.WARN],
-                "warnings": [_check_name(c) for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.WARN],
-                "why_not_built": _refusal(result),
-            })
-            if _interrupted(result):
-                raise Interrupted(summaries)
-    return summaries
-
-
-def deep_merge(*configs: dict) -> dict:
-    """The run configs merged key by key, later ones winning."""
-    out: dict = {}
-    for config in configs:
-        for key, value in config.items():
-            out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def _stage_part(run_config: dict, ops: set[str], partitioned: bool) -> dict:
-    """What of a whole-job run config applies to one stage's run: the config of its own assets'
-    ops, and the resources for the partitioned stages (the raw source configures those only)."""
-    part = {k: v for k, v in run_config.items() if k not in ("ops", "resources")}
-    if run_config.get("ops"):
-        part["ops"] = {name: v for name, v in run_config["ops"].items() if name in ops}
-    if partitioned and run_config.get("resources"):
-        part["resources"] = run_config["resources"]
-    return part
 
 
 def load_run_config(path: str) -> dict:
@@ -183,10 +74,11 @@ def parse_duration(text: str) -> float:
 
 def _collect(args) -> int:
     from atra_pipeline.definitions import defs
+    from atra_pipeline.runner import instance
 
     config = {"duration_s": parse_duration(args.duration), "interval_s": args.interval, "base_url": args.exchange_url}
     result = defs.resolve_job_def("collect").execute_in_process(
-        instance=_instance(), run_config={"ops": {"collect_market_data": {"config": config}}}, raise_on_error=False)
+        instance=instance(), run_config={"ops": {"collect_market_data": {"config": config}}}, raise_on_error=False)
     summary = result.output_for_node("collect_market_data") if result.success else None
     print(f"collect: {'succeeded' if result.success else 'FAILED'} {summary or ''}")
     print(f"DuckDB database: {duckdb_path()}  (tables collected_l2_snapshots, collected_trades)")
@@ -315,14 +207,6 @@ def _trade(args) -> int:
     return 1 if report.collector_error else 0
 
 
-def _model_run_config(config: dict) -> dict:
-    return {"ops": {"model_candidate": {"config": config}}}
-
-
-def _check_name(evaluation) -> str:
-    return f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
-
-
 def _registry_summary_for(database: Path) -> str:
     """The latest model's status and reason, read from the registry in ``database``."""
     import duckdb
@@ -382,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--date", default=DEFAULT_DATE, help=f"UTC date (default {DEFAULT_DATE})")
     run.add_argument("--start", help="first date of a range (backfill in this process)")
     run.add_argument("--end", help="last date of the range, inclusive")
-    run.add_argument("--stages", default="", help="comma-separated stages to run (raw, features, labels, research; "
-                                                  "default all)")
+    run.add_argument("--stages", default="", help="comma-separated stages to run: asset groups of the main job (raw, "
+                                                  "features, labels, models, backtest, gate) or research (models, "
+                                                  "backtest and gate); default all, in the asset graph's order")
     run.add_argument("--symbols", default=",".join(configured_symbols()), help="comma-separated")
     run.add_argument("--trials", type=int, help=f"Optuna trials of the model candidate (default {QUICK_RUN_TRIALS}, "
                                                 "or the config's)")
@@ -442,18 +327,20 @@ def main(argv: list[str] | None = None) -> int:
         return _trade(args)
     if args.command == "backtest":
         return _backtest(args)
+    from atra_pipeline.runner import Interrupted, deep_merge, run_stages
+
     run_config = load_run_config(args.config) if args.config else {}
-    model_config = candidate_config(args, run_config)
+    # the command line's model_candidate options win over the file's (the rest of the file stays)
+    run_config = deep_merge(run_config, {"ops": {"model_candidate": {"config": candidate_config(args, run_config)}}})
     # SIGTERM (a supervisor, `timeout`) stops like Ctrl-C: the run under way fails, no other starts
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    say = lambda line: print(f"atra: {line}")  # noqa: E731
     try:
         if args.command == "train":
-            summaries = run_partitions([], [], run_config, stage_config={"research": _model_run_config(model_config)},
-                                       stages=("research",))
+            summaries = run_stages([], [], run_config, stages=("research",), say=say)
         else:
             stages = tuple(x.strip() for x in args.stages.split(",") if x.strip()) or None
-            summaries = run_partitions(_dates(args), parse_symbols(args.symbols), run_config,
-                                       stage_config={"research": _model_run_config(model_config)}, stages=stages)
+            summaries = run_stages(_dates(args), parse_symbols(args.symbols), run_config, stages=stages, say=say)
     except (Interrupted, KeyboardInterrupt) as stop:
         done = getattr(stop, "summaries", [])
         if done:

@@ -7,21 +7,22 @@ import dagster as dg
 from atra_pipeline.core.settings import get
 from atra_pipeline.defs import backtest, execution, features, gate, labels, live, models, raw
 from atra_pipeline.defs.raw.collect import collect
+from atra_pipeline.defs.common.automation import automation_sensor, conditions, with_conditions
 from atra_pipeline.defs.common.resources import RawSourceResource, default_duckdb
 
-# The pipeline's stages in order, each a set of asset groups; later stages join this mapping.
-# ``atra run`` runs a partitioned stage for every date x symbol partition before the next stage
-# (cross-asset features need every symbol's raw data), and the research stage once.
-MAIN_STAGES = {"raw": ("raw",), "features": ("features",), "labels": ("labels",),
-               "research": ("models", "backtest", "gate")}
+# The main job: the approval gate and everything it is built from (raw data to gate); its order is
+# the asset graph's. `atra run` materialises it group by group (atra_pipeline/runner.py), the
+# automation conditions (defs/common/automation.py) partition by partition.
 main_job = dg.define_asset_job(
     "main",
-    selection=dg.AssetSelection.groups(*(g for groups in MAIN_STAGES.values() for g in groups)),
+    selection=dg.AssetSelection.assets("approved_model").upstream(),
     description="Raw order books and trades, features, labels, a model candidate, its backtest, risk report and gate.",
 )
 
-# Tune, validate and gate a candidate on the stored labels (`atra train`, or run config for trials).
-train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*MAIN_STAGES["research"]),
+# The research groups: unpartitioned, trained on every stored label (`atra train`, `atra run --stages
+# research`, the weekly_retrain schedule).
+RESEARCH_GROUPS = ("models", "backtest", "gate")
+train_job = dg.define_asset_job("train", selection=dg.AssetSelection.groups(*RESEARCH_GROUPS),
                                 description="Train a model candidate on stored labels and features, backtest, "
                                             "report and gate it.")
 
@@ -43,12 +44,18 @@ def _executor():
 
 STAGE_MODULES = (raw, features, labels, models, backtest, gate, live, execution)  # each has assets and asset_checks
 
+AUTOMATION = conditions()  # group -> automation condition
+
 defs = dg.Definitions(
-    assets=[a for stage in STAGE_MODULES for a in stage.assets],
+    # each asset spec with its group's condition; dg.map_asset_specs, not Definitions.map_asset_specs
+    # (a preview API in 1.13 that warns so)
+    assets=dg.map_asset_specs(lambda spec: with_conditions(spec, AUTOMATION),
+                              [a for stage in STAGE_MODULES for a in stage.assets]),
     asset_checks=[c for stage in STAGE_MODULES for c in stage.asset_checks],
     jobs=[main_job, train_job, collect, *live.jobs],
-    sensors=live.sensors,
+    sensors=[*live.sensors, automation_sensor(AUTOMATION)],
     schedules=live.schedules,
-    resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
+    # runs that configure no raw source (the automation's, a backfill's) read $ATRA_RAW_SOURCE's kind
+    resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource(kind=get("ATRA_RAW_SOURCE"))},
     executor=_executor(),
 )

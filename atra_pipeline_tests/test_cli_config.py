@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from atra_pipeline import cli
+from atra_pipeline import cli, runner
 
 CONFIG = """
 resources:
@@ -22,13 +22,13 @@ def test_each_stage_gets_its_own_ops_and_the_partitioned_ones_the_raw_source(tmp
     path = tmp_path / "study.yaml"
     path.write_text(CONFIG)
     config = cli.load_run_config(str(path))
-    raw = cli._stage_part(config, {"raw_l2_snapshots", "raw_trades"}, partitioned=True)
+    raw = runner.stage_part(config, {"raw_l2_snapshots", "raw_trades"}, partitioned=True)
     assert raw == {"ops": {}, "resources": {"raw_source": {"config": {"seed": 11, "signal_strength": 0.0}}}}
-    research = cli._stage_part(config, {"model_candidate", "oof_predictions", "backtest"}, partitioned=False)
+    research = runner.stage_part(config, {"model_candidate", "oof_predictions", "backtest"}, partitioned=False)
     assert research == {"ops": {"model_candidate": {"config": {"trials": 4, "placebos": 2}},
                                 "backtest": {"config": {"initial_equity": 50000}}}}
     # the command line's --trials wins over the file, the rest of the file's config stays
-    merged = cli.deep_merge(research, {"ops": {"model_candidate": {"config": {"trials": 9}}}})
+    merged = runner.deep_merge(research, {"ops": {"model_candidate": {"config": {"trials": 9}}}})
     assert merged["ops"]["model_candidate"]["config"] == {"trials": 9, "placebos": 2}
 
 
@@ -47,7 +47,7 @@ def test_the_command_line_sets_only_what_it_is_given():
     run_config = {"ops": {"model_candidate": {"config": {"trials": 7, "cv": "cpcv", "n_splits": 6}}}}
     train = Namespace(command="train", trials=None, start=None, end="2024-08-09", cv=None, n_splits=None)
     # the file's trials stay and its cv and splits are not overwritten by argparse defaults
-    merged = cli.deep_merge(run_config["ops"]["model_candidate"]["config"], cli.candidate_config(train, run_config))
+    merged = runner.deep_merge(run_config["ops"]["model_candidate"]["config"], cli.candidate_config(train, run_config))
     assert merged == {"trials": 7, "cv": "cpcv", "n_splits": 6, "end_date": "2024-08-09"}
     # nothing given: train leaves every setting to the model_candidate config's one default
     assert cli.candidate_config(Namespace(command="train", trials=None, start=None, end=None, cv=None, n_splits=None),

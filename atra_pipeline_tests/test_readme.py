@@ -46,7 +46,7 @@ def test_the_demonstration_runs_the_commands_the_readme_describes():
 @pytest.mark.slow  # the whole main job: 3 symbols' raw data, features, labels and a 10-trial study
 def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_path, monkeypatch):
     """What `make run` does (`atra run`), on a fresh database and instance: every stage in order."""
-    from atra_pipeline import cli
+    from atra_pipeline import cli, runner
     from atra_pipeline.defs.common.partitions import DEFAULT_SYMBOLS
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -57,13 +57,14 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
 
     importlib.reload(definitions)  # resources read ATRA_DUCKDB_PATH when the definitions load
     try:
-        summaries = cli.run_partitions([cli.DEFAULT_DATE], list(DEFAULT_SYMBOLS),  # with atra run's 10 trials
-                                       stage_config={"research": cli._model_run_config({"trials": 10})})
+        summaries = runner.run_stages([cli.DEFAULT_DATE], list(DEFAULT_SYMBOLS),  # with atra run's 10 trials
+                                      {"ops": {"model_candidate": {"config": {"trials": 10}}}})
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)
-    # raw for every symbol first (cross-asset features read the others' books), then features,
-    # labels, and one research run (candidate, out-of-fold predictions, backtest, risk report, gate)
+    # the asset graph's order: raw for every symbol first (cross-asset features read the others'
+    # books), then features, labels, and one research run (candidate, out-of-fold predictions,
+    # backtest, risk report, gate)
     assert [(s["stage"], s["partition"].split("|")[-1]) for s in summaries] == [
         (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("research", "-")]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries

@@ -73,6 +73,25 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
+def _cron(text: str) -> str:
+    """``text`` if it is a five-field numeric cron expression (``*``, ``N``, ``N-M``, ``/step``,
+    comma lists), each number within its field's range."""
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError("a cron expression of five fields (minute hour day-of-month month day-of-week), "
+                         "e.g. '30 0 * * *'")
+    for field, (name, low, high) in zip(fields, _CRON_FIELDS):
+        for item in field.split(","):
+            match = re.fullmatch(r"(?:\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", item)
+            bounds = [int(n) for n in match.groups()[:2] if n is not None] if match else []
+            if not match or any(not low <= n <= high for n in bounds) or int(match.group(3) or 1) == 0:
+                raise ValueError(f"{name} field {item!r}: numbers {low}-{high}, '*', ranges N-M, steps /N")
+    return " ".join(fields)
+
+
 def _one_of(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -94,6 +113,12 @@ VARIABLES: tuple[Variable, ...] = (
              "ATRA_STORAGE_ROOT).", _one_of("in_process", "multiprocess", "k8s")),
     Variable("ATRA_LIGHTGBM_THREADS", "", "LightGBM threads (empty: the usable cores minus the load, 1 on two "
              "cores or fewer).", _positive_int),
+    Variable("ATRA_RAW_SOURCE", "synthetic", "The raw source's kind for runs that configure none (the automation's "
+             "runs, a backfill, `atra run`): synthetic, or ccxt (the collector's tables) where a collector runs.",
+             _one_of("synthetic", "ccxt")),
+    Variable("ATRA_DAILY_CRON", "30 0 * * *", "When the automation sensor daily_automation materialises the raw data "
+             "of the latest complete UTC day for every symbol (cron, UTC); features and labels follow once every "
+             "symbol's raw data of that day is stored and passed its blocking checks.", _cron),
     Variable("ATRA_CODE_VERSION", "", "The code version registered with each model (empty: the git commit).", str),
 )
 BY_NAME = {v.name: v for v in VARIABLES}

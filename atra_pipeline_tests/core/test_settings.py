@@ -15,6 +15,10 @@ from atra_pipeline.core import settings
     ("ATRA_REFERENCE_SYMBOL", "BTCUSDT,ETHUSDT", "ATRA_REFERENCE_SYMBOL='BTCUSDT,ETHUSDT': one symbol"),
     ("ATRA_EXECUTOR", "celery", "ATRA_EXECUTOR='celery': one of in_process, multiprocess, k8s"),
     ("ATRA_LIGHTGBM_THREADS", "0", "ATRA_LIGHTGBM_THREADS='0': a whole number of at least 1"),
+    ("ATRA_RAW_SOURCE", "file", "ATRA_RAW_SOURCE='file': one of synthetic, ccxt"),
+    ("ATRA_DAILY_CRON", "30 0 * *", "ATRA_DAILY_CRON='30 0 * *': a cron expression of five fields"),
+    ("ATRA_DAILY_CRON", "30 24 * * *", "ATRA_DAILY_CRON='30 24 * * *': hour field '24': numbers 0-23"),
+    ("ATRA_DAILY_CRON", "*/0 * * * *", "ATRA_DAILY_CRON='*/0 * * * *': minute field '*/0'"),
 ])
 def test_a_bad_value_is_refused_with_the_variables_name(monkeypatch, name, value, says):
     monkeypatch.setenv(name, value)
@@ -41,6 +45,7 @@ def test_unset_gives_the_declared_default_and_validation_lists_every_bad_variabl
         monkeypatch.delenv(variable.name, raising=False)
     assert settings.get("ATRA_SYMBOLS") == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
     assert settings.get("ATRA_START_DATE") == "2020-01-01" and settings.get("ATRA_EXECUTOR") is None
+    assert settings.get("ATRA_DAILY_CRON") == "30 0 * * *" and settings.get("ATRA_RAW_SOURCE") == "synthetic"
     settings.validate_environment()
     monkeypatch.setenv("ATRA_START_DATE", "yesterday")
     monkeypatch.setenv("ATRA_LIGHTGBM_THREADS", "many")

@@ -51,6 +51,52 @@ def test_dagster_cli_validates_the_code_location():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_main_job_is_the_gate_and_what_it_is_built_from():
+    graph = defs.resolve_asset_graph()
+    main = defs.resolve_job_def("main").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in main} == {"raw_l2_snapshots", "raw_trades", "features", "labels",
+                                                  "model_candidate", "oof_predictions", "backtest", "risk_report",
+                                                  "approved_model"}
+    train = {k.to_user_string() for k in defs.resolve_job_def("train").asset_layer.selected_asset_keys}
+    assert train == {"model_candidate", "oof_predictions", "backtest", "risk_report", "approved_model"}
+
+
+def test_automation_conditions_are_declared_by_group_and_evaluated_by_a_stopped_sensor():
+    from atra_pipeline.core.settings import BY_NAME
+
+    graph = defs.resolve_asset_graph()
+    by_group: dict[str, set] = {}
+    for key in graph.get_all_asset_keys():
+        condition = graph.get(key).automation_condition
+        by_group.setdefault(graph.get(key).group_name, set()).add(condition.get_label() if condition else None)
+    assert by_group.pop("raw") == {f"on_daily_cron({BY_NAME['ATRA_DAILY_CRON'].default})"}
+    assert by_group.pop("features") == by_group.pop("labels") == {"eager_on_the_day"}
+    assert set().union(*by_group.values()) == {None}  # research, live, execution: the schedule and sensors
+    sensor = {s.name: s for s in defs.sensors}["daily_automation"]
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED and not sensor.emit_backfills
+    assert {k.to_user_string() for k in sensor.asset_selection.resolve(graph)} == {
+        "raw_l2_snapshots", "raw_trades", "features", "labels"}
+
+
+def test_runs_that_configure_no_raw_source_read_the_setting(monkeypatch):
+    import importlib
+
+    import atra_pipeline.definitions as definitions
+
+    assert definitions.defs.resources["raw_source"].kind == "synthetic"
+    monkeypatch.setenv("ATRA_RAW_SOURCE", "ccxt")
+    monkeypatch.setenv("ATRA_DAILY_CRON", "* * * * *")
+    try:
+        reloaded = importlib.reload(definitions).defs
+        assert reloaded.resources["raw_source"].kind == "ccxt"
+        raw = reloaded.resolve_asset_graph().get(dg.AssetKey("raw_l2_snapshots"))
+        assert raw.automation_condition.get_label() == "on_daily_cron(* * * * *)"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(definitions)
+
+
 def test_the_executor_follows_the_storage_and_refuses_unknown_names(monkeypatch):
     from atra_pipeline.definitions import _executor
 
