@@ -123,8 +123,8 @@ def _reset(args) -> int:
 
 
 def _replay(args) -> int:
-    from atra_pipeline.core.models.registry import latest
     from atra_pipeline.core.live.replay import replay
+    from atra_pipeline.core.models.registry import latest
     from atra_pipeline.defs.common.partitions import parse_symbols
     from atra_pipeline.defs.common.resources import default_duckdb
 
@@ -211,8 +211,8 @@ def _registry_summary_for(database: Path) -> str:
     """The latest model's status and reason, read from the registry in ``database``."""
     import duckdb
 
-    from atra_pipeline.core.models.registry import latest, load_model
     from atra_pipeline.core.backtest.report import report_path
+    from atra_pipeline.core.models.registry import latest, load_model
 
     try:
         with duckdb.connect(str(database), read_only=True) as conn:

@@ -6,9 +6,9 @@ import dagster as dg
 
 from atra_pipeline.core.settings import get
 from atra_pipeline.defs import backtest, execution, features, gate, labels, live, models, raw
-from atra_pipeline.defs.raw.collect import collect
 from atra_pipeline.defs.common.automation import automation_sensor, conditions, with_conditions
 from atra_pipeline.defs.common.resources import RawSourceResource, default_duckdb
+from atra_pipeline.defs.raw.collect import collect
 
 # The main job: the approval gate and everything it is built from (raw data to gate); its order is
 # the asset graph's. `atra run` materialises it group by group (atra_pipeline/runner.py), the

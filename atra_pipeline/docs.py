@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import sys
 
-from atra_pipeline.core.quality.expectations import GE_SUITES
 from atra_pipeline.core.features.registry import FEATURES
 from atra_pipeline.core.gate.rules import GATE_RULES
-from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline.core.quality.expectations import GE_SUITES
 from atra_pipeline.core.quality.rules import SQL_CHECKS
 from atra_pipeline.core.raw.schema import L2_COLUMN_DOCS, TRADE_COLUMN_DOCS
 from atra_pipeline.core.settings import VARIABLES
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 

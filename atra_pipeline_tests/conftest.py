@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 from atra_pipeline.core.raw.schema import L2_COLUMNS, N_LEVELS, TRADE_COLUMNS
 from atra_pipeline.core.storage.database import PartitionWindow, prepare
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 
 DAY = "2024-08-08"
 

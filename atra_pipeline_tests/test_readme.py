@@ -69,7 +69,6 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
         (stage, symbol) for stage in ("raw", "features", "labels") for symbol in DEFAULT_SYMBOLS] + [("research", "-")]
     assert all(s["success"] and s["checks_failed"] == [] for s in summaries), summaries
     from atra_pipeline.core.features.checks import FEATURE_CHECKS
-
     from atra_pipeline.core.quality.expectations import GE_SUITES
 
     def suites(*assets):  # the Great Expectations suites on these assets, each a check

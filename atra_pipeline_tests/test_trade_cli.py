@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.labels.partition import LabelSettings
 from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.strategy.rules import EXIT_REASONS, StrategySettings, first_exit
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline_tests.support.models import register_random_model

@@ -17,12 +17,12 @@ import time
 
 import numpy as np
 import pandas as pd
+from timing import best_of
 
 from atra_pipeline.core.backtest import metrics
 from atra_pipeline.core.backtest.engine import BacktestSettings, run_backtest
 from atra_pipeline.core.backtest.montecarlo import monte_carlo
 from atra_pipeline_tests.core.backtest.backtest_reference import reference_backtest
-from timing import best_of
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 LEVELS = 10

@@ -25,14 +25,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+from timing import best_of
 
 from atra_pipeline.core.features.build import build_features
 from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.sql import bind, load_sql, run_script
-from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.raw.synthetic import generate_market_day
-from timing import best_of
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.storage.sql import bind, load_sql, run_script
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DATE = "2024-08-08"

@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 import pandas as pd
+from timing import best_of
 
 from atra_pipeline.core.labels.methods import daily_volatility, triple_barrier_labels
-from timing import best_of
 
 HOLD = pd.Timedelta(hours=1)
 PT_SL = (1.0, 1.0)

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.execution.brokers import PaperBroker
-from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.labels.partition import LabelSettings
 from atra_pipeline.core.live.loop import trade_loop
 from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline_tests.support.models import register_random_model

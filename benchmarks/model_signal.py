@@ -23,10 +23,16 @@ import pandas as pd
 from atra_pipeline.core.features.build import KEY_COLUMNS, build_features, ensure_features_table
 from atra_pipeline.core.features.registry import cross_asset_peers, feature_columns
 from atra_pipeline.core.labels.partition import LABEL_COLUMNS, label_partition
-from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
+from atra_pipeline.core.models.training import (
+    TrainingSet,
+    TrainingSettings,
+    model_features,
+    train_candidate,
+    training_frame,
+)
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 

@@ -16,11 +16,11 @@ import warnings
 
 import duckdb
 
-from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.live.parity import backtest_and_replay
-from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
-from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 from atra_pipeline_tests.support.models import register_random_model
 from atra_pipeline_tests.support.stored_day import REAL_SPEC, store_capture, store_raw, store_research
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from timing import best_of, best_of_interleaved
 
 from atra_pipeline.core.raw import files
 from atra_pipeline.core.raw.binance_capture import read_binance_capture
-from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 from atra_pipeline.core.raw.partition import stage_raw, write_raw
-from atra_pipeline.core.raw.sources import SourceSpec
 from atra_pipeline.core.raw.schema import L2_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.raw.sources import SourceSpec
 from atra_pipeline.core.raw.synthetic import generate_market_day
-from timing import best_of, best_of_interleaved
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 
 DATE = "2024-08-08"
 

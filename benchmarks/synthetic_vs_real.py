@@ -15,8 +15,8 @@ import pandas as pd
 
 from atra_pipeline.core.raw.binance_capture import read_binance_capture
 from atra_pipeline.core.raw.market_stats import market_stats
-from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 
 SHOWN = ["mid_median", "spread_bps_median", "spread_bps_mean", "spread_ticks_mean", "spread_1tick_share",
          "depth1_bid_quote_median", "depth10_bid_quote_median", "ret_std_1s_bps", "ret_std_1m_bps",

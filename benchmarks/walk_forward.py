@@ -22,9 +22,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate
 from atra_pipeline.core.gate.placebo import train_placebo
 from atra_pipeline.core.models.threads import usable_cores
+from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate
 
 
 def events(n: int, days: int, seed: int = 3) -> TrainingSet:

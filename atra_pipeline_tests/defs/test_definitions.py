@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 
 from atra_pipeline.core.quality.expectations import GE_SUITES
-from atra_pipeline.core.storage.paths import PROJECT_ROOT
 from atra_pipeline.core.quality.rules import SQL_CHECKS
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
 from atra_pipeline.definitions import defs
 from atra_pipeline.defs.common.resources import DUCKDB_POOL
 

@@ -13,9 +13,9 @@ import duckdb
 import pytest
 
 from atra_pipeline.core.models.registry import latest
-from atra_pipeline.core.storage.parquet import ParquetStore
 from atra_pipeline.core.quality.rules import record_check_outcomes
 from atra_pipeline.core.storage.database import PartitionWindow, prepare
+from atra_pipeline.core.storage.parquet import ParquetStore
 from atra_pipeline.defs.common.resources import AtraDuckDB
 from atra_pipeline_tests.support.dagster_cli import materialize_all
 from atra_pipeline_tests.support.models import register_random_model

@@ -6,9 +6,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate
 from atra_pipeline.core.models.registry import ModelRecord, decide, load_model, register_candidate
 from atra_pipeline.core.models.spec import ModelSpec
+from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate
 
 DEFAULT_UNIVERSE = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.raw.binance_capture import read_binance_capture
 from atra_pipeline.core.features.build import FEATURES_STAGE, KEY_COLUMNS, build_features, ensure_features_table
 from atra_pipeline.core.features.registry import cross_asset_peers, feature_columns
-from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.labels.partition import LABEL_COLUMNS, LabelSettings, label_partition
+from atra_pipeline.core.raw.binance_capture import read_binance_capture
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
+from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.strategy.rules import StrategySettings
 
 

@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from atra_pipeline.core.strategy.fills import walk_book
 from atra_pipeline.core.raw.schema import N_LEVELS
-from atra_pipeline.core.strategy.sizing import kelly_fraction
+from atra_pipeline.core.strategy.fills import walk_book
 from atra_pipeline.core.strategy.rules import POSITION_OPEN, REASONS, TAKEN, StrategySettings, entry_decision
+from atra_pipeline.core.strategy.sizing import kelly_fraction
 
 NS_PER_8H = 8 * 3600 * 10**9
 # The decision record, shared with the live tables (live_decisions).

@@ -15,13 +15,13 @@ import pandas as pd
 
 from atra_pipeline.core.backtest import metrics
 from atra_pipeline.core.backtest.engine import BacktestSettings, equity_curve, run_backtest, trade_returns
-from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.models.training import TrainingSet, training_frame
-from atra_pipeline.core.models.registry import ModelRecord
 from atra_pipeline.core.backtest.montecarlo import monte_carlo
+from atra_pipeline.core.errors import DataError
+from atra_pipeline.core.models.registry import ModelRecord
+from atra_pipeline.core.models.training import TrainingSet, training_frame
 from atra_pipeline.core.raw.schema import N_LEVELS
-from atra_pipeline.core.storage.sql import bind, load_sql
 from atra_pipeline.core.storage.database import transaction
+from atra_pipeline.core.storage.sql import bind, load_sql
 
 STRESS = {
     "base": "the settings as given",

@@ -28,9 +28,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from atra_pipeline.core.strategy.fills import CostSettings, walk_book
 from atra_pipeline.core.settings import exchange_credentials
 from atra_pipeline.core.storage.database import transaction
+from atra_pipeline.core.strategy.fills import CostSettings, walk_book
 
 LEVELS = 10
 

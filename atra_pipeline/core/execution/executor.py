@@ -30,14 +30,35 @@ import pandas as pd
 
 from atra_pipeline.core.backtest.engine import DECISION_COLUMNS as BACKTEST_DECISION_COLUMNS
 from atra_pipeline.core.execution.brokers import (
-    Broker, Order, RiskLimits, SendState, book_levels, client_order_id, kill_switch_tripped, latest_book,
-    marked_pnl_today, mid_of, risk_event, send_order,
+    Broker,
+    Order,
+    RiskLimits,
+    SendState,
+    book_levels,
+    client_order_id,
+    kill_switch_tripped,
+    latest_book,
+    marked_pnl_today,
+    mid_of,
+    risk_event,
+    send_order,
 )
 from atra_pipeline.core.models.registry import ModelRecord
 from atra_pipeline.core.storage.database import transaction
 from atra_pipeline.core.strategy.rules import (
-    EXIT_REASONS, KILL_SWITCH, NO_BOOK, NO_EVENT, NO_EXIT, NO_SIDE, NO_TARGET, POSITION_OPEN, REASONS, TAKEN, barriers,
-    entry_decision, first_exit,
+    EXIT_REASONS,
+    KILL_SWITCH,
+    NO_BOOK,
+    NO_EVENT,
+    NO_EXIT,
+    NO_SIDE,
+    NO_TARGET,
+    POSITION_OPEN,
+    REASONS,
+    TAKEN,
+    barriers,
+    entry_decision,
+    first_exit,
 )
 
 # the backtest's decision record (core/backtest/engine.py), with the model, the broker and when it was made

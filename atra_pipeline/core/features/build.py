@@ -16,17 +16,17 @@ import pandas as pd
 from atra_pipeline.core.features.registry import (
     BASE_FAMILIES,
     CLOCK_FAMILIES,
-    MAX_BOOK_AGE_S,
     DECISION_STEP_S,
     DERIVED_FAMILIES,
     FAMILIES,
     FEATURES,
+    MAX_BOOK_AGE_S,
     derived_span_s,
     feature_columns,
     max_lookback_s,
 )
-from atra_pipeline.core.storage.sql import bind, load_sql, run_script
 from atra_pipeline.core.storage.database import PartitionWindow
+from atra_pipeline.core.storage.sql import bind, load_sql, run_script
 
 FEATURES_STAGE = "fx_features"
 KEY_COLUMNS = ["ts", "symbol"]

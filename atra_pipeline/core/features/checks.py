@@ -13,7 +13,11 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.features.registry import (
-    CLOCK_FAMILIES, DECISION_STEP_S, FEATURES, MAX_BOOK_AGE_S, MIN_ROWS_JUDGED_CONSTANT,
+    CLOCK_FAMILIES,
+    DECISION_STEP_S,
+    FEATURES,
+    MAX_BOOK_AGE_S,
+    MIN_ROWS_JUDGED_CONSTANT,
 )
 
 

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import asdict, replace
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from atra_pipeline.core.models.threads import lightgbm_threads
 from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, train_candidate
 from atra_pipeline.core.storage.database import transaction
-from atra_pipeline.core.models.threads import lightgbm_threads
 
 MIN_EVENTS_PER_BLOCK = 2
 

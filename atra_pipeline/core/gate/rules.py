@@ -16,7 +16,6 @@ import pandas as pd
 from atra_pipeline.core.backtest.metrics import CSCV_FREQ, PERIODS_PER_YEAR
 from atra_pipeline.core.models.registry import ModelRecord
 
-
 MAX_PROBABILITY_OF_LOSS = 0.05
 """``selection_not_overfit``'s second way to pass: among trials equally good PBO is about 1/2
 whatever their skill (measured: strong-signal studies at PBO 0.35 to 0.82), so a selection whose

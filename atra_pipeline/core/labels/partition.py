@@ -26,8 +26,8 @@ from atra_pipeline.core.labels.methods import (
     meta_labels,
     sample_weights,
 )
-from atra_pipeline.core.storage.sql import bind, load_sql
 from atra_pipeline.core.storage.database import PartitionWindow
+from atra_pipeline.core.storage.sql import bind, load_sql
 
 LABEL_COLUMNS = ["ts", "symbol", "side", "t1", "ret", "label", "outcome", "barrier", "target", "uniqueness", "weight"]
 

@@ -11,7 +11,6 @@ import logging
 import sys
 
 import duckdb
-import pandas as pd
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.backtest.runs import BacktestRun, backtest_model
-from atra_pipeline.core.models.registry import ModelRecord
 from atra_pipeline.core.live.replay import BROKER, live_trades, replay, time_of_day
+from atra_pipeline.core.models.registry import ModelRecord
 
 KEY = ["decision_ts", "symbol"]
 PRICE_RTOL = 1e-9

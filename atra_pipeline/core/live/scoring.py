@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.features.build import FEATURES_STAGE, build_features
-from atra_pipeline.core.labels.partition import event_filter, mid_path
 from atra_pipeline.core.labels.methods import flow_momentum_side
+from atra_pipeline.core.labels.partition import event_filter, mid_path
 from atra_pipeline.core.models.registry import ModelRecord
 from atra_pipeline.core.models.spec import SpecError
-from atra_pipeline.core.storage.sql import load_sql, run_script
 from atra_pipeline.core.storage.database import PartitionWindow
+from atra_pipeline.core.storage.sql import load_sql, run_script
 
 SIGNAL_COLUMNS = ["decision_ts", "symbol", "model_id", "event", "side", "probability", "barrier_width", "mid",
                   "data_ts", "created_at"]

@@ -18,11 +18,11 @@ import lightgbm as lgb
 import pandas as pd
 
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.models.training import TrainingResult, TrainingSettings
 from atra_pipeline.core.models.spec import ModelSpec, SpecError
-from atra_pipeline.core.storage.paths import PROJECT_ROOT
+from atra_pipeline.core.models.training import TrainingResult, TrainingSettings
 from atra_pipeline.core.settings import get
 from atra_pipeline.core.storage.database import transaction
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
 
 OOF_COLUMNS = ["model_id", "ts", "symbol", "fold", "probability", "label", "weight", "ret"]
 

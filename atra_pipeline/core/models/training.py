@@ -29,12 +29,12 @@ import optuna
 import pandas as pd
 from scipy.stats import rankdata
 
-from atra_pipeline.core.models.cv import CombinatorialPurgedKFold, PurgedKFold, purged_train, walk_forward_splits
 from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.labels.methods import average_uniqueness
-from atra_pipeline.core.storage.sql import bind, load_sql
+from atra_pipeline.core.models.cv import CombinatorialPurgedKFold, PurgedKFold, purged_train, walk_forward_splits
 from atra_pipeline.core.models.threads import lightgbm_threads
 from atra_pipeline.core.models.walk_forward import plan_walk_forward, walk_forward_predict
+from atra_pipeline.core.storage.sql import bind, load_sql
 
 CvKind = Literal["purged_kfold", "cpcv", "walk_forward"]
 EPS = 1e-15

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.storage.sql import literal_symbol, load_sql, quote_identifier
 from atra_pipeline.core.storage.database import PartitionWindow
+from atra_pipeline.core.storage.sql import literal_symbol, load_sql, quote_identifier
 
 # The only Great Expectations expectation the suites use: a distribution rule. Row-wise
 # expectations (not null, between, unique, in set, column lists, row counts) are the SQL rules'.

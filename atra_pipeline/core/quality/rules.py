@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from atra_pipeline.core.storage.database import PartitionWindow, record_partition_rows
 from atra_pipeline.core.storage.parquet import CHECK_LOG
 from atra_pipeline.core.storage.sql import bind, literal_symbol, load_sql
-from atra_pipeline.core.storage.database import PartitionWindow, record_partition_rows
 
 SAMPLE_ROWS = 10
 

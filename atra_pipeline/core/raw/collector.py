@@ -151,7 +151,7 @@ class Collector:
                 return await asyncio.wait_for(fn(), timeout=s.timeout_s)
             except FATAL:
                 raise
-            except (ccxt.NetworkError, asyncio.TimeoutError) as error:
+            except (TimeoutError, ccxt.NetworkError) as error:
                 self.stats.errors[type(error).__name__] += 1
                 if attempt == s.retries:
                     self.stats.failed_calls += 1
@@ -168,14 +168,14 @@ class Collector:
 
             try:
                 book = await self._call(fetch_book)
-            except (ccxt.NetworkError, asyncio.TimeoutError):
+            except (TimeoutError, ccxt.NetworkError):
                 return [], []  # given up for this tick; the next tick polls again
             trades = []
             if self.settings.trades:
                 params = {"fromId": last_ids[symbol] + 1} if symbol in last_ids else {}
                 try:
                     got = await self._call(lambda: self.exchange.fetch_trades(market, limit=1000, params=params))
-                except (ccxt.NetworkError, asyncio.TimeoutError):
+                except (TimeoutError, ccxt.NetworkError):
                     got = []  # the next poll asks from the same id again: nothing is lost
                 trades = trade_rows([t for t in got if int(t["id"]) > last_ids.get(symbol, -1)], symbol, ex_name)
                 if trades:

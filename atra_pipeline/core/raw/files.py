@@ -31,9 +31,9 @@ import duckdb
 
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.raw.schema import L2_COLUMNS, L2_LEVEL_COLUMNS, N_LEVELS, TRADE_COLUMNS
-from atra_pipeline.core.storage.sql import load_sql, quote_identifier
-from atra_pipeline.core.storage.database import PartitionWindow
 from atra_pipeline.core.raw.textio import is_gzip, open_text
+from atra_pipeline.core.storage.database import PartitionWindow
+from atra_pipeline.core.storage.sql import load_sql, quote_identifier
 
 FileFormat = Literal["atra", "tardis"]
 BOOK_STAGE = "stage_l2"

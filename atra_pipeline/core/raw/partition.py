@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import duckdb
 
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.storage.partition_settings import partition_settings, record_partition_settings
 from atra_pipeline.core.quality.rules import CheckOutcome, record_check_outcomes, run_rules
-from atra_pipeline.core.raw.sources import SourceSpec, record_book_state, stage_partition
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
+from atra_pipeline.core.raw.sources import SourceSpec, record_book_state, stage_partition
 from atra_pipeline.core.storage.database import PartitionWindow, refuse_rows_outside, replace_partitions
+from atra_pipeline.core.storage.partition_settings import partition_settings, record_partition_settings
 
 RAW_TABLES = {"raw_l2_snapshots": L2_COLUMNS, "raw_trades": TRADE_COLUMNS}
 # The asset whose partition settings hold the partition's source (one record for both tables).

@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.raw import files
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.storage.parquet import BOOK_STATE_LOG
+from atra_pipeline.core.raw import files
 from atra_pipeline.core.storage.database import PARTITION_FILTER, PartitionWindow, record_partition_rows
+from atra_pipeline.core.storage.parquet import BOOK_STATE_LOG
 
 if TYPE_CHECKING:
     from atra_pipeline.core.raw.binance_capture import BookState

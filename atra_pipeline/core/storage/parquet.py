@@ -36,7 +36,6 @@ from fsspec.implementations.local import LocalFileSystem
 
 from atra_pipeline.core.storage.database import PartitionWindow, _identifier, refuse_rows_outside
 
-
 PARTITIONED_TABLES = ("raw_l2_snapshots", "raw_trades", "features", "labels")
 # What the partition steps record besides their rows: each asset's check outcomes of the
 # partition (read by the gate), one file per asset, ``<asset>.parquet``.

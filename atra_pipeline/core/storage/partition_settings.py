@@ -9,8 +9,8 @@ import json
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.storage.parquet import SETTINGS_LOG
 from atra_pipeline.core.storage.database import PartitionWindow, record_partition_rows
+from atra_pipeline.core.storage.parquet import SETTINGS_LOG
 
 
 def record_partition_settings(conn: duckdb.DuckDBPyConnection, asset: str, window: PartitionWindow,

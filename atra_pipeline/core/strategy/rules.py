@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from atra_pipeline.core.strategy.fills import CostSettings, round_trip_cost, round_trip_prices
 from atra_pipeline.core.labels.methods import BARRIERS, touch
+from atra_pipeline.core.strategy.fills import CostSettings, round_trip_cost, round_trip_prices
 from atra_pipeline.core.strategy.sizing import SizingSettings, notional_for
 
 # Why a decision did not trade; "" when it did. Shared by the backtest's and the live decision records.

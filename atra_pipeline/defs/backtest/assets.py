@@ -6,17 +6,23 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.backtest.engine import BacktestSettings
+from atra_pipeline.core.backtest.report import CHARTS, render_report, report_complete, report_path
 from atra_pipeline.core.backtest.runs import (
-    backtest_model, ledger_audit, read_run, risk_report_figures, settings_for, statistics_basis, write_risk_metrics,
+    backtest_model,
+    ledger_audit,
+    read_run,
+    risk_report_figures,
+    settings_for,
+    statistics_basis,
+    write_risk_metrics,
     write_run,
 )
 from atra_pipeline.core.models.registry import load_model
-from atra_pipeline.core.backtest.report import CHARTS, render_report, report_complete, report_path
 from atra_pipeline.defs.common.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.common.config import SettingsConfig, settings_config
+from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.raw.assets import RAW_L2
-from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
 
 NO_MODEL = "no model in the registry: materialise model_candidate first"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from atra_pipeline.core.features.checks import FEATURE_CHECKS, FeatureCheckOutcome
 from atra_pipeline.core.quality.blocking import describe, failed_blocking_checks
 from atra_pipeline.core.quality.expectations import DistributionOutcome
-from atra_pipeline.core.features.checks import FEATURE_CHECKS, FeatureCheckOutcome
 from atra_pipeline.core.quality.rules import CheckOutcome, checks_for
 
 

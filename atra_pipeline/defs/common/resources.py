@@ -12,12 +12,12 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from atra_pipeline.core.storage.parquet import attach_store
-from atra_pipeline.core.storage.paths import duckdb_path
 from atra_pipeline.core.quality.rules import plausibility_params
 from atra_pipeline.core.raw.sources import SourceSpec
 from atra_pipeline.core.settings import get
 from atra_pipeline.core.storage.database import prepare
+from atra_pipeline.core.storage.parquet import attach_store
+from atra_pipeline.core.storage.paths import duckdb_path
 
 # Every step that opens the database is in this pool; the instance limits it to 1 (DuckDB
 # allows one writing process per file).

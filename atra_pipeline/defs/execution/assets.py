@@ -6,14 +6,15 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.execution.brokers import CcxtBroker, PaperBroker, RiskLimits, limit_audit, reconcile
-from atra_pipeline.core.strategy.fills import CostSettings
-from atra_pipeline.core.live.scoring import latest_signals
-from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.execution.executor import trade_step
 from atra_pipeline.core.live.observability import live_logger
+from atra_pipeline.core.live.scoring import latest_signals
+from atra_pipeline.core.models.registry import latest, load_model
+from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.defs.common.checks import audit_result, markdown_table
 from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
+
 
 class _Broker(SettingsConfig):
     broker: Literal["paper", "ccxt"] = "paper"

@@ -4,19 +4,36 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.features.build import (
-    FEATURES_STAGE, KEY_COLUMNS, data_start, decision_times, ensure_features_table, keep_decisions,
-    lookahead_mismatches, missing_peers, stale_decisions,
+    FEATURES_STAGE,
+    KEY_COLUMNS,
+    data_start,
+    decision_times,
+    ensure_features_table,
+    keep_decisions,
+    lookahead_mismatches,
+    missing_peers,
+    stale_decisions,
 )
 from atra_pipeline.core.features.checks import FeatureSettings, book_fresh_outcome, check_features, lookahead_outcome
 from atra_pipeline.core.features.registry import FEATURES, cross_asset_peers, feature_columns
-from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.core.quality.rules import record_check_outcomes
 from atra_pipeline.core.storage.database import replace_partition
-from atra_pipeline.defs.common.checks import feature_check_result, feature_check_specs, markdown_table, refuse_failed_upstream
+from atra_pipeline.core.storage.partition_settings import record_partition_settings
+from atra_pipeline.defs.common.checks import (
+    feature_check_result,
+    feature_check_specs,
+    markdown_table,
+    refuse_failed_upstream,
+)
 from atra_pipeline.defs.common.config import settings_config
-from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES
-from atra_pipeline.defs.common.partitions import market_partitions, partition_window, reference_symbol, symbol_partitions
+from atra_pipeline.defs.common.partitions import (
+    market_partitions,
+    partition_window,
+    reference_symbol,
+    symbol_partitions,
+)
 from atra_pipeline.defs.common.resources import PARTITION_POOL, AtraDuckDB, RawSourceResource
+from atra_pipeline.defs.raw.assets import RAW_L2, RAW_TRADES
 
 # This date and the previous one (windows reach over midnight); the previous may not exist (first day).
 _SAME_AND_PREVIOUS_DATE = dg.DimensionPartitionMapping(

@@ -4,17 +4,21 @@ import dagster as dg
 import pandas as pd
 
 from atra_pipeline.core.labels.partition import LABEL_COLUMNS, LabelSettings, label_partition
-from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.core.quality.rules import record_check_outcomes, run_asset_checks
 from atra_pipeline.core.storage.database import read_partition, replace_partition
+from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.defs.common.checks import (
-    check_result, checks_summary_markdown, markdown_table, refuse_failed_upstream, sql_check_specs,
+    check_result,
+    checks_summary_markdown,
+    markdown_table,
+    refuse_failed_upstream,
+    sql_check_specs,
 )
 from atra_pipeline.defs.common.config import settings_config
-from atra_pipeline.defs.features.assets import features
-from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.defs.common.partitions import market_partitions, partition_window
 from atra_pipeline.defs.common.resources import PARTITION_POOL, AtraDuckDB
+from atra_pipeline.defs.features.assets import features
+from atra_pipeline.defs.raw.assets import RAW_L2
 
 # The symbol's book of the previous date (volatility and CUSUM warm-up), this date and the next
 # one (a barrier path runs up to max_holding past midnight); the next date may not exist yet.

@@ -3,10 +3,10 @@
 import dagster as dg
 import pandas as pd
 
+from atra_pipeline.core.live.observability import live_logger
 from atra_pipeline.core.live.scoring import latest_decision_time, score, write_signals
 from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.models.spec import SpecError
-from atra_pipeline.core.live.observability import live_logger
 from atra_pipeline.defs.common.checks import markdown_table, registered_model
 from atra_pipeline.defs.common.config import AtraConfig
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB

@@ -3,8 +3,8 @@ a trade tick whenever open positions have new snapshots to judge, and alert on f
 
 import dagster as dg
 
-from atra_pipeline.core.live.scoring import latest_decision_time
 from atra_pipeline.core.execution.executor import newest_unjudged_snapshot
+from atra_pipeline.core.live.scoring import latest_decision_time
 from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.models.spec import SpecError
 from atra_pipeline.defs.common.resources import AtraDuckDB

@@ -5,20 +5,26 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from atra_pipeline.core.quality.blocking import describe, leave_out_failed
-from atra_pipeline.core.models.cv import leakage
 from atra_pipeline.core.features.registry import longest_lookback_s
-from atra_pipeline.core.models.training import TrainingSet, TrainingSettings, model_features, train_candidate, training_frame
+from atra_pipeline.core.gate.placebo import ensure_placebos
+from atra_pipeline.core.models.cv import leakage
 from atra_pipeline.core.models.registry import load_model, oof_audit, register_candidate
 from atra_pipeline.core.models.spec import SpecError, spec_for_partitions
-from atra_pipeline.core.gate.placebo import ensure_placebos
+from atra_pipeline.core.models.training import (
+    TrainingSet,
+    TrainingSettings,
+    model_features,
+    train_candidate,
+    training_frame,
+)
+from atra_pipeline.core.quality.blocking import describe, leave_out_failed
 from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.defs.common.checks import audit_result, markdown_table, registered_model
 from atra_pipeline.defs.common.config import SettingsConfig, settings_config
-from atra_pipeline.defs.features.assets import features
-from atra_pipeline.defs.labels.assets import labels
 from atra_pipeline.defs.common.partitions import symbol_partitions
 from atra_pipeline.defs.common.resources import DUCKDB_POOL, AtraDuckDB
+from atra_pipeline.defs.features.assets import features
+from atra_pipeline.defs.labels.assets import labels
 
 StrategyConfig = settings_config(
     StrategySettings, name="StrategyConfig",

@@ -5,9 +5,9 @@ import dagster as dg
 
 from atra_pipeline.core.quality.expectations import BOOK_HISTORY, judge_book_history
 from atra_pipeline.defs.common.checks import distribution_result
-from atra_pipeline.defs.raw.assets import RAW_L2
 from atra_pipeline.defs.common.partitions import partition_window
 from atra_pipeline.defs.common.resources import PARTITION_POOL, AtraDuckDB
+from atra_pipeline.defs.raw.assets import RAW_L2
 
 
 @dg.asset_check(asset=RAW_L2, name=BOOK_HISTORY.check, blocking=False, pool=PARTITION_POOL,

@@ -5,7 +5,11 @@ import asyncio
 import dagster as dg
 
 from atra_pipeline.core.raw.collector import (
-    EXCHANGE_TIMEOUT_MS, CollectedStore, Collector, CollectorSettings, async_exchange,
+    EXCHANGE_TIMEOUT_MS,
+    CollectedStore,
+    Collector,
+    CollectorSettings,
+    async_exchange,
 )
 from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.common.resources import AtraDuckDB

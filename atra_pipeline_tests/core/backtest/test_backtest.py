@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atra_pipeline.core.backtest.engine import BacktestSettings, equity_curve, run_backtest
-from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.backtest.metrics import trade_summary
 from atra_pipeline.core.backtest.montecarlo import bootstrap_paths, monte_carlo
 from atra_pipeline.core.backtest.report import CHARTS, render_report
-from atra_pipeline.core.strategy.sizing import SizingSettings
+from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.strategy.rules import StrategySettings
+from atra_pipeline.core.strategy.sizing import SizingSettings
 from atra_pipeline_tests.core.backtest.backtest_reference import reference_backtest
 
 T0 = pd.Timestamp("2024-08-08")

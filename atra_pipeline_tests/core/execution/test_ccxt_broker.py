@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.execution.brokers import (
-    CcxtBroker, Order, RiskLimits, SendState, VenueLimits, client_order_id, send_order,
+    CcxtBroker,
+    Order,
+    RiskLimits,
+    SendState,
+    VenueLimits,
+    client_order_id,
+    send_order,
 )
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline_tests.conftest import make_book

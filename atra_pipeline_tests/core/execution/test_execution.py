@@ -13,8 +13,17 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.execution.brokers import (
-    BrokerError, Order, PaperBroker, RiskLimits, SendState, VenueLimits, client_order_id, ledger_positions,
-    marked_pnl_today, reconcile, send_order,
+    BrokerError,
+    Order,
+    PaperBroker,
+    RiskLimits,
+    SendState,
+    VenueLimits,
+    client_order_id,
+    ledger_positions,
+    marked_pnl_today,
+    reconcile,
+    send_order,
 )
 from atra_pipeline.core.strategy.fills import walk_book
 from atra_pipeline_tests.conftest import make_book

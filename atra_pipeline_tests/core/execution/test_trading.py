@@ -10,13 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker, RiskLimits, kill_switch_tripped, reset_kill_switch
-from atra_pipeline.core.strategy.fills import round_trip_cost
+from atra_pipeline.core.execution.brokers import (
+    BrokerError,
+    PaperBroker,
+    RiskLimits,
+    kill_switch_tripped,
+    reset_kill_switch,
+)
+from atra_pipeline.core.execution.executor import trade_step
 from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.raw.schema import L2_COLUMNS, N_LEVELS
-from atra_pipeline.core.strategy.sizing import SizingSettings
+from atra_pipeline.core.strategy.fills import round_trip_cost
 from atra_pipeline.core.strategy.rules import StrategySettings, expected_edge
-from atra_pipeline.core.execution.executor import trade_step
+from atra_pipeline.core.strategy.sizing import SizingSettings
 from atra_pipeline_tests.support.models import register_random_model
 
 T0 = pd.Timestamp("2024-08-08 10:00:00")

@@ -6,10 +6,9 @@ import duckdb
 import pytest
 
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
 from atra_pipeline_tests.conftest import DAY
-
 
 ETH_PEERS = ["BTCUSDT"]  # ETHUSDT's cross-asset reference (registry.cross_asset_peers)
 

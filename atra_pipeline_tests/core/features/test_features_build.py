@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.storage import sql as sql_module
 from atra_pipeline.core.features import build as build_module
 from atra_pipeline.core.features.build import build_features, data_start, lookahead_mismatches
 from atra_pipeline.core.features.checks import check_features
 from atra_pipeline.core.features.registry import FAMILIES, FEATURES, MIN_ROWS_JUDGED_CONSTANT, feature_columns
 from atra_pipeline.core.raw.schema import L2_COLUMNS
-from atra_pipeline.core.storage.sql import load_sql
+from atra_pipeline.core.storage import sql as sql_module
 from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
-from atra_pipeline_tests.core.features.conftest import ETH_PEERS
+from atra_pipeline.core.storage.sql import load_sql
 from atra_pipeline_tests.conftest import DAY, make_book
+from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 
 H10 = sum(1 / m for m in range(1, 11))
 

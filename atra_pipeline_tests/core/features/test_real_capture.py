@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.raw.binance_capture import read_binance_capture
 from atra_pipeline.core.features.build import build_features, lookahead_mismatches
 from atra_pipeline.core.features.registry import FEATURES
+from atra_pipeline.core.raw.binance_capture import read_binance_capture
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
 

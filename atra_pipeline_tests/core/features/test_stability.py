@@ -14,8 +14,8 @@ from atra_pipeline.core.features.checks import check_features, warmup_mask
 from atra_pipeline.core.features.registry import FEATURES, feature_columns
 from atra_pipeline.core.raw.schema import L2_COLUMNS
 from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
-from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 from atra_pipeline_tests.conftest import DAY, make_book
+from atra_pipeline_tests.core.features.conftest import ETH_PEERS
 
 STABILITY = feature_columns("stability")
 ONE, THREE = 1e4 * 0.01 / 100.0, 1e4 * 0.03 / 100.0  # spread in bps: 1 and 3 ticks around mid 100

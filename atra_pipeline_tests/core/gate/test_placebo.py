@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.models.training import TrainingSettings, roc_auc
 from atra_pipeline.core.gate.placebo import block_permuted, ensure_placebos, placebo_keys
+from atra_pipeline.core.models.training import TrainingSettings, roc_auc
 from atra_pipeline_tests.core.models.test_model import synthetic_events
 
 

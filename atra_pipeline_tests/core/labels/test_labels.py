@@ -15,8 +15,8 @@ from atra_pipeline.core.labels.methods import (
     average_uniqueness,
     cusum_events,
     daily_volatility,
-    meta_labels,
     flow_momentum_side,
+    meta_labels,
     sample_weights,
     triple_barrier_labels,
 )

@@ -13,15 +13,15 @@ import pytest
 
 from atra_pipeline.core.features.build import FEATURES_STAGE, build_features
 from atra_pipeline.core.features.registry import feature_columns
-from atra_pipeline.core.labels.partition import event_filter, mid_path
 from atra_pipeline.core.labels.methods import flow_momentum_side
+from atra_pipeline.core.labels.partition import event_filter, mid_path
 from atra_pipeline.core.live.scoring import latest_decision_time, live_view, score, write_signals
-from atra_pipeline.core.strategy.fills import CostSettings
 from atra_pipeline.core.models.spec import ModelSpec, SpecError
-from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
+from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline_tests.support.models import register_random_model
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]

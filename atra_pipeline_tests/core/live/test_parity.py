@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.live.parity import backtest_and_replay, compare
 from atra_pipeline.core.live.replay import replay
+from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.raw.synthetic import generate_market_day
 from atra_pipeline_tests.support.models import register_random_model
 from atra_pipeline_tests.support.stored_day import REAL_SPEC, store_capture, store_raw, store_research

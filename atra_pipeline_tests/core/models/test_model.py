@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.models.cv import leakage
+from atra_pipeline.core.backtest.metrics import probability_of_backtest_overfitting
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.labels.partition import LabelSettings
-from atra_pipeline.core.backtest.metrics import probability_of_backtest_overfitting
+from atra_pipeline.core.models.cv import leakage
+from atra_pipeline.core.models.registry import decide, latest, load_model, register_candidate
+from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.models.training import (
     TrainingSet,
     TrainingSettings,
@@ -26,8 +28,6 @@ from atra_pipeline.core.models.training import (
     study_name,
     train_candidate,
 )
-from atra_pipeline.core.models.registry import decide, latest, load_model, register_candidate
-from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.strategy.rules import StrategySettings
 
 T0 = pd.Timestamp("2024-08-01")

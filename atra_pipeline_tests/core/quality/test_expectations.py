@@ -12,11 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from atra_pipeline.core.features.build import ensure_features_table
 from atra_pipeline.core.quality import expectations
 from atra_pipeline.core.quality.expectations import (
-    BOOK_HISTORY, FEATURE_DRIFT, book_minutes, judge, judge_book_history, judge_feature_drift, quantile_bands,
+    BOOK_HISTORY,
+    FEATURE_DRIFT,
+    book_minutes,
+    judge,
+    judge_book_history,
+    judge_feature_drift,
+    quantile_bands,
 )
-from atra_pipeline.core.features.build import ensure_features_table
 from atra_pipeline.core.raw.schema import L2_COLUMNS
 from atra_pipeline.core.storage.database import PartitionWindow, prepare
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from atra_pipeline.core.quality.rules import SQL_CHECKS, checks_for, run_asset_checks
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.sql import load_sql
 from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.storage.sql import load_sql
 from atra_pipeline_tests.conftest import DAY, make_book, make_trades
 
 BAD_ROW = 17

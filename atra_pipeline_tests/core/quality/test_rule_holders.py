@@ -3,8 +3,8 @@ says what it holds (HOLDERS), and the suites hold only distributions no other ru
 
 from __future__ import annotations
 
-from atra_pipeline.core.quality.expectations import BOOK_COLUMNS, EXPECTATION, GE_SUITES, HOLDERS
 from atra_pipeline.core.features.checks import FEATURE_CHECKS
+from atra_pipeline.core.quality.expectations import BOOK_COLUMNS, EXPECTATION, GE_SUITES, HOLDERS
 from atra_pipeline.core.quality.rules import SQL_CHECKS
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
 

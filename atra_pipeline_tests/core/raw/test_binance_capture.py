@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atra_pipeline.core.raw.binance_capture import CaptureResult, read_binance_capture
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
+from atra_pipeline.core.raw.binance_capture import CaptureResult, read_binance_capture
 from atra_pipeline.core.raw.order_book import OrderBook
 from atra_pipeline.core.raw.schema import L2_COLUMNS, N_LEVELS, TRADE_COLUMNS
+from atra_pipeline.core.storage.paths import SHARED_DATA_DIR
 
 DAY = 1_723_075_200_000  # 2024-08-08 00:00:00 UTC in ms: every hand-built E below is DAY + offset
 LAG_NS = -1_273_000_000  # local receive clock behind E, as in the real capture
@@ -405,7 +405,7 @@ def replay_day(symbol: str, day: str, interval_ms: int = 1000) -> CaptureResult:
                                 end=MIDNIGHT + pd.Timedelta(days=1))
 
 
-@lru_cache(maxsize=None)
+@cache
 def independent_ticks(symbol: str):
     """Straight from the files: (E, u) of each depth update and the bookTicker stream."""
     depth_e, depth_u, ticks = [], [], []

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.raw.binance_capture import (
     COINM_CONTRACT_SIZE_USD,
     DEFAULT_EXCHANGE,
@@ -29,7 +30,6 @@ from atra_pipeline.core.raw.binance_capture import (
     contracts_to_base,
     read_binance_capture,
 )
-from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.raw.sources import SourceSpec, stage_partition
 from atra_pipeline.core.storage.database import PartitionWindow
 

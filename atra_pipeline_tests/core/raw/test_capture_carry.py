@@ -16,13 +16,13 @@ import duckdb
 import pandas as pd
 import pytest
 
+from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.raw import binance_capture
 from atra_pipeline.core.raw import sources as raw_sources
 from atra_pipeline.core.raw.binance_capture import BookState, read_binance_capture
-from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.storage.parquet import attach_store
 from atra_pipeline.core.raw.partition import PartitionRefused, stage_raw, write_raw
 from atra_pipeline.core.storage.database import PartitionWindow, prepare, read_partition
+from atra_pipeline.core.storage.parquet import attach_store
 from atra_pipeline.defs.common.resources import RawSourceResource
 
 MIDNIGHT_MS = 1_723_161_600_000  # 2024-08-09 00:00:00 UTC: every E below is an offset from it

@@ -7,9 +7,9 @@ import gzip
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.raw import files
 from atra_pipeline.core.errors import DataError
 from atra_pipeline.core.quality.rules import run_asset_checks
+from atra_pipeline.core.raw import files
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
 from atra_pipeline.core.storage.database import PartitionWindow, replace_partition
 from atra_pipeline_tests.conftest import make_book, make_trades

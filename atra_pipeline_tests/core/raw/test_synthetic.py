@@ -12,7 +12,6 @@ import functools
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,6 @@ from hypothesis import strategies as st
 
 from atra_pipeline.core.raw.market_stats import infer_tick, market_stats
 from atra_pipeline.core.raw.schema import L2_COLUMNS, N_LEVELS, TRADE_COLUMNS
-from atra_pipeline.core.storage.paths import PROJECT_ROOT
 from atra_pipeline.core.raw.synthetic import (
     EPOCH,
     SYMBOL_SPECS,
@@ -34,6 +32,7 @@ from atra_pipeline.core.raw.synthetic import (
     simulate_market_day,
     symbol_spec,
 )
+from atra_pipeline.core.storage.paths import PROJECT_ROOT
 
 DAY = dt.date(2024, 3, 1)
 SIGNAL_DAYS = [DAY + dt.timedelta(days=k) for k in range(4)]
@@ -43,7 +42,7 @@ BIDS_SZ = [f"bid_sz_{i}" for i in range(N_LEVELS)]
 ASKS_SZ = [f"ask_sz_{i}" for i in range(N_LEVELS)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sim(symbol: str, date: dt.date = DAY, seed: int = 7, interval_ms: int = 1000):
     return simulate_market_day(symbol, date, seed=seed, interval_ms=interval_ms)
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from atra_pipeline.core.features.build import build_features
-from atra_pipeline.core.storage.parquet import ParquetStore
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, prepare
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import PartitionWindow, prepare
+from atra_pipeline.core.storage.parquet import ParquetStore
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 DAY = "2024-08-08"

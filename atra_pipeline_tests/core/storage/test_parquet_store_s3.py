@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 
-from atra_pipeline.core.storage.parquet import STORE_TABLES, ParquetStore, attach_store, store_of
 from atra_pipeline.core.raw.schema import L2_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.storage.parquet import STORE_TABLES, ParquetStore, attach_store, store_of
 from atra_pipeline_tests.support.dagster_cli import materialize_all
 
 pytestmark = pytest.mark.slow  # an S3 server, writer processes and a `dagster asset materialize` process

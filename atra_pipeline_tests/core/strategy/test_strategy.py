@@ -10,12 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atra_pipeline.core.strategy.fills import CostSettings, round_trip_cost, walk_book
 from atra_pipeline.core.labels.methods import triple_barrier_labels
-from atra_pipeline.core.strategy.sizing import SizingSettings, kelly_fraction, notional_for
+from atra_pipeline.core.strategy.fills import CostSettings, round_trip_cost, walk_book
 from atra_pipeline.core.strategy.rules import (
-    EDGE_BELOW_MIN, EXIT_REASONS, NO_EXIT, TAKEN, StrategySettings, barriers, entry_decision, expected_edge, first_exit,
+    EDGE_BELOW_MIN,
+    EXIT_REASONS,
+    NO_EXIT,
+    TAKEN,
+    StrategySettings,
+    barriers,
+    entry_decision,
+    expected_edge,
+    first_exit,
 )
+from atra_pipeline.core.strategy.sizing import SizingSettings, kelly_fraction, notional_for
 
 NAN = float("nan")
 

@@ -14,7 +14,7 @@ from atra_pipeline.definitions import defs
 from atra_pipeline.defs.common.automation import conditions, with_conditions
 from atra_pipeline.defs.common.partitions import configured_symbols
 
-TODAY = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+TODAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 YESTERDAY = (TODAY - dt.timedelta(days=1)).strftime("%Y-%m-%d")
 SYMBOLS = configured_symbols()
 RAW = ("raw_l2_snapshots", "raw_trades")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-from atra_pipeline.core.quality.expectations import BOOK_HISTORY
 from atra_pipeline.core.features.build import ensure_features_table
+from atra_pipeline.core.quality.expectations import BOOK_HISTORY
 from atra_pipeline.core.storage.database import prepare
-from atra_pipeline.defs.features.drift import features_drift
 from atra_pipeline.defs.common.partitions import partition_key
 from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
+from atra_pipeline.defs.features.drift import features_drift
 from atra_pipeline_tests.conftest import make_book, make_trades
 from atra_pipeline_tests.core.quality.test_expectations import _features_day, _register
 from atra_pipeline_tests.support.materialize import check_results, materialize_raw

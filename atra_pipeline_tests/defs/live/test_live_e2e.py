@@ -13,23 +13,23 @@ import duckdb
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.raw.collector import CollectedStore, Collector, CollectorSettings, async_exchange
 from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker, RiskLimits, SendState, reconcile
-from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.execution.executor import trade_step
 from atra_pipeline.core.labels.partition import LabelSettings
 from atra_pipeline.core.models.registry import load_model
 from atra_pipeline.core.models.spec import ModelSpec
+from atra_pipeline.core.raw.collector import CollectedStore, Collector, CollectorSettings, async_exchange
 from atra_pipeline.core.raw.schema import L2_COLUMNS, TRADE_COLUMNS
-from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
-from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.core.raw.synthetic import generate_market_day
-from atra_pipeline.core.execution.executor import trade_step
+from atra_pipeline.core.storage.database import PartitionWindow, prepare, replace_partition
+from atra_pipeline.core.strategy.fills import CostSettings
+from atra_pipeline.core.strategy.rules import StrategySettings
 from atra_pipeline.defs import live
-from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
 from atra_pipeline.defs.common.resources import AtraDuckDB
+from atra_pipeline.defs.live.sensors import DECISION_TAG, live_sensor
 from atra_pipeline.testing.fake_binance import FakeBinance
-from atra_pipeline_tests.support.models import register_random_model
 from atra_pipeline_tests.support.materialize import check_results
+from atra_pipeline_tests.support.models import register_random_model
 
 pytestmark = pytest.mark.slow  # a replayed clock of seconds, the fake exchange, the collector and the live job
 

@@ -11,14 +11,13 @@ import pytest
 
 from atra_pipeline.core.live.scoring import score
 from atra_pipeline.core.models.registry import decide, load_model
-from atra_pipeline.core.storage.database import prepare
 from atra_pipeline.core.raw.synthetic import generate_market_day
+from atra_pipeline.core.storage.database import prepare
 from atra_pipeline.defs import live
-from atra_pipeline.defs.live.sensors import DECISION_TAG, exit_sensor, live_sensor
 from atra_pipeline.defs.common.resources import AtraDuckDB
+from atra_pipeline.defs.live.sensors import DECISION_TAG, exit_sensor, live_sensor
 from atra_pipeline_tests.core.live import test_live as core_live
 from atra_pipeline_tests.support.materialize import check_results
-
 
 pytestmark = pytest.mark.slow  # each test stores a research day and a model first
 

@@ -18,8 +18,8 @@ from atra_pipeline.core.features.registry import feature_columns
 from atra_pipeline.core.labels.partition import LABEL_COLUMNS, LabelSettings
 from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.models.spec import ModelSpec
-from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.core.storage.database import PartitionWindow, prepare
+from atra_pipeline.core.storage.partition_settings import record_partition_settings
 from atra_pipeline.defs import backtest, gate, models
 from atra_pipeline.defs.common.resources import AtraDuckDB
 from atra_pipeline_tests.support.materialize import check_results
