@@ -60,7 +60,8 @@ def settings_section() -> str:
     return _table(["variable", "default", "meaning"], rows)
 
 
-SECTIONS = {"settings": settings_section, "schema": schema_section, "checks": checks_section, "features": features_section, "gate": gate_section}
+SECTIONS = {"settings": settings_section, "schema": schema_section, "checks": checks_section,
+            "features": features_section, "gate": gate_section}
 
 
 def render(text: str) -> str:
@@ -68,7 +69,7 @@ def render(text: str) -> str:
         pattern = re.compile(rf"(<!-- BEGIN generated:{name} -->\n).*?(<!-- END generated:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README has no generated:{name} block")
-        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
     return text
 
 

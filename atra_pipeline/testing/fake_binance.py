@@ -8,7 +8,8 @@ breaking the LOT_SIZE or NOTIONAL filter with -1013, one the balance cannot pay 
 ``fetch_trades`` calls), ``/api/v3/ping``, ``/api/v3/time`` -- for a few symbols
 whose book moves a little on every request, and can be told to misbehave on the next requests:
 HTTP 429 (rate limit, with ``Retry-After``), 5xx, 401 (bad API key), a response slower than the
-client's timeout, or malformed JSON. It binds 127.0.0.1 only. Point ccxt at it with :func:`atra_pipeline.core.raw.venue.point_ccxt_at`.
+client's timeout, or malformed JSON. It binds 127.0.0.1 only. Point ccxt at it with
+:func:`atra_pipeline.core.raw.venue.point_ccxt_at`.
 
 Run: ``python -m atra_pipeline.testing.fake_binance --port 8765``.
 """
@@ -115,7 +116,8 @@ class FakeBinance:
             tick = float(SYMBOLS[symbol][3])
             bids = [[f"{mid - tick * (i + 1):.2f}", f"{(0.5 + 0.1 * ((self.step + i) % 7)) * self.bid_size_factor:.5f}"]
                     for i in range(limit)]
-            asks = [[f"{mid + tick * (i + 1):.2f}", f"{0.5 + 0.1 * ((self.step + 2 * i) % 5):.5f}"] for i in range(limit)]
+            asks = [[f"{mid + tick * (i + 1):.2f}", f"{0.5 + 0.1 * ((self.step + 2 * i) % 5):.5f}"]
+                    for i in range(limit)]
             # each book poll also prints a trade, so trades accumulate like a market's
             self.trade_id += 1
             self.trades[symbol].append({"id": self.trade_id, "price": f"{mid:.2f}", "qty": "0.01000",
@@ -155,12 +157,14 @@ class FakeBinance:
             self.balances["USDT"] -= sign * qty * price
             order_id = 100 + len(self.orders)
             now = int(time.time() * 1000)
-            order = {"symbol": symbol, "orderId": order_id, "orderListId": -1, "clientOrderId": q.get("newClientOrderId", f"x{order_id}"),
-                     "transactTime": now, "time": now, "updateTime": now, "price": "0.00000000", "origQty": f"{qty:.8f}",
+            order = {"symbol": symbol, "orderId": order_id, "orderListId": -1,
+                     "clientOrderId": q.get("newClientOrderId", f"x{order_id}"), "transactTime": now, "time": now,
+                     "updateTime": now, "price": "0.00000000", "origQty": f"{qty:.8f}",
                      "executedQty": f"{qty:.8f}", "cummulativeQuoteQty": f"{qty * price:.8f}", "status": "FILLED",
                      "timeInForce": "GTC", "type": "MARKET", "side": q["side"], "workingTime": now, "isWorking": True,
                      "selfTradePreventionMode": "EXPIRE_MAKER", "origQuoteOrderQty": "0.00000000",
-                     "fills": [{"price": f"{price:.2f}", "qty": f"{qty:.8f}", "commission": f"{qty * price * 0.001:.8f}",
+                     "fills": [{"price": f"{price:.2f}", "qty": f"{qty:.8f}",
+                                "commission": f"{qty * price * 0.001:.8f}",
                                 "commissionAsset": "USDT", "tradeId": self.trade_id}]}
             self.orders[order_id] = order
             return 200, order
@@ -176,7 +180,8 @@ class FakeBinance:
         with self.lock:
             return {"makerCommission": 10, "takerCommission": 10, "canTrade": True, "accountType": "SPOT",
                     "updateTime": int(time.time() * 1000), "permissions": ["SPOT"],
-                    "balances": [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"} for a, v in self.balances.items()]}
+                    "balances": [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"}
+                                 for a, v in self.balances.items()]}
 
     # -- HTTP ------------------------------------------------------------------------------------
 
@@ -206,7 +211,8 @@ class FakeBinance:
                 key = self.headers.get("X-MBX-APIKEY", "")
                 fake.seen_keys.append(key)
                 if fake.api_key is not None and key != fake.api_key:
-                    self._send(401, json.dumps({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}))
+                    self._send(401, json.dumps({"code": -2015,
+                                                "msg": "Invalid API-key, IP, or permissions for action."}))
                     return None
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
@@ -242,14 +248,16 @@ class FakeBinance:
                     with fake.lock:
                         fault = fake.faults.popleft() if fake.faults else None
                 if fault == "429":
-                    return self._send(429, json.dumps({"code": -1003, "msg": "Too many requests."}), {"Retry-After": "1"})
+                    return self._send(429, json.dumps({"code": -1003, "msg": "Too many requests."}),
+                                      {"Retry-After": "1"})
                 if fault in ("500", "503"):
                     return self._send(int(fault), "<html><body>Service Unavailable</body></html>")
                 if fault == "timeout":
                     time.sleep(fake.slow_s)
                     return self._send(504, json.dumps({"code": -1007, "msg": "Timeout waiting for response."}))
                 if fault == "401":
-                    return self._send(401, json.dumps({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}))
+                    return self._send(401, json.dumps({"code": -2015,
+                                                       "msg": "Invalid API-key, IP, or permissions for action."}))
                 if fault == "malformed":
                     return self._send(200, '{"lastUpdateId": 1, "bids": [["1.0", ')
                 symbol = query.get("symbol", "")

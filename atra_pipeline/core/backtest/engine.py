@@ -150,12 +150,13 @@ def _books(frame: pd.DataFrame, leg: str) -> list[np.ndarray]:
 
 def run_backtest(candidates: pd.DataFrame, settings: BacktestSettings = BacktestSettings(),
                  marks: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Simulate the rules above (positions due at the same time close in symbol order) on ``candidates`` (one row per event, from
-    ``sql/backtest/candidates.sql``: ts, symbol, side, probability, t1, target, barrier, ret,
-    entry_mid (the mid at the decision), exit_mid, entry_fill_ts, exit_fill_ts and the books
-    ``dec_*`` at the decision, ``entry_*`` and ``exit_*`` at the fills). ``marks``: each symbol's
-    mid at each decision time (index ts, one column per symbol), for the marked-to-market equity;
-    without it open positions are marked at their entry price.
+    """Simulate the rules above (positions due at the same time close in symbol order) on
+    ``candidates`` (one row per event, from ``sql/backtest/candidates.sql``: ts, symbol, side,
+    probability, t1, target, barrier, ret, entry_mid (the mid at the decision), exit_mid,
+    entry_fill_ts, exit_fill_ts and the books ``dec_*`` at the decision, ``entry_*`` and
+    ``exit_*`` at the fills). ``marks``: each symbol's mid at each decision time (index ts, one
+    column per symbol), for the marked-to-market equity; without it open positions are marked at
+    their entry price.
 
     Returns the decision records (columns :data:`DECISION_COLUMNS`), the trade ledger (taken
     decisions, :data:`TRADE_COLUMNS`, in exit order) and counts per reason."""

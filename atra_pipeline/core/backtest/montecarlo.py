@@ -40,5 +40,6 @@ def monte_carlo(trade_returns: np.ndarray, n_paths: int = 1000, block: int = 1, 
         **{f"final_return_p{p}": float(np.percentile(final, p)) for p in pct},
         **{f"max_drawdown_p{p}": float(np.percentile(drawdown, p)) for p in pct},
         "probability_of_ruin": float((drawdown <= -ruin_drawdown).mean()), "ruin_drawdown": ruin_drawdown,
-        "fan": pd.DataFrame(np.percentile(wealth, [5, 25, 50, 75, 95], axis=0).T, columns=["p5", "p25", "p50", "p75", "p95"]),
+        "fan": pd.DataFrame(np.percentile(wealth, [5, 25, 50, 75, 95], axis=0).T,
+                            columns=["p5", "p25", "p50", "p75", "p95"]),
     }

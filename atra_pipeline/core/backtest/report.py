@@ -56,7 +56,8 @@ def _trades(ledger: pd.DataFrame) -> str:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     r = trade_returns(ledger)
     if len(r):
-        left.hist(r.to_numpy(), bins=40 if np.ptp(r.to_numpy()) > 1e-9 else 1, color="tab:gray")  # equal returns: one bin
+        left.hist(r.to_numpy(), bins=40 if np.ptp(r.to_numpy()) > 1e-9 else 1,  # equal returns: one bin
+                  color="tab:gray")
     left.set_title("Trade returns (net, on equity)")
     if {"mae", "mfe"} <= set(ledger.columns):
         colour = np.where(ledger["net_pnl"] > 0, "tab:green", "tab:red")
@@ -82,7 +83,8 @@ def _fan(fan: pd.DataFrame) -> str:
 
 def _costs(ledger: pd.DataFrame) -> str:
     parts = {"gross P&L at mids": ledger["gross_pnl"].sum(), "slippage": -ledger["slippage_cost"].sum(),
-             "fees": -ledger["fee_cost"].sum(), "funding": -ledger["funding_cost"].sum(), "net": ledger["net_pnl"].sum()}
+             "fees": -ledger["fee_cost"].sum(), "funding": -ledger["funding_cost"].sum(),
+             "net": ledger["net_pnl"].sum()}
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.bar(list(parts), list(parts.values()), color=["tab:blue", "tab:orange", "tab:orange", "tab:orange", "tab:green"])
     ax.axhline(0, color="black", linewidth=0.8)

@@ -139,7 +139,8 @@ def backtest_model(conn: duckdb.DuckDBPyConnection, record: ModelRecord, setting
     if frame.empty:
         raise DataError(f"model {record.model_id}", "no labelled event with a prediction to backtest")
     marks = decision_marks(conn, frame)
-    days = (frame["ts"].min(), frame["exit_fill_ts"].max() if frame["exit_fill_ts"].notna().any() else frame["t1"].max())
+    days = (frame["ts"].min(),
+            frame["exit_fill_ts"].max() if frame["exit_fill_ts"].notna().any() else frame["t1"].max())
     decisions, ledger, report = run_backtest(frame, settings, marks)
     ledger = _excursions(conn, ledger)
     equity = equity_curve(ledger, settings.initial_equity, *days)
@@ -177,7 +178,8 @@ def write_run(conn: duckdb.DuckDBPyConnection, model_id: str, run: BacktestRun) 
     trades = run.ledger.assign(model_id=model_id)
     decisions = run.decisions.assign(model_id=model_id)
     equity = pd.DataFrame({"model_id": model_id, "day": run.equity.index.date, "equity": run.equity.to_numpy()})
-    stress = run.stress.drop(columns="description").melt(id_vars="scenario", var_name="metric").assign(model_id=model_id)
+    stress = run.stress.drop(columns="description").melt(id_vars="scenario", var_name="metric") \
+        .assign(model_id=model_id)
     with transaction(conn):
         for table, frame in (("backtest_decisions", decisions), ("backtest_trades", trades),
                              ("backtest_equity", equity), ("backtest_stress", stress)):

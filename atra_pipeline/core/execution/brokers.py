@@ -187,7 +187,8 @@ class PaperBroker:
         ts = max(pd.Timestamp(book["ts"]), arrives)
         fee = self.costs.taker_fee_bps * 1e-4 * order.qty * float(price)
         self.conn.execute("INSERT INTO paper_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          [self.name, order.client_order_id, ts, order.symbol, order.side, order.qty, float(price), fee])
+                          [self.name, order.client_order_id, ts, order.symbol, order.side, order.qty,
+                           float(price), fee])
         return Fill(order.client_order_id, ts, order.symbol, order.side, order.qty, float(price), fee, mid_of(book),
                     order.client_order_id)
 
@@ -207,7 +208,8 @@ class PaperBroker:
     def positions(self, at: pd.Timestamp | None = None) -> dict[str, float]:
         bound, args = ("AND ts <= ?", [self.name, at]) if at is not None else ("", [self.name])
         return {s: float(q) for s, q in self.conn.execute(
-            f"SELECT symbol, sum(side * qty) FROM paper_fills WHERE account = ? {bound} GROUP BY symbol", args).fetchall()}
+            f"SELECT symbol, sum(side * qty) FROM paper_fills WHERE account = ? {bound} GROUP BY symbol",
+            args).fetchall()}
 
     def equity(self, at: pd.Timestamp) -> float:
         """Starting equity plus the cash of the fills up to ``at`` (fees paid) plus the positions
@@ -410,7 +412,8 @@ class SendState:
             if reason.startswith((BROKER_REFUSED, BROKER_FAILED)):  # a rail's refusal is not the broker's failure
                 failures.append(created)
         state = cls(errors_in_row=len(failures))
-        cooling = failures and (pd.Timestamp(now) - pd.Timestamp(failures[0])).total_seconds() < limits.breaker_cooldown_s
+        cooling = failures and \
+            (pd.Timestamp(now) - pd.Timestamp(failures[0])).total_seconds() < limits.breaker_cooldown_s
         if len(failures) >= limits.max_consecutive_errors and cooling:
             state.halted = "circuit breaker"
         elif len(failures) >= limits.max_consecutive_errors:
@@ -487,8 +490,8 @@ def send_order(conn: duckdb.DuckDBPyConnection, broker: Broker, order: Order, ap
             fill = broker.lookup(order)
         except BrokerError as error:  # cannot tell yet: leave it pending, ask again next run
             state.errors_in_row += 1
-            risk_event(conn, "recovery", f"{order.client_order_id} pending, the broker cannot say: {error}", order.symbol,
-                       now, broker.name)
+            risk_event(conn, "recovery", f"{order.client_order_id} pending, the broker cannot say: {error}",
+                       order.symbol, now, broker.name)
             return "error", None
         if fill is not None:
             _settle(conn, order, "filled", "recovered: the broker had it", fill)
@@ -524,13 +527,14 @@ def send_order(conn: duckdb.DuckDBPyConnection, broker: Broker, order: Order, ap
     _settle(conn, order, status, message, None)
     risk_event(conn, "broker_" + status, message, order.symbol, now, broker.name)
     if state.errors_in_row >= limits.max_consecutive_errors:
-        risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker failures in a row: stopped sending", None, now,
-                   broker.name)
+        risk_event(conn, "circuit_breaker", f"{state.errors_in_row} broker failures in a row: stopped sending", None,
+                   now, broker.name)
         state.halted = "circuit breaker"
     return status, None
 
 
-def reconcile(conn: duckdb.DuckDBPyConnection, broker: Broker, tolerance: float = 1e-9) -> dict[str, tuple[float, float]]:
+def reconcile(conn: duckdb.DuckDBPyConnection, broker: Broker,
+              tolerance: float = 1e-9) -> dict[str, tuple[float, float]]:
     """Positions where the ledger and the broker disagree: ``{symbol: (ledger, broker)}``; empty = reconciled."""
     ours, theirs = ledger_positions(conn, broker.name), broker.positions()
     return {s: (ours.get(s, 0.0), theirs.get(s, 0.0)) for s in set(ours) | set(theirs)
@@ -541,8 +545,9 @@ def limit_audit(conn: duckdb.DuckDBPyConnection, broker: str, limits: RiskLimits
     """The largest filled entry order and the largest open position (at its last fill's mid) of
     ``broker``'s ledger against the limits; ``passed`` when neither breaks one (closing orders,
     exits and the kill switch's, excepted: closing is always allowed)."""
-    worst = conn.execute("SELECT coalesce(max(f.qty * f.price), 0) FROM fills AS f JOIN orders AS o USING (client_order_id) "
-                         "WHERE o.broker = ? AND o.purpose = 'entry'", [broker]).fetchall()[0][0]
+    worst = conn.execute("SELECT coalesce(max(f.qty * f.price), 0) FROM fills AS f "
+                         "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? AND o.purpose = 'entry'",
+                         [broker]).fetchall()[0][0]
     positions = conn.execute("SELECT sum(f.side * f.qty) AS qty, last(f.mid ORDER BY f.ts) AS mid FROM fills AS f "
                              "JOIN orders AS o USING (client_order_id) WHERE o.broker = ? GROUP BY f.symbol",
                              [broker]).fetchdf()

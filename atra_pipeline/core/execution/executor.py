@@ -83,12 +83,13 @@ class StepReport:
         """One level of counts, for a run's metadata or a summary of many steps."""
         return {"decisions": self.decisions, "entries": self.entries, **{f"exit_{k}": v for k, v in self.exits.items()},
                 **{f"skipped_{k}": v for k, v in self.skipped.items()},
-                **{f"orders_{k}": v for k, v in self.orders.items()}, **({"halted": self.halted} if self.halted else {})}
+                **{f"orders_{k}": v for k, v in self.orders.items()},
+                **({"halted": self.halted} if self.halted else {})}
 
 
 def open_positions(conn: duckdb.DuckDBPyConnection, broker: str) -> pd.DataFrame:
-    return conn.execute("SELECT * FROM live_positions WHERE broker = ? AND status = 'open' ORDER BY decision_ts, symbol",
-                        [broker]).fetchdf()
+    return conn.execute("SELECT * FROM live_positions WHERE broker = ? AND status = 'open' "
+                        "ORDER BY decision_ts, symbol", [broker]).fetchdf()
 
 
 def exposures(conn: duckdb.DuckDBPyConnection, broker: str, at: pd.Timestamp) -> dict[str, float]:
@@ -258,8 +259,8 @@ def enter(conn: duckdb.DuckDBPyConnection, broker: Broker, record: ModelRecord, 
             if position is not None:
                 conn.execute(
                     "INSERT INTO live_positions (position_id, broker, model_id, symbol, side, qty, decision_ts, "
-                    "probability, barrier_width, expected_cost_bps, expected_edge_bps, entry_mid, up, down, vertical_ts, "
-                    "entry_ts, entry_px, status, checked_to) VALUES "
+                    "probability, barrier_width, expected_cost_bps, expected_edge_bps, entry_mid, up, down, "
+                    "vertical_ts, entry_ts, entry_px, status, checked_to) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)", position)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=DECISION_COLUMNS)

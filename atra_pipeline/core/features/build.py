@@ -2,8 +2,9 @@
 
 Inputs are the stored ``raw_l2_snapshots`` and ``raw_trades`` of the partition's symbol, and the
 books of its cross-asset ``peers`` (see ``registry.cross_asset_peers``), from ``start - max
-look-back`` (the end of the previous day, when it is stored) to the end of the day. A feature at decision time ``t`` reads snapshots with ``ts <= t`` only; where the
-stored data do not reach back a whole window (the first stored day), it is NULL (warm-up).
+look-back`` (the end of the previous day, when it is stored) to the end of the day. A feature at
+decision time ``t`` reads snapshots with ``ts <= t`` only; where the stored data do not reach
+back a whole window (the first stored day), it is NULL (warm-up).
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
     grid_start = first - pd.Timedelta(seconds=_span(step_s))
     cutoff = window.end if cutoff is None else pd.Timestamp(cutoff)
     masked = {f.name: f.lookback(step_s) for f in FEATURES if f.family not in CLOCK_FAMILIES}
-    params = {**window.params, "step_s": step_s, "peers": list(peers), "lookbacks_s": lookbacks, "cutoff": cutoff.to_pydatetime(),
-              "max_book_age_s": MAX_BOOK_AGE_S, "mask_lookbacks_s": sorted(set(masked.values())),
+    params = {**window.params, "step_s": step_s, "peers": list(peers), "lookbacks_s": lookbacks,
+              "cutoff": cutoff.to_pydatetime(), "max_book_age_s": MAX_BOOK_AGE_S,
+              "mask_lookbacks_s": sorted(set(masked.values())),
               "grid_start": grid_start.to_pydatetime(),
               "load_start": (grid_start - pd.Timedelta(seconds=max_lookback_s())).to_pydatetime()}
     run_script(conn, load_sql("features/prepare_book.sql"), params)
@@ -80,7 +82,8 @@ def build_features(conn: duckdb.DuckDBPyConnection, window: PartitionWindow, ste
     base_cols = [c for fam in BASE_FAMILIES for c in feature_columns(fam)]
     # the derived families read the base columns already NULL where their book was stale
     conn.execute("CREATE OR REPLACE TEMP TABLE fx_base AS SELECT ts, " + _masked(base_cols, masked) + " FROM fx_grid "
-                 + " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in BASE_FAMILIES) + f" {_stale_flags(masked)} ORDER BY ts")
+                 + " ".join(f"LEFT JOIN fx_{f} USING (ts)" for f in BASE_FAMILIES)
+                 + f" {_stale_flags(masked)} ORDER BY ts")
     for family in DERIVED_FAMILIES:
         sql = load_sql(f"features/{family}.sql").format(rows_1h=3600 // step_s - 1)
         _run_family(conn, family, sql, params)
@@ -191,7 +194,8 @@ def lookahead_mismatches(conn: duckdb.DuckDBPyConnection, window: PartitionWindo
         truncated, complete = row.iloc[0], full.loc[t]
         for col in feature_columns():
             a, b = complete[col], truncated[col]
-            same = (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and abs(a - b) <= atol * max(1.0, abs(a)))
+            same = (pd.isna(a) and pd.isna(b)) or \
+                (not pd.isna(a) and not pd.isna(b) and abs(a - b) <= atol * max(1.0, abs(a)))
             if not same:
                 mismatches.append({"ts": str(t), "column": col, "full": a, "truncated": b})
     build_features(conn, window, step_s, peers=peers)  # leave the full build staged

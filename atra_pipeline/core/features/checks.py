@@ -1,7 +1,8 @@
 """Checks on a partition's feature rows; each names the columns (and times) at fault.
 
 The rules: no infinite value; per column, the NaN share outside the warm-up at most
-``max_nan_share``; no market-data column constant where it is defined; the decision grid complete; and no look-ahead on sampled decision times.
+``max_nan_share``; no market-data column constant where it is defined; the decision grid
+complete; and no look-ahead on sampled decision times.
 """
 
 from __future__ import annotations

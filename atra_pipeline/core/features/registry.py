@@ -60,7 +60,8 @@ def _ofi() -> list[Feature]:
     out = []
     for w in OFI_WINDOWS:
         out += [
-            Feature(f"ofi_raw_{w}", "ofi", w, f"best-level order-flow imbalance (Cont et al. 2014) summed over {w}, base units"),
+            Feature(f"ofi_raw_{w}", "ofi", w,
+                    f"best-level order-flow imbalance (Cont et al. 2014) summed over {w}, base units"),
             Feature(f"ofi_norm_{w}", "ofi", w, f"ofi_raw_{w} / mean best-level depth (bid+ask)/2 over {w}"),
             Feature(f"ofi_weighted_{w}", "ofi", w,
                     f"10-level OFI, level m weighted 1/(m+1) (weights sum to 1), summed over {w}, base units"),
@@ -88,7 +89,8 @@ def _price() -> list[Feature]:
     out += [Feature(f"rv_{w}", "price", w, f"realised volatility: sqrt of summed squared mid log returns over {w}")
             for w in VOL_WINDOWS]
     out += [
-        Feature("momentum_zscore_15m", "price", "1h", "ret_15m / (rv_1h * sqrt(15/60)): 15-minute move in hourly-vol units"),
+        Feature("momentum_zscore_15m", "price", "1h",
+                "ret_15m / (rv_1h * sqrt(15/60)): 15-minute move in hourly-vol units"),
         Feature("dist_high_1h_bps", "price", "1h", "(mid - highest mid of the last hour) / mid in bps (<= 0)"),
         Feature("dist_low_1h_bps", "price", "1h", "(mid - lowest mid of the last hour) / mid in bps (>= 0)"),
     ]
@@ -105,7 +107,8 @@ def _volume() -> list[Feature]:
         Feature("trade_imbalance_5m", "volume", "5m", "(buy - sell) / (buy + sell) aggressor volume, last 5 minutes"),
         Feature("vwap_dist_5m_bps", "volume", "5m", "(mid - VWAP of the last 5 minutes) / mid in bps"),
         Feature("vwap_dist_15m_bps", "volume", "15m", "(mid - VWAP of the last 15 minutes) / mid in bps"),
-        Feature("obv_1h", "volume", "1h", "on-balance volume over the last hour: grid-step volume signed by the mid's move"),
+        Feature("obv_1h", "volume", "1h",
+                "on-balance volume over the last hour: grid-step volume signed by the mid's move"),
     ]
 
 
@@ -150,14 +153,16 @@ def _cross_asset() -> list[Feature]:
     ref = "the reference (BTCUSDT; for BTCUSDT itself the equal-weighted mean of the other symbols)"
     return [
         Feature("xa_ref_ret_1m", "cross_asset", "1m", f"mid log return of {ref} over the last minute"),
-        Feature("xa_ref_ret_1m_prev", "cross_asset", "2m", "the reference's mid log return over the minute before that"),
+        Feature("xa_ref_ret_1m_prev", "cross_asset", "2m",
+                "the reference's mid log return over the minute before that"),
         Feature("xa_ref_ret_5m", "cross_asset", "5m", "the reference's mid log return over the last 5 minutes"),
         Feature("xa_ref_ofi_norm_1m", "cross_asset", "1m", "the reference's ofi_norm_1m"),
         Feature("xa_corr_1h", "cross_asset", "1h",
                 "Pearson correlation of 10-second mid log returns with the reference's, last 360 bars"),
         Feature("xa_beta_1h", "cross_asset", "1h",
                 "OLS beta of 10-second mid log returns on the reference's, last 360 bars"),
-        Feature("xa_resid_ret_1m", "cross_asset", "1h", "ret_1m - xa_beta_1h * xa_ref_ret_1m: the move the reference does not explain"),
+        Feature("xa_resid_ret_1m", "cross_asset", "1h",
+                "ret_1m - xa_beta_1h * xa_ref_ret_1m: the move the reference does not explain"),
     ]
 
 
@@ -165,7 +170,8 @@ def cross_asset_peers(symbol: str, universe: Sequence[str], reference: str = REF
     """The symbols whose books form ``symbol``'s cross-asset reference: the reference symbol for
     every other symbol, all the others for the reference itself ([] in a one-symbol universe)."""
     if reference not in universe:
-        raise ValueError(f"cross-asset features need the reference symbol {reference} among the symbols {list(universe)}")
+        raise ValueError(f"cross-asset features need the reference symbol {reference} among the symbols "
+                         f"{list(universe)}")
     if symbol == reference:
         return [s for s in universe if s != reference]
     return [reference]

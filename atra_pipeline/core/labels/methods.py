@@ -292,11 +292,11 @@ def meta_labels(close: pd.Series, features: pd.DataFrame, events: pd.DatetimeInd
                 signal: str = "pressure_imbalance_5", zscore: str | None = None) -> pd.DataFrame:
     """Meta-labels (AFML 3.6) of the order-flow momentum primary model at ``events``.
 
-    The side comes from :func:`flow_momentum_side` (on ``signal``, gated on ``zscore``) at each event; events where it does not bet
-    are left out (counted in ``attrs['no_side']``). The label is 1 when the side's trade, exited
-    at the first barrier, made money, else 0. Returns :func:`triple_barrier_labels`'s frame plus
-    ``side`` and ``outcome`` (the barrier in the side's terms: 1 take-profit, -1 stop-loss,
-    0 vertical, for a multiclass model).
+    The side comes from :func:`flow_momentum_side` (on ``signal``, gated on ``zscore``) at each
+    event; events where it does not bet are left out (counted in ``attrs['no_side']``). The label
+    is 1 when the side's trade, exited at the first barrier, made money, else 0. Returns
+    :func:`triple_barrier_labels`'s frame plus ``side`` and ``outcome`` (the barrier in the
+    side's terms: 1 take-profit, -1 stop-loss, 0 vertical, for a multiclass model).
     """
     side = flow_momentum_side(features, threshold, signal, zscore).reindex(pd.DatetimeIndex(events))
     out = triple_barrier_labels(close, events, target, pt_sl, max_holding, side=side,
@@ -365,7 +365,8 @@ def sample_weights(labels: pd.DataFrame, close: pd.Series, decay: float = 1.0, b
     # the returns accrued after the entry, those of the prices in (t0, t1]
     after = np.searchsorted(index.as_unit("ns").asi8, pd.DatetimeIndex(labels.index).as_unit("ns").asi8, side="right")
     attribution = np.abs(attributed[stop] - attributed[np.minimum(after, stop)])
-    attribution = np.maximum(attribution, floor * attribution.mean()) if attribution.mean() > 0 else np.ones(len(labels))
+    attribution = np.maximum(attribution, floor * attribution.mean()) if attribution.mean() > 0 else \
+        np.ones(len(labels))
     uniqueness = average_uniqueness(labels["t1"], index).fillna(1.0).to_numpy()
     cum = np.cumsum(uniqueness)
     slope = (1.0 - decay) / cum[-1] if len(cum) else 0.0

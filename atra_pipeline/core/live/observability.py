@@ -22,11 +22,12 @@ METRICS = {
     "atra_orders": Gauge("atra_orders", "Orders in the ledger by status", ["status"], registry=REGISTRY),
     "atra_order_rejections": Gauge("atra_order_rejections", "Risk events refusing or halting orders, by kind", ["kind"],
                                    registry=REGISTRY),
-    "atra_pnl_quote": Gauge("atra_pnl_quote", "Today's P&L, marked to market at the mid (fees included), quote currency",
+    "atra_pnl_quote": Gauge("atra_pnl_quote",
+                            "Today's P&L, marked to market at the mid (fees included), quote currency",
                             registry=REGISTRY),
     "atra_kill_switch": Gauge("atra_kill_switch", "1 while the daily-loss kill switch is tripped", registry=REGISTRY),
-    "atra_collector_lag_seconds": Gauge("atra_collector_lag_seconds", "Age of the newest collected snapshot", ["symbol"],
-                                        registry=REGISTRY),
+    "atra_collector_lag_seconds": Gauge("atra_collector_lag_seconds", "Age of the newest collected snapshot",
+                                        ["symbol"], registry=REGISTRY),
 }
 # counted where it happens (the run-failure sensor's process), not refreshed from the database
 LIVE_FAILURES = Counter("atra_live_failures", "Failed live runs", registry=REGISTRY)

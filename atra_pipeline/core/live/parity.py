@@ -44,7 +44,8 @@ def compare(backtest: pd.DataFrame, live: pd.DataFrame) -> tuple[pd.DataFrame, d
     both = table["in_backtest"].eq(True) & table["in_live"].eq(True)
 
     def close(col: str, rtol: float) -> pd.Series:
-        return pd.Series(np.isclose(table[f"{col}_backtest"], table[f"{col}_live"], rtol=rtol, atol=0), index=table.index)
+        return pd.Series(np.isclose(table[f"{col}_backtest"], table[f"{col}_live"], rtol=rtol, atol=0),
+                         index=table.index)
 
     table["match"] = both & (table["side_backtest"] == table["side_live"]) & \
         (table["exit_reason_backtest"] == table["exit_reason_live"]) & close("qty", QTY_RTOL) & \

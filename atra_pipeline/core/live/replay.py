@@ -53,21 +53,23 @@ def _stored_window(conn, date: pd.Timestamp, symbols: list[str]) -> tuple[pd.Tim
         {"s": symbols, "d": date.to_pydatetime()}).fetchall()}
     if missing := [s for s in symbols if not rows.get(s, (None, None, 0))[2]]:
         raise DataError(f"raw_l2_snapshots {date.date()}|{missing[0]}",
-                        f"no stored book for {missing} on {date.date()}: nothing to replay (materialise the raw partitions)")
+                        f"no stored book for {missing} on {date.date()}: nothing to replay "
+                        "(materialise the raw partitions)")
     return max(pd.Timestamp(r[0]) for r in rows.values()), min(pd.Timestamp(r[1]) for r in rows.values())
 
 
 def clear(conn: duckdb.DuckDBPyConnection, model_id: str, start: pd.Timestamp, end: pd.Timestamp) -> None:
     """Remove an earlier replay of ``model_id`` over decisions in [start, end): replays are idempotent."""
     with transaction(conn):
-        ids = "SELECT position_id FROM live_positions WHERE broker = $b AND model_id = $m AND decision_ts >= $s AND decision_ts < $e"
+        ids = ("SELECT position_id FROM live_positions WHERE broker = $b AND model_id = $m AND decision_ts >= $s "
+               "AND decision_ts < $e")
         exit_ids = ids.replace("position_id", "exit_order_id")
         params = {"b": BROKER, "m": model_id, "s": start.to_pydatetime(), "e": end.to_pydatetime()}
         for sub in (ids, exit_ids):
             conn.execute(f"DELETE FROM fills WHERE client_order_id IN ({sub})", params)
             conn.execute(f"DELETE FROM paper_fills WHERE account = $b AND client_order_id IN ({sub})", params)
-        conn.execute("DELETE FROM orders WHERE broker = $b AND model_id = $m AND decision_ts >= $s AND decision_ts < $e",
-                     params)
+        conn.execute("DELETE FROM orders WHERE broker = $b AND model_id = $m AND decision_ts >= $s "
+                     "AND decision_ts < $e", params)
         conn.execute("DELETE FROM live_positions WHERE broker = $b AND model_id = $m AND decision_ts >= $s "
                      "AND decision_ts < $e", params)
         conn.execute("DELETE FROM live_decisions WHERE broker = $b AND model_id = $m AND decision_ts >= $s "
@@ -103,9 +105,11 @@ def replay(conn: duckdb.DuckDBPyConnection, model_id: str, date: str, symbols: l
         reports.append(trade_step(conn, broker, record, signals, t, limits, model_id, state, at_event_time=True))
     # no new entries after the window: the open positions run to their exits on the stored path
     clock["now"] = data_end
-    reports.append(trade_step(conn, broker, None, pd.DataFrame(), data_end, limits, model_id, state, at_event_time=True))
+    reports.append(trade_step(conn, broker, None, pd.DataFrame(), data_end, limits, model_id, state,
+                              at_event_time=True))
     decisions = conn.execute("SELECT * FROM live_decisions WHERE broker = ? AND model_id = ? AND decision_ts >= ? "
-                             "AND decision_ts < ? ORDER BY decision_ts, symbol", [BROKER, model_id, first, last]).fetchdf()
+                             "AND decision_ts < ? ORDER BY decision_ts, symbol",
+                             [BROKER, model_id, first, last]).fetchdf()
     trades = live_trades(conn, BROKER, model_id, first, last)
     return ReplayResult(model_id, decisions, trades, len(reports), _summary(reports, trades))
 

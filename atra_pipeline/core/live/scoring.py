@@ -102,7 +102,8 @@ def score(conn: duckdb.DuckDBPyConnection, decision_ts: pd.Timestamp, model: Mod
                                decisions_from=decision_ts)
                 feats = conn.execute(f"SELECT * FROM {FEATURES_STAGE} WHERE ts = $t",
                                      {"t": decision_ts.to_pydatetime()}).fetchdf().set_index("ts")
-                side = int(flow_momentum_side(feats, labels.z_threshold, labels.primary_signal, labels.gate_column).iloc[0]) if len(feats) else 0
+                side = int(flow_momentum_side(feats, labels.z_threshold, labels.primary_signal,
+                                              labels.gate_column).iloc[0]) if len(feats) else 0
                 if side != 0:
                     booster = booster or model.booster()
                     probability = float(booster.predict(feats.assign(side=float(side))[model.features])[0])

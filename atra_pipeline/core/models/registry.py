@@ -113,7 +113,8 @@ def register_candidate(conn: duckdb.DuckDBPyConnection, result: TrainingResult, 
         "metrics": _json({**result.metrics, "study": result.study_summary,
                           "folds": result.fold_metrics.to_dict(orient="records"),
                           "shap_top": result.importance.head(20).round(6).to_dict()}),
-        "model_text": model_text, "model_sha256": model_digest(model_text), "status": "candidate", "reason": "", "spec": spec.to_json(),
+        "model_text": model_text, "model_sha256": model_digest(model_text), "status": "candidate", "reason": "",
+        "spec": spec.to_json(),
     }
     oof = result.oof.assign(model_id=model_id)[OOF_COLUMNS]  # noqa: F841 (read by name in the SQL below)
     trials = result.trial_scores.assign(model_id=model_id)  # noqa: F841 (read by name in the SQL below)

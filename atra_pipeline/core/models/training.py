@@ -89,7 +89,8 @@ class TrainingSettings:
     reuse_datasets: bool = True
     """Build each fold's lgb.Dataset once for all trials (off: rebuilt every trial, for the benchmark)."""
     num_threads: int = 0
-    """LightGBM threads; 0: :func:`atra_pipeline.core.models.threads.lightgbm_threads` (the cores to spare, 1 on 2 cores)."""
+    """LightGBM threads; 0: :func:`atra_pipeline.core.models.threads.lightgbm_threads` (the cores to spare,
+    1 on 2 cores)."""
     retrain_every_s: int = 86_400
     """Walk-forward: seconds between retrainings (default one day; shortened to fit ``min_periods``)."""
     window: Literal["expanding", "rolling"] = "expanding"
@@ -325,8 +326,9 @@ def _fit_fold(fold: _Fold, sets: tuple[lgb.Dataset, lgb.Dataset], params: dict, 
 
 def study_name(data: TrainingSet, settings: TrainingSettings, label: str) -> str:
     """A name fixed by what the study optimises over, so a re-run resumes the same study."""
+    # how the study runs, or what happens after it: not what it optimises
     ignored = ("trials", "reuse_datasets", "num_threads", "retrain_every_s", "window", "rolling_window_s",
-               "min_periods", "placebos", "placebo_block_s")  # how the study runs, or what happens after it: not what it optimises
+               "min_periods", "placebos", "placebo_block_s")
     key = {"label": label, "events": len(data.y), "first": str(data.X.index[0]), "last": str(data.X.index[-1]),
            "features": list(data.X.columns), **{k: v for k, v in asdict(settings).items() if k not in ignored}}
     return "atra-" + hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -497,4 +499,5 @@ def shap_importance(booster: lgb.Booster, X: pd.DataFrame, max_rows: int = 20_00
     n = X.shape[1]
     if contrib.shape[1] != n + 1:  # multiclass: one block of n + 1 per class
         contrib = np.abs(contrib.reshape(len(sample), -1, n + 1)).sum(axis=1)
-    return pd.Series(np.abs(contrib[:, :n]).mean(axis=0), index=X.columns, name="mean_abs_shap").sort_values(ascending=False)
+    return pd.Series(np.abs(contrib[:, :n]).mean(axis=0), index=X.columns,
+                     name="mean_abs_shap").sort_values(ascending=False)

@@ -42,7 +42,8 @@ TRADES_STAGE = "stage_trades"
 _TARDIS_KEYS = {"exchange": "VARCHAR", "symbol": "VARCHAR", "timestamp": "BIGINT", "local_timestamp": "BIGINT"}
 _TARDIS_TRADES = {**_TARDIS_KEYS, "id": "VARCHAR", "side": "VARCHAR", "price": "DOUBLE", "amount": "DOUBLE"}
 # ts as TIMESTAMPTZ: a text offset or a zone-aware Parquet column converts to UTC (session zone UTC).
-_ATRA_BOOK = {"ts": "TIMESTAMPTZ", "symbol": "VARCHAR", "exchange": "VARCHAR", **{c: "DOUBLE" for c in L2_LEVEL_COLUMNS}}
+_ATRA_BOOK = {"ts": "TIMESTAMPTZ", "symbol": "VARCHAR", "exchange": "VARCHAR",
+              **{c: "DOUBLE" for c in L2_LEVEL_COLUMNS}}
 _ATRA_TRADES = {"ts": "TIMESTAMPTZ", "symbol": "VARCHAR", "exchange": "VARCHAR", "price": "DOUBLE",
                 "amount": "DOUBLE", "side": "VARCHAR", "trade_id": "VARCHAR"}
 
@@ -97,8 +98,10 @@ def _load_typed(conn: duckdb.DuckDBPyConnection, path: Path, header: list[str], 
             if stored.get(col) == typ:
                 continue  # Parquet is typed: only columns stored as another type can fail to convert
             bad = conn.execute(
-                f"SELECT file_row_number + 1, CAST({quote_identifier(col)} AS VARCHAR) FROM read_parquet($p, file_row_number = true) "
-                f"WHERE {quote_identifier(col)} IS NOT NULL AND TRY_CAST({quote_identifier(col)} AS {typ}) IS NULL LIMIT 1",
+                f"SELECT file_row_number + 1, CAST({quote_identifier(col)} AS VARCHAR) "
+                "FROM read_parquet($p, file_row_number = true) "
+                f"WHERE {quote_identifier(col)} IS NOT NULL "
+                f"AND TRY_CAST({quote_identifier(col)} AS {typ}) IS NULL LIMIT 1",
                 {"p": str(path)}).fetchall()
             if bad:
                 raise DataError(str(path), f"cannot read {bad[0][1]!r} as {typ}", row=int(bad[0][0]), column=col)
@@ -171,7 +174,8 @@ def _tardis_book_layout(path: Path, present: list[str]) -> tuple[str, dict[str, 
              for col in L2_LEVEL_COLUMNS if int(col.split("_")[2]) < levels_in_file}
     _require(path, present, list(_TARDIS_KEYS) + list(names.values()))
     parts = ['make_timestamp("timestamp") AS ts', "symbol AS src_symbol", "exchange"]
-    parts += [f"{quote_identifier(names[c])} AS {c}" if c in names else f"NULL::DOUBLE AS {c}" for c in L2_LEVEL_COLUMNS]
+    parts += [f"{quote_identifier(names[c])} AS {c}" if c in names else f"NULL::DOUBLE AS {c}"
+              for c in L2_LEVEL_COLUMNS]
     return ", ".join(parts), {**names, "ts": "timestamp"}, levels_in_file
 
 

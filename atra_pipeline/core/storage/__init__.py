@@ -1,1 +1,2 @@
-"""Storage: the DuckDB schema and transactional partition writes, partition files (local or object storage), SQL loading."""
+"""Storage: the DuckDB schema and transactional partition writes, partition files (local or object
+storage), SQL loading."""

@@ -82,7 +82,8 @@ class ParquetStore:
         self.root = stripped.rstrip("/") if self.local else str(root).rstrip("/")
 
     def path(self, table: str, window: PartitionWindow, part: str = "part") -> str:
-        return f"{self.root}/{_identifier(table)}/date={window.start.date()}/symbol={window.symbol}/{_identifier(part)}.parquet"
+        return (f"{self.root}/{_identifier(table)}/date={window.start.date()}/symbol={window.symbol}/"
+                f"{_identifier(part)}.parquet")
 
     def replace_partition(self, conn: duckdb.DuckDBPyConnection, table: str, rows, columns: list[str],
                           window: PartitionWindow) -> dict[str, int]:

@@ -41,7 +41,8 @@ from atra_pipeline.core.strategy.sizing import SizingSettings, notional_for
 # Why a decision did not trade; "" when it did. Shared by the backtest's and the live decision records.
 REASONS = ("", "no_event", "no_side", "no_target", "no_book", "position_open", "edge_below_min", "not_sized",
            "kill_switch")
-TAKEN, NO_EVENT, NO_SIDE, NO_TARGET, NO_BOOK, POSITION_OPEN, EDGE_BELOW_MIN, NOT_SIZED, KILL_SWITCH = range(len(REASONS))
+(TAKEN, NO_EVENT, NO_SIDE, NO_TARGET, NO_BOOK, POSITION_OPEN, EDGE_BELOW_MIN, NOT_SIZED,
+ KILL_SWITCH) = range(len(REASONS))
 EXIT_REASONS = (*BARRIERS, "kill")
 VERTICAL_EXIT = EXIT_REASONS.index("vertical")
 NO_EXIT = -1

@@ -39,7 +39,8 @@ ExecutionConfig = settings_config(
     pool=DUCKDB_POOL,
     check_specs=[
         dg.AssetCheckSpec("orders_within_limits", asset="execution", blocking=True,
-                          description="No filled order above max_order_notional; no position above max_position_notional."),
+                          description="No filled order above max_order_notional; "
+                                      "no position above max_position_notional."),
         dg.AssetCheckSpec("ledger_reconciles", asset="execution", blocking=True,
                           description="The fills ledger's positions equal the broker's."),
     ],
@@ -72,6 +73,7 @@ def execution(context: dg.AssetExecutionContext, config: ExecutionConfig, duckdb
         check_results=[
             audit_result("orders_within_limits", limits_held),
             dg.AssetCheckResult(check_name="ledger_reconciles", passed=not mismatches,
-                                metadata={"mismatches": dg.MetadataValue.json({k: list(v) for k, v in mismatches.items()})}),
+                                metadata={"mismatches": dg.MetadataValue.json(
+                                    {k: list(v) for k, v in mismatches.items()})}),
         ],
     )

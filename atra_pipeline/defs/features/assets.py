@@ -51,7 +51,8 @@ FeaturesConfig = settings_config(FeatureSettings, name="FeaturesConfig",
 
 
 REGISTRY_TABLE = markdown_table(pd.DataFrame([{"feature": f.name, "family": f.family, "window": f.window or "",
-                                               "description": f.description} for f in FEATURES]), max_rows=len(FEATURES))
+                                               "description": f.description} for f in FEATURES]),
+                                max_rows=len(FEATURES))
 
 
 @dg.asset(
@@ -102,7 +103,8 @@ def features(context: dg.AssetExecutionContext, config: FeaturesConfig, duckdb: 
         metadata={
             "dagster/row_count": dg.MetadataValue.int(written["inserted"]),
             "decision_step_s": settings.step_s,
-            "day": "full" if raw_source.expect_full_day else f"partial: the {len(expected)} decision times its book covers",
+            "day": "full" if raw_source.expect_full_day
+                else f"partial: the {len(expected)} decision times its book covers",
             "features": len(feature_columns()),
             "first_ts": str(frame["ts"].min()),
             "last_ts": str(frame["ts"].max()),

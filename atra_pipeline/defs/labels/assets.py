@@ -24,7 +24,8 @@ from atra_pipeline.defs.raw.assets import RAW_L2
 # one (a barrier path runs up to max_holding past midnight); the next date may not exist yet.
 PREVIOUS_SAME_NEXT_DAY = dg.MultiPartitionMapping({
     "date": dg.DimensionPartitionMapping(
-        "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True)),
+        "date", dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=1,
+                                              allow_nonexistent_upstream_partitions=True)),
     "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
 })
 LabelsConfig = settings_config(LabelSettings, name="LabelsConfig",
@@ -56,7 +57,8 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, duckdb: Atra
         record_check_outcomes(conn, "labels", window, {o.check.name: o.passed for o in outcomes})
         record_partition_settings(conn, "labels", window, {"step_s": report["step_s"], **report["settings"]})
         preview = read_partition(conn, "labels", window, limit=5)
-    context.log.info(f"labels {window.symbol} {window.start.date()}: {written}; {report['left_out_incomplete']} incomplete")
+    context.log.info(f"labels {window.symbol} {window.start.date()}: {written}; "
+                     f"{report['left_out_incomplete']} incomplete")
     classes = pd.DataFrame({"label": [1, 0], "share": [report["share_label_1"], report["share_label_0"]],
                             "events": [int((frame["label"] == 1).sum()), int((frame["label"] == 0).sum())]})
     return dg.MaterializeResult(

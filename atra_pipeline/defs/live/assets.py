@@ -24,7 +24,8 @@ class LiveConfig(AtraConfig):
     kinds={"duckdb", "lightgbm"},
     pool=DUCKDB_POOL,
     check_specs=[dg.AssetCheckSpec("signals_use_the_approved_model", asset="live_signals", blocking=True,
-                                   description="Every signal of this run was scored by the registry's approved model.")],
+                                   description="Every signal of this run was scored by the registry's "
+                                               "approved model.")],
 )
 def live_signals(context: dg.AssetExecutionContext, config: LiveConfig, duckdb: AtraDuckDB) -> dg.MaterializeResult:
     """One signal per symbol of the approved model for the latest decision time (table
@@ -48,8 +49,8 @@ def live_signals(context: dg.AssetExecutionContext, config: LiveConfig, duckdb: 
     latency = (signals["created_at"] - signals["data_ts"]).dt.total_seconds()
     for row, seconds in zip(signals.itertuples(), latency):
         live_logger(run_id=context.run_id, symbol=row.symbol, model_id=model_id).info(
-            "signal", decision_ts=str(decision), cusum_event=bool(row.event), side=int(row.side), probability=row.probability,
-            barrier_width=row.barrier_width, latency_s=float(seconds))
+            "signal", decision_ts=str(decision), cusum_event=bool(row.event), side=int(row.side),
+            probability=row.probability, barrier_width=row.barrier_width, latency_s=float(seconds))
     context.log.info(f"live {decision} model {model_id}: {written} new signals, latency {latency.max():.2f} s")
     return dg.MaterializeResult(
         metadata={"decision_ts": str(decision), "model_id": model_id, "new_signals": int(written),

@@ -78,7 +78,8 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         # a partition whose features or labels failed a blocking check is not trained on
         frame, failed = leave_out_failed(conn, frame, ["features", "labels"])
         if not failed.empty:
-            context.log.warning(f"model_candidate leaves out partitions that failed a blocking check: {describe(failed)}")
+            context.log.warning("model_candidate leaves out partitions that failed a blocking check: "
+                                f"{describe(failed)}")
             if frame.empty:
                 raise dg.Failure(f"model_candidate: every partition failed a blocking check ({describe(failed)})")
         partitions = sorted({f"{d}|{s}" for d, s in zip(frame["ts"].dt.strftime("%Y-%m-%d"), frame["symbol"])})
@@ -124,13 +125,15 @@ def model_candidate(context: dg.AssetExecutionContext, config: ModelCandidateCon
         "precision_at_threshold": float(m["precision"]), "hit_rate_taken": float(m["hit_rate"]),
         "trades_taken": int(m["trades_taken"]),
         "placebos": f"{len(keys)} ({trained} trained now)" if keys else f"none: {placebo_error}",
-        "study": dg.MetadataValue.json({k: (v.item() if hasattr(v, "item") else v) for k, v in result.study_summary.items()}),
+        "study": dg.MetadataValue.json({k: (v.item() if hasattr(v, "item") else v)
+                                        for k, v in result.study_summary.items()}),
         "best_params": dg.MetadataValue.json(result.best_params),
         "walk_forward_periods": dg.MetadataValue.md(markdown_table(periods, max_rows=50)),
         "top_features_shap": dg.MetadataValue.md(markdown_table(top, max_rows=15)),
         "timings_s": dg.MetadataValue.json({k: round(float(v), 3) for k, v in result.timings.items()}),
     }, check_results=[
-        dg.AssetCheckResult(check_name="registry_round_trip", passed=round_trip, metadata={"compared_rows": len(reloaded)}),
+        dg.AssetCheckResult(check_name="registry_round_trip", passed=round_trip,
+                            metadata={"compared_rows": len(reloaded)}),
         dg.AssetCheckResult(check_name="folds_leak_nothing", passed=not any(audit.values()),
                             metadata={"folds": len(result.folds), **audit}),
     ])
@@ -155,6 +158,7 @@ def oof_predictions(duckdb: AtraDuckDB) -> dg.MaterializeResult:
             conn, "oof_predictions: no model in the registry; materialise model_candidate first"))
         rows, audit = oof_audit(conn, record)
     return dg.MaterializeResult(
-        metadata={"model_id": record.model_id, "dagster/row_count": rows, "events_predicted": audit["events_predicted"]},
+        metadata={"model_id": record.model_id, "dagster/row_count": rows,
+                  "events_predicted": audit["events_predicted"]},
         check_results=[audit_result("every_event_predicted_out_of_fold", audit)],
     )

@@ -70,7 +70,8 @@ def _described(conn, table: str, window, written: dict) -> dict:
         "rows_replaced": dg.MetadataValue.int(written["deleted"]),
         "first_ts": str(first),
         "last_ts": str(last),
-        "preview": dg.MetadataValue.md(markdown_table(preview[L2_COLUMNS[:7]] if table == "raw_l2_snapshots" else preview)),
+        "preview": dg.MetadataValue.md(markdown_table(preview[L2_COLUMNS[:7]] if table == "raw_l2_snapshots"
+                                                      else preview)),
     }
 
 
