@@ -63,7 +63,8 @@ def test_the_run_summary_says_why_a_partition_was_not_built(capsys):
     base = {"run_id": "r", "success": True, "checks_passed": 11, "checks_failed": [], "warnings": []}
     _print_summaries([{**base, "stage": "raw", "partition": "2024-08-08|BTCUSDT", "why_not_built": ""},
                       {**base, "stage": "features", "partition": "2024-08-08|BTCUSDT", "success": False,
-                       "checks_passed": 0, "why_not_built": "it reads raw_trades.price_near_mid on 2024-08-08|BTCUSDT"}])
+                       "checks_passed": 0,
+                       "why_not_built": "it reads raw_trades.price_near_mid on 2024-08-08|BTCUSDT"}])
     out = capsys.readouterr().out
     assert "  features 2024-08-08|BTCUSDT: it reads raw_trades.price_near_mid on 2024-08-08|BTCUSDT" in out
     assert "raw 2024-08-08|BTCUSDT:" not in out and "why_not_built" not in out

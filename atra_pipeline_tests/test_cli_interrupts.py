@@ -31,7 +31,8 @@ def env(tmp_path) -> dict:
 
 def atra_run(env: dict, symbols: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "atra_pipeline.cli", "run", "--stages", "raw", "--date", DAY,
-                             "--symbols", symbols], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--symbols", symbols], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def wait_for_a_claimed_slot(env: dict, process: subprocess.Popen) -> str:

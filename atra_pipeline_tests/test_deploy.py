@@ -21,8 +21,9 @@ def test_the_instance_reads_postgres_from_the_environment_and_keeps_duckdb_write
     instance = load("dagster.yaml")
     db = instance["storage"]["postgres"]["postgres_db"]
     assert db.pop("scheme") == "postgresql+psycopg2"  # the driver dagster-postgres installs
-    assert {v["env"] for v in db.values()} == {"DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_PORT", "DAGSTER_POSTGRES_USER",
-                                               "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_DB"}
+    assert {v["env"] for v in db.values()} == {"DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_PORT",
+                                               "DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD",
+                                               "DAGSTER_POSTGRES_DB"}
     assert instance["concurrency"]["pools"]["default_limit"] == 1
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert instance["compute_logs"]["config"]["base_dir"] == {"env": "DAGSTER_COMPUTE_LOGS_DIR"}

@@ -93,7 +93,8 @@ def test_the_run_command_materialises_the_main_job_with_every_check_passing(tmp_
         scenarios = {r[0] for r in conn.execute("SELECT DISTINCT scenario FROM backtest_stress").fetchall()}
         dsr = conn.execute("SELECT count(*) FROM risk_metrics WHERE metric = 'deflated_sharpe_ratio'").fetchall()[0][0]
         decided = conn.execute("SELECT count(*), count(*) FILTER (reason_not_taken = 'edge_below_min'), "
-                               "count(*) FILTER (taken AND NOT expected_edge_bps > 0) FROM backtest_decisions").fetchall()[0]
+                               "count(*) FILTER (taken AND NOT expected_edge_bps > 0) "
+                               "FROM backtest_decisions").fetchall()[0]
         events = conn.execute("SELECT count(*) FROM labels").fetchall()[0][0]
         walked = conn.execute("SELECT count(*), min(ts) FROM oof_predictions").fetchall()[0]
         risk = dict(conn.execute("SELECT metric, value FROM risk_metrics").fetchall())

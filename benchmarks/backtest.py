@@ -38,7 +38,8 @@ def make_candidates(n: int, seed: int = 1) -> pd.DataFrame:
         hold = pd.to_timedelta(rng.integers(1, 6, per), unit="min")
         exit_mid = mid * np.exp(rng.normal(0, 1.5e-3, per))
         frame = pd.DataFrame({"ts": ts, "symbol": symbol, "probability": rng.uniform(0.5, 0.7, per),
-                              "side": rng.choice([-1, 1], per), "t1": ts + hold, "target": rng.uniform(0.002, 0.02, per),
+                              "side": rng.choice([-1, 1], per), "t1": ts + hold,
+                              "target": rng.uniform(0.002, 0.02, per),
                               "barrier": "vertical", "ret": 0.0, "entry_mid": mid, "exit_mid": exit_mid,
                               "entry_fill_ts": ts + pd.Timedelta(milliseconds=250),
                               "exit_fill_ts": ts + hold + pd.Timedelta(milliseconds=250)})
@@ -76,7 +77,8 @@ def main() -> None:
     ours = ours.sort_values(["decision_ts", "symbol"]).reset_index(drop=True)
     loop = loop.sort_values(["decision_ts", "symbol"]).reset_index(drop=True)
     n = min(len(ours), len(loop))
-    agree = len(ours) == len(loop) and np.allclose(ours["net_pnl"].to_numpy()[:n], loop["net_pnl"].to_numpy()[:n], rtol=1e-9)
+    agree = len(ours) == len(loop) and np.allclose(ours["net_pnl"].to_numpy()[:n], loop["net_pnl"].to_numpy()[:n],
+                                                   rtol=1e-9)
 
     rng = np.random.default_rng(3)
     daily = pd.Series(rng.normal(4e-4, 0.02, 3650), index=pd.date_range("2015-01-01", periods=3650, freq="D"))
@@ -89,8 +91,8 @@ def main() -> None:
 
     risk_s = best_of(args.repeat, risk)
     print(f"Backtest: {len(c):,} decisions over {len(SYMBOLS)} symbols with book-walk fills and the cost-aware entry "
-          f"({report['trades']:,} trades, {report.get('skipped_position_open', 0):,} skipped while a position was open, "
-          f"{report.get('skipped_edge_below_min', 0):,} for cost); best of {args.repeat}")
+          f"({report['trades']:,} trades, {report.get('skipped_position_open', 0):,} skipped while a position was "
+          f"open, {report.get('skipped_edge_below_min', 0):,} for cost); best of {args.repeat}")
     print(f"{'figure':64s} {'seconds':>9s} {'ratio':>14s}")
     print(f"{'(a) numba engine, all decisions':64s} {engine_s:9.3f} {'1.0x':>14s}")
     print(f"{f'(b) pure-Python reference loop (tests), first {len(sample):,} decisions':64s} {loop_s:9.3f}")

@@ -151,7 +151,8 @@ def duckdb_families(conn: duckdb.DuckDBPyConnection, params: dict) -> None:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE fx_{family} AS {sql}", bind(sql, params))
     columns = ", ".join(feature_columns("ofi") + feature_columns("price"))
     conn.execute(f"CREATE OR REPLACE TEMP TABLE bench_families AS SELECT ts, {columns} "
-                 "FROM fx_grid LEFT JOIN fx_ofi USING (ts) LEFT JOIN fx_price USING (ts) WHERE ts >= $start ORDER BY ts",
+                 "FROM fx_grid LEFT JOIN fx_ofi USING (ts) LEFT JOIN fx_price USING (ts) "
+                 "WHERE ts >= $start ORDER BY ts",
                  {"start": params["start"]})
 
 

@@ -56,7 +56,8 @@ def study(strength: float, seed: int, days: int, trials: int, root: Path) -> dic
             model_id, status, reason, metrics = conn.execute(
                 "SELECT model_id, status, reason, metrics FROM model_registry ORDER BY created_at DESC LIMIT 1"
             ).fetchone()
-            risk = dict(conn.execute("SELECT metric, value FROM risk_metrics WHERE model_id = ?", [model_id]).fetchall())
+            risk = dict(conn.execute("SELECT metric, value FROM risk_metrics WHERE model_id = ?",
+                                     [model_id]).fetchall())
     except (duckdb.Error, TypeError):  # no database, or no model: the research did not run
         return {**row, "status": "run failed", "reason": run.stdout[-500:] + run.stderr[-500:]}
     m = json.loads(metrics)

@@ -61,7 +61,8 @@ def main() -> None:
 
     close = price_path(args.days)
     # the 1-second volatility (EWM over an hour) scaled to the holding period: sqrt(3600) x
-    target = daily_volatility(close, span=3600, lookback=pd.Timedelta(seconds=1)) * np.sqrt(HOLD / pd.Timedelta(seconds=1))
+    target = (daily_volatility(close, span=3600, lookback=pd.Timedelta(seconds=1))
+              * np.sqrt(HOLD / pd.Timedelta(seconds=1)))
     rng = np.random.default_rng(5)
     # events anywhere the target exists and the vertical barrier lies within the path
     usable = close.index[(close.index >= close.index[0] + 2 * HOLD) & (close.index <= close.index[-1] - HOLD)]
@@ -84,8 +85,8 @@ def main() -> None:
 
     shares = labels["barrier"].value_counts(normalize=True).round(3).to_dict()
     print(f"Triple-barrier labels: {len(events):,} events over a {args.days}-day 1-second path "
-          f"({len(close):,} prices), vertical barrier {HOLD}, pt_sl {PT_SL} x the 1-second EWM volatility scaled to 1 h; "
-          f"barriers hit {shares}; best of {args.repeat}")
+          f"({len(close):,} prices), vertical barrier {HOLD}, pt_sl {PT_SL} x the 1-second EWM volatility scaled "
+          f"to 1 h; barriers hit {shares}; best of {args.repeat}")
     print(f"{'figure':60s} {'seconds':>10s} {'ratio':>12s}")
     print(f"{'(a) numba block-skipping scan, all events':60s} {fast:10.3f} {'1.0x':>12s}")
     print(f"{'    first call incl. numba compilation (1,000 events)':60s} {first_call:10.3f}")

@@ -54,7 +54,8 @@ def summary(name: str, seconds: list[float]) -> str:
     s = np.array(seconds)
     if not len(s):
         return f"{name}: none"
-    return f"{name}: {len(s)} orders, median {np.median(s):.3f} s, p99 {np.percentile(s, 99):.3f} s, max {s.max():.3f} s"
+    return (f"{name}: {len(s)} orders, median {np.median(s):.3f} s, p99 {np.percentile(s, 99):.3f} s, "
+            f"max {s.max():.3f} s")
 
 
 def main() -> None:

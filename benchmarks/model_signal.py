@@ -95,13 +95,15 @@ def main() -> None:
     n_eff = len(data.y) / max(1.0, overlap)
     p = data.y.mean()
     noise = math.sqrt((n_eff + 1) / (12 * n_eff * p * n_eff * (1 - p)))
-    shuffled = TrainingSet.from_frame(frame.assign(label=np.random.default_rng(0).permutation(frame["label"].to_numpy())),
-                                      features)
+    shuffled = TrainingSet.from_frame(
+        frame.assign(label=np.random.default_rng(0).permutation(frame["label"].to_numpy())), features)
     placebo = train_candidate(shuffled, settings)
     m = result.metrics
-    print(f"Synthetic market, {args.days} days x {len(SYMBOLS)} symbols ({days[0]} .. {days[-1]}), built in {built:.0f} s: "
-          f"{len(data.y):,} labelled events, base rate {p:.3f}, {args.trials} trials, 5-fold purged CV")
-    print(f"out-of-fold AUC {m['auc']:.4f}  (a no-skill model: 0.5 +- {noise:.4f}, {(m['auc'] - 0.5) / noise:.1f} sd above)")
+    print(f"Synthetic market, {args.days} days x {len(SYMBOLS)} symbols ({days[0]} .. {days[-1]}), "
+          f"built in {built:.0f} s: {len(data.y):,} labelled events, base rate {p:.3f}, {args.trials} trials, "
+          f"5-fold purged CV")
+    print(f"out-of-fold AUC {m['auc']:.4f}  (a no-skill model: 0.5 +- {noise:.4f}, "
+          f"{(m['auc'] - 0.5) / noise:.1f} sd above)")
     print(f"out-of-fold log-loss {m['log_loss']:.5f} vs class prior {m['prior_log_loss']:.5f}; "
           f"precision at {settings.threshold}: {m['precision']:.4f} on {m['trades_taken']} trades; PBO {m['pbo']:.2f}")
     print(f"placebo (labels shuffled between events): AUC {placebo.metrics['auc']:.4f}")

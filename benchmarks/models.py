@@ -87,7 +87,8 @@ def main() -> None:
         a, b = reuse[key], rebuild[key]
         print(f"{label:58s} {a:10.3f} {b:10.3f} {b / a if a else float('nan'):7.2f}x")
     print(f"goal: outside share < 10% with Dataset reuse ({'met' if reuse['outside_share'] < 0.10 else 'NOT met'}: "
-          f"{reuse['outside_share']:.1%}); OOF AUC {reuse['auc']:.4f} (planted signal), pruned trials {reuse['pruned']}")
+          f"{reuse['outside_share']:.1%}); OOF AUC {reuse['auc']:.4f} (planted signal), "
+          f"pruned trials {reuse['pruned']}")
 
 
 if __name__ == "__main__":

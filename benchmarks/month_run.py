@@ -75,8 +75,8 @@ def main() -> None:
     print(f"total {frame['wall_s'].sum():.0f} s; database {db_mib:.0f} MiB")
     blocking = log[log["blocking"]]
     failed = blocking[~blocking["passed"]]
-    print(f"blocking check outcomes recorded: {len(blocking)} over {blocking[['symbol', 'day']].drop_duplicates().shape[0]} "
-          f"partitions; failed: {len(failed)}")
+    print(f"blocking check outcomes recorded: {len(blocking)} over "
+          f"{blocking[['symbol', 'day']].drop_duplicates().shape[0]} partitions; failed: {len(failed)}")
     if len(failed):
         print(failed.to_string(index=False))
     warnings = log[~log["blocking"] & ~log["passed"]]

@@ -63,7 +63,8 @@ def test_no_module_but_settings_reads_an_atra_variable():
     for path in (PROJECT_ROOT / "atra_pipeline").rglob("*.py"):
         text = path.read_text()
         # a name built at run time (f"ATRA_{exchange}_API_KEY") counts: any ATRA_ text beside an environment read
-        if re.search(r"\benviron\b|\bgetenv\b", text) and re.search(r"f?[\"']ATRA_", text) and path.name != "settings.py":
+        if (re.search(r"\benviron\b|\bgetenv\b", text) and re.search(r"f?[\"']ATRA_", text)
+                and path.name != "settings.py"):
             readers.append(path.relative_to(PROJECT_ROOT).as_posix())
     assert readers == [], readers
 

@@ -57,6 +57,11 @@ def test_the_main_job_is_the_gate_and_what_it_is_built_from():
     assert {k.to_user_string() for k in main} == {"raw_l2_snapshots", "raw_trades", "features", "labels",
                                                   "model_candidate", "oof_predictions", "backtest", "risk_report",
                                                   "approved_model"}
+    built_from, frontier = set(), {dg.AssetKey("approved_model")}
+    while frontier:  # the gate and its ancestors, walked up the asset graph
+        built_from |= frontier
+        frontier = {parent for key in frontier for parent in graph.get(key).parent_keys} - built_from
+    assert set(main) == built_from
     train = {k.to_user_string() for k in defs.resolve_job_def("train").asset_layer.selected_asset_keys}
     assert train == {"model_candidate", "oof_predictions", "backtest", "risk_report", "approved_model"}
 

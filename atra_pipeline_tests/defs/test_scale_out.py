@@ -37,7 +37,8 @@ def test_partitions_written_at_once_as_files_and_read_across_symbols(tmp_path):
     # no database file, in their own pool with room for every run at once (as the README says to set it)
     (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 1\ntelemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.event_log_storage.set_concurrency_slots("partition_files", 8)  # also creates the storage before the race
+        # also creates the storage before the race
+        instance.event_log_storage.set_concurrency_slots("partition_files", 8)
     env = {**os.environ, "DAGSTER_HOME": str(home), "ATRA_STORAGE_ROOT": str(root),
            "ATRA_DUCKDB_PATH": str(tmp_path / "unused.duckdb"), "ATRA_SYMBOLS": ",".join(SYMBOLS)}
     raw_config = {"resources": {"raw_source": {"config": {"interval_ms": INTERVAL_MS, "expect_full_day": True}}}}
@@ -51,11 +52,12 @@ def test_partitions_written_at_once_as_files_and_read_across_symbols(tmp_path):
     store.attach(conn, ["raw_l2_snapshots", "raw_trades", "features"])
     books = dict(conn.execute("SELECT symbol, count(*) FROM raw_l2_snapshots GROUP BY symbol").fetchall())
     assert books == {s: 86_400_000 // INTERVAL_MS for s in SYMBOLS}
-    features = conn.execute("SELECT symbol, count(*), count(xa_corr_1h) FROM features GROUP BY symbol ORDER BY symbol").fetchall()
+    features = conn.execute("SELECT symbol, count(*), count(xa_corr_1h) FROM features "
+                            "GROUP BY symbol ORDER BY symbol").fetchall()
     assert [(s, n) for s, n, _ in features] == [(s, 1440) for s in SYMBOLS]
     assert all(with_reference > 0 for *_, with_reference in features)  # each read the reference's files
-    logged = conn.execute("SELECT symbol, passed FROM read_parquet($p) WHERE check_name = 'no_lookahead' ORDER BY symbol",
-                          {"p": f"{root}/asset_check_log/*/*/features.parquet"}).fetchall()
+    logged = conn.execute("SELECT symbol, passed FROM read_parquet($p) WHERE check_name = 'no_lookahead' "
+                          "ORDER BY symbol", {"p": f"{root}/asset_check_log/*/*/features.parquet"}).fetchall()
     assert logged == [(s, True) for s in SYMBOLS]  # what the gate reads, kept beside the partitions
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_run_records()

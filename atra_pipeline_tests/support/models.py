@@ -24,7 +24,8 @@ def register_random_model(conn: duckdb.DuckDBPyConnection, win_rate: float = 0.6
     index = pd.date_range("2024-07-01", periods=rows, freq="1min")
     X = pd.DataFrame(rng.normal(size=(rows, len(columns))), index=index, columns=columns)
     data = TrainingSet(X, (rng.random(rows) < win_rate).astype(int), np.ones(rows),
-                       pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(rows), np.array(["BTCUSDT"] * rows))
+                       pd.Series(index + pd.Timedelta(minutes=5), index=index), np.zeros(rows),
+                       np.array(["BTCUSDT"] * rows))
     # half the rows to tune on in 3 folds: a few dozen rows still train
     settings = TrainingSettings(trials=1, max_estimators=20, n_splits=3, tuning_fraction=0.5)
     model_id = register_candidate(conn, train_candidate(data, settings), settings, "2024-07-01", "2024-07-01", [],

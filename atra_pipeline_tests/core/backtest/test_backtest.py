@@ -114,7 +114,8 @@ def test_equity_is_marked_to_market_at_each_decision():
     eth = candidates(1, symbol="ETHUSDT").assign(ts=T0 + pd.Timedelta(minutes=2))
     eth["entry_fill_ts"], eth["t1"], eth["exit_fill_ts"] = eth["ts"], eth["ts"] + pd.Timedelta(minutes=5), \
         eth["ts"] + pd.Timedelta(minutes=5)
-    marks = pd.DataFrame({"BTCUSDT": [100.0, 101.0], "ETHUSDT": [100.0, 100.0]}, index=[T0, T0 + pd.Timedelta(minutes=2)])
+    marks = pd.DataFrame({"BTCUSDT": [100.0, 101.0], "ETHUSDT": [100.0, 100.0]},
+                         index=[T0, T0 + pd.Timedelta(minutes=2)])
     risk_sized = BacktestSettings(strategy=replace(LOOSE, sizing=SizingSettings(max_symbol_exposure=10.0,
                                                                                 max_gross_exposure=10.0)))
     decisions, ledger, _ = run_backtest(pd.concat([btc, eth]), risk_sized, marks)

@@ -55,7 +55,8 @@ def test_an_order_through_the_fake_exchange_once(fake):
 
 @pytest.fixture
 def ledger(conn):
-    book = make_book(3, start="2024-08-08 00:00:58", mid=60_000.0, symbol="BTCUSDT")
+    # read by name in the SQL below
+    book = make_book(3, start="2024-08-08 00:00:58", mid=60_000.0, symbol="BTCUSDT")  # noqa: F841
     conn.execute("INSERT INTO collected_l2_snapshots SELECT * FROM book")
     return conn
 

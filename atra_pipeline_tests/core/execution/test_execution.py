@@ -34,7 +34,8 @@ MODEL = "m1"
 
 @pytest.fixture
 def market(conn):
-    book = make_book(10, mid=100.0, symbol="BTCUSDT")  # 00:00:00 .. 00:00:09, 1-tick spread, sizes 1..10
+    # 00:00:00 .. 00:00:09, 1-tick spread, sizes 1..10; read by name in the SQL below
+    book = make_book(10, mid=100.0, symbol="BTCUSDT")  # noqa: F841
     conn.execute("INSERT INTO collected_l2_snapshots SELECT * FROM book")
     return conn
 
@@ -65,12 +66,14 @@ def test_paper_fills_price_like_the_backtest(market):
 
 
 def test_the_paper_fill_meets_the_first_book_after_the_latency(market):
-    later = make_book(3, start="2024-08-08 00:00:20", mid=101.0, symbol="BTCUSDT")  # 00:00:20 .. 22, stored (a replay)
+    # 00:00:20 .. 22, stored (a replay); read by name in the SQL below
+    later = make_book(3, start="2024-08-08 00:00:20", mid=101.0, symbol="BTCUSDT")  # noqa: F841
     market.execute("INSERT INTO raw_l2_snapshots SELECT * FROM later")
     # sent at 00:00:19.9: 250 ms later is 00:00:20.15, whose first snapshot is 00:00:21
     (status, fill), _ = send(market, order(qty=0.5, sent_at=pd.Timestamp("2024-08-08 00:00:19.9")),
                              limits=RiskLimits(max_data_age_s=60))
-    assert status == "filled" and fill.ts == pd.Timestamp("2024-08-08 00:00:21") and fill.price == pytest.approx(101.005)
+    assert status == "filled" and fill.ts == pd.Timestamp("2024-08-08 00:00:21")
+    assert fill.price == pytest.approx(101.005)
 
 
 def test_the_paper_account_is_marked_by_hand(market):
@@ -173,7 +176,7 @@ def test_old_signals_and_malformed_orders_are_refused(market, bad, kind):
 def test_a_book_stamped_in_the_future_stops_orders(market):
     # the collector stamps books with the real clock: one 20 s after it means the clocks disagree
     later = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=20)
-    ahead = make_book(1, start=str(later), mid=100.0, symbol="BTCUSDT")
+    ahead = make_book(1, start=str(later), mid=100.0, symbol="BTCUSDT")  # noqa: F841 (read by name in the SQL below)
     market.execute("INSERT INTO collected_l2_snapshots SELECT * FROM ahead")
     (status, _), _ = send(market, order())
     assert status == "rejected" and events(market) == ["clock"]
@@ -189,7 +192,8 @@ def test_orders_take_the_venue_step_and_minimum(market):
 
 def test_reconciliation_finds_a_mismatch(market):
     _, broker = send(market, order())
-    market.execute("INSERT INTO paper_fills VALUES ('paper', 'x', TIMESTAMP '2024-08-08 00:00:09', 'BTCUSDT', 1, 1, 100, 0)")
+    market.execute("INSERT INTO paper_fills VALUES ('paper', 'x', TIMESTAMP '2024-08-08 00:00:09', 'BTCUSDT', "
+                   "1, 1, 100, 0)")
     assert reconcile(market, broker) == {"BTCUSDT": (pytest.approx(2.5), pytest.approx(3.5))}
 
 
@@ -197,7 +201,8 @@ def test_orders_refused_in_an_outage_are_sent_again_once(market):
     (status, _), _ = send(market, order(qty=1.0), broker=FailingBroker(market, now=lambda: NOW))
     assert status == "error"
     (status, _), broker = send(market, order(qty=1.0))  # the outage is over: the same order, once
-    assert status == "filled" and market.execute("SELECT count(*), min(status) FROM orders").fetchall() == [(1, "filled")]
+    assert status == "filled"
+    assert market.execute("SELECT count(*), min(status) FROM orders").fetchall() == [(1, "filled")]
     (status, _), _ = send(market, order(qty=1.0))
     assert status == "already_sent" and reconcile(market, broker) == {}
     assert ledger_positions(market, "paper") == {"BTCUSDT": pytest.approx(1.0)}

@@ -71,7 +71,8 @@ def test_an_entry_records_its_decision_and_its_barriers(desk):
     d = conn.execute("SELECT * FROM live_decisions").fetchdf().iloc[0]
     pos = conn.execute("SELECT * FROM live_positions").fetchdf().iloc[0]
     b = books([100.0]).iloc[0]
-    levels = [b[[f"{s}_{k}_{i}" for i in range(N_LEVELS)]].to_numpy(float) for s in ("bid", "ask") for k in ("px", "sz")]
+    levels = [b[[f"{s}_{k}_{i}" for i in range(N_LEVELS)]].to_numpy(float)
+              for s in ("bid", "ask") for k in ("px", "sz")]
     cost = round_trip_cost(1.0, pos["qty"], 100.0, *levels, 4e-4, 1e-3)
     assert d["taken"] and d["reason_not_taken"] == "" and d["expected_cost_bps"] == pytest.approx(cost * 1e4)
     assert d["expected_edge_bps"] == pytest.approx(1e4 * expected_edge(0.9, TAU, 1.0, 1.0, cost))
@@ -164,8 +165,8 @@ def test_the_kill_switch_is_per_broker_and_retries_a_failed_close(conn):
 
     now = T0 + pd.Timedelta(seconds=9)
     down = Down(conn, record.require_spec().strategy.costs, now=lambda: now)
-    tripped = trade_step(conn, down, record, signal(T0).iloc[:0], now, RiskLimits(max_daily_loss=2_000), record.model_id,
-                         at_event_time=True)
+    tripped = trade_step(conn, down, record, signal(T0).iloc[:0], now, RiskLimits(max_daily_loss=2_000),
+                         record.model_id, at_event_time=True)
     assert tripped.halted == "kill switch tripped" and tripped.exits == {} and tripped.orders == {"error": 1}
     # the next step retries the close (the broker is back) though the switch was tripped before it
     later = step(conn, record, signal(T0).iloc[:0], T0 + pd.Timedelta(seconds=10), RiskLimits(max_daily_loss=2_000))

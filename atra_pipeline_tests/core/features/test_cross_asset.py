@@ -33,7 +33,8 @@ def moving_book(symbol: str, mids, step_s: float = 10.0) -> pd.DataFrame:
 
 def _store(conn, *books) -> None:
     for book in books:
-        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, PartitionWindow.for_day(book["symbol"].iloc[0], DAY))
+        replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS,
+                          PartitionWindow.for_day(book["symbol"].iloc[0], DAY))
 
 
 def _features(conn, symbol: str, peers, step_s: int = 60) -> pd.DataFrame:

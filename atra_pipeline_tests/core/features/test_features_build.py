@@ -40,7 +40,8 @@ def tiny_book() -> pd.DataFrame:
 
 
 def _row(conn, ts: str) -> pd.Series:
-    return conn.execute("SELECT * FROM fx_features WHERE ts = $t", {"t": pd.Timestamp(ts).to_pydatetime()}).fetchdf().iloc[0]
+    return conn.execute("SELECT * FROM fx_features WHERE ts = $t",
+                        {"t": pd.Timestamp(ts).to_pydatetime()}).fetchdf().iloc[0]
 
 
 @pytest.fixture
@@ -68,7 +69,8 @@ def test_returns_and_realised_vol_by_hand(tiny):
     mids = [100.5, 100.5, 100.75, 100.65]
     assert tiny["ret_10s"] == pytest.approx(math.log(mids[-1] / mids[0]))
     assert tiny["rv_1m"] is None or np.isnan(tiny["rv_1m"])  # a 1-minute window the data do not cover: warm-up
-    assert tiny["hour_of_day"] == 0 and tiny["hour_sin"] == pytest.approx(0.0) and tiny["hour_cos"] == pytest.approx(1.0)
+    assert tiny["hour_of_day"] == 0
+    assert tiny["hour_sin"] == pytest.approx(0.0) and tiny["hour_cos"] == pytest.approx(1.0)
 
 
 def test_every_family_returns_exactly_its_registered_columns(conn, window, tiny):
@@ -101,13 +103,15 @@ def test_no_lookahead_on_synthetic_data(two_days):
 
 def test_a_leaking_family_is_caught(two_days, monkeypatch):
     leaky = load_sql("features/pressure.sql").replace("ASOF LEFT JOIN fx_book AS s ON g.ts >= s.ts",
-                                                      "ASOF LEFT JOIN fx_book AS s ON g.ts + INTERVAL 30 SECOND >= s.ts")
+                                                      "ASOF LEFT JOIN fx_book AS s "
+                                                      "ON g.ts + INTERVAL 30 SECOND >= s.ts")
     assert leaky != load_sql("features/pressure.sql")
     real_load = sql_module.load_sql
     monkeypatch.setattr(build_module, "load_sql",
                         lambda name: leaky if name == "features/pressure.sql" else real_load(name))
     times = pd.to_datetime([f"{DAY} 09:17", f"{DAY} 15:00"])
-    columns = {m["column"] for m in lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times, peers=ETH_PEERS)}
+    columns = {m["column"] for m in lookahead_mismatches(two_days, PartitionWindow.for_day("ETHUSDT", DAY), times,
+                                                         peers=ETH_PEERS)}
     assert "pressure_imbalance_1" in columns and not any(c.startswith("ofi_") for c in columns)
 
 
@@ -142,7 +146,8 @@ def test_the_constant_column_rule_judges_market_data_on_enough_rows():
     constant = {o.name: o for o in check_features(short, times[:len(short)], before)}["no_constant_columns"]
     assert constant.passed and "spread_bps" in constant.figures["not_judged_too_few_rows"]
     at_bound = frame.iloc[:MIN_ROWS_JUDGED_CONSTANT]
-    assert not {o.name: o for o in check_features(at_bound, times[:len(at_bound)], before)}["no_constant_columns"].passed
+    at_bound_outcomes = {o.name: o for o in check_features(at_bound, times[:len(at_bound)], before)}
+    assert not at_bound_outcomes["no_constant_columns"].passed
     # NaN rows do not count: 29 defined values of a constant column are not judged
     frame.loc[MIN_ROWS_JUDGED_CONSTANT - 1:, "spread_bps"] = np.nan
     assert {o.name: o for o in check_features(frame, times, before)}["no_constant_columns"].passed
@@ -233,7 +238,8 @@ def test_a_book_outage_leaves_the_features_that_read_it_null_and_is_reported(con
     # back at 10:10: a window reaching into the hole is NULL, one after it is set again
     assert np.isnan(rows.at[pd.Timestamp(f"{DAY} 10:10"), "ret_1m"])
     assert not np.isnan(rows.at[pd.Timestamp(f"{DAY} 10:11"), "ret_1m"])
-    assert np.isnan(rows.at[pd.Timestamp(f"{DAY} 11:05"), "rv_1h"]) and not np.isnan(rows.at[pd.Timestamp(f"{DAY} 11:11"), "rv_1h"])
+    assert np.isnan(rows.at[pd.Timestamp(f"{DAY} 11:05"), "rv_1h"])
+    assert not np.isnan(rows.at[pd.Timestamp(f"{DAY} 11:11"), "rv_1h"])
     assert rows.loc[f"{DAY} 09:00":f"{DAY} 09:59", book_columns].notna().all().all()  # before: untouched
     stale = stale_decisions(conn, window.start)
     assert stale.tolist() == list(pd.date_range(f"{DAY} 10:01", f"{DAY} 10:09", freq="60s"))
@@ -260,5 +266,6 @@ def test_identical_builds_are_bit_identical(two_days):
     first = builds[0]
     for other in builds[1:]:
         differing = [c for c in first.columns
-                     if not np.array_equal(first[c].to_numpy(), other[c].to_numpy(), equal_nan=first[c].dtype.kind == "f")]
+                     if not np.array_equal(first[c].to_numpy(), other[c].to_numpy(),
+                                           equal_nan=first[c].dtype.kind == "f")]
         assert differing == []

@@ -24,7 +24,7 @@ def captured(conn, shared_data):
         result = read_binance_capture(paths, symbol, interval_ms=1000)
         for day in ("2024-08-08", NEXT_DAY):
             window = PartitionWindow.for_day(symbol, day)
-            in_day = lambda f: f[(f["ts"] >= window.start) & (f["ts"] < window.end)]  # noqa: E731
+            in_day = lambda f, window=window: f[(f["ts"] >= window.start) & (f["ts"] < window.end)]  # noqa: E731
             replace_partition(conn, "raw_l2_snapshots", in_day(result.book), L2_COLUMNS, window)
             replace_partition(conn, "raw_trades", in_day(result.trades), TRADE_COLUMNS, window)
     return conn

@@ -69,7 +69,8 @@ def test_quote_drifts_and_best_price_changes_by_hand(stable):
     falling = _at(stable, f"{DAY} 01:02:30")  # (3450, 3750]: the bid's fall at 3720 and rise at 3750
     assert falling["best_bid_drift_5m"] == 0 and falling["best_ask_drift_5m"] == 0
     dipped = _at(stable, f"{DAY} 01:02:20")  # (3440, 3740]: the bid fell at 3720, the ask rose; neither back yet
-    assert dipped["best_bid_drift_5m"] == pytest.approx(-1 / 30) and dipped["best_ask_drift_5m"] == pytest.approx(1 / 30)
+    assert dipped["best_bid_drift_5m"] == pytest.approx(-1 / 30)
+    assert dipped["best_ask_drift_5m"] == pytest.approx(1 / 30)
     first = _at(stable, f"{DAY} 00:05:00")  # (0, 300]: the bid's rise at 10 s
     assert first["best_bid_drift_5m"] == pytest.approx(1 / 30) and first["best_ask_drift_5m"] == 0
     assert first["best_changes_1m"] == 0 and first["best_changes_5m"] == 1
@@ -143,9 +144,11 @@ def test_stability_warm_up_is_exactly_the_uncovered_windows_on_synthetic_data(tw
     frame = two_days.execute("SELECT * FROM fx_features").fetchdf()
     warm = warmup_mask(frame, data_start(two_days, first, ETH_PEERS))[STABILITY]
     assert (frame[STABILITY].isna() == warm).all().all()  # NULL in the warm-up, set everywhere else
-    outcomes = check_features(frame, pd.date_range("2024-08-07", periods=1440, freq="60s"), data_start(two_days, first, ETH_PEERS))
+    outcomes = check_features(frame, pd.date_range("2024-08-07", periods=1440, freq="60s"),
+                              data_start(two_days, first, ETH_PEERS))
     assert not [c for o in outcomes for c in o.columns if c in STABILITY], [o.message() for o in outcomes]
-    build_features(two_days, PartitionWindow.for_day("ETHUSDT", DAY), peers=ETH_PEERS)  # the previous day's hour is loaded
+    # the previous day's hour is loaded
+    build_features(two_days, PartitionWindow.for_day("ETHUSDT", DAY), peers=ETH_PEERS)
     assert two_days.execute("SELECT * FROM fx_features").fetchdf()[STABILITY].notna().all().all()
 
 

@@ -15,7 +15,8 @@ from atra_pipeline.core.models.registry import ModelRecord
 GOOD_MODEL = {"auc": 0.56, "auc_se": 0.02, "auc_z": 3.0, "auc_effective_events": 600.0, "events": 900,
               "log_loss": 0.68, "prior_log_loss": 0.69, "placebo_keys": ["a", "b"], "placebo_error": ""}
 GOOD_RISK = {"deflated_sharpe_ratio": 0.97, "track_record_days": 40.0, "min_track_record_days": 12.5,
-             "pbo": 0.2, "probability_of_loss": 0.2, "cscv_blocks": 16.0, "periods_per_year": 365.0, "return_periods": 40.0, "trials": 20.0,
+             "pbo": 0.2, "probability_of_loss": 0.2, "cscv_blocks": 16.0, "periods_per_year": 365.0,
+             "return_periods": 40.0, "trials": 20.0,
              "trials_with_sharpe": 18.0, "sharpe_ratio": 2.5, "trades": 300.0, "placebo_sharpe_max": 1.1,
              "placebos": 2.0, "placebos_expected": 2.0, "baseline_sharpe": -3.0, "baseline_trades": 800.0}
 
@@ -29,7 +30,8 @@ def outcomes(conn, model: ModelRecord, **risk) -> dict:
     figures = {**GOOD_RISK, **risk}
     write_risk_metrics(conn, model.model_id, {k: v for k, v in figures.items() if v is not None})
     conn.execute("DELETE FROM asset_check_log")
-    conn.execute("INSERT INTO asset_check_log VALUES ('features', 'no_lookahead', 'BTCUSDT', '2024-08-01', true, now())")
+    conn.execute("INSERT INTO asset_check_log "
+                 "VALUES ('features', 'no_lookahead', 'BTCUSDT', '2024-08-01', true, now())")
     return {o.rule.name: o for o in evaluate_gate(conn, model)}
 
 

@@ -122,8 +122,9 @@ def test_entry_is_the_last_price_at_or_before_the_event_and_min_return_filters()
     prices = path([100, 101, 100.2, 102.5], step_s=2)  # prices at 0, 2, 4, 6 s
     row = label_one(prices, event_s=3)  # entry 101 (at 2 s)
     assert (row["barrier"], row["t1"]) == ("pt", at(6)) and row["ret"] == pytest.approx(math.log(102.5 / 101))
-    out = triple_barrier_labels(prices, pd.DatetimeIndex([at(1), at(3)]), pd.Series([0.001, 0.01], index=[at(0), at(2)]),
-                                (1, 1), pd.Timedelta(seconds=10), min_return=0.005)
+    out = triple_barrier_labels(prices, pd.DatetimeIndex([at(1), at(3)]),
+                                pd.Series([0.001, 0.01], index=[at(0), at(2)]), (1, 1), pd.Timedelta(seconds=10),
+                                min_return=0.005)
     assert list(out.index) == [at(3)] and out.attrs["below_min_return"] == 1
 
 
@@ -173,7 +174,8 @@ def brute_force(close: pd.Series, events, width, pt_sl, hold: pd.Timedelta, side
 def test_labels_match_a_brute_force_path_scan(steps, seed, pt, sl, hold, with_side, offsets_ms, early_ms):
     # integer ticks of 0.1%: exact ties with the barriers happen often
     close = pd.Series(100 * np.exp(0.001 * np.cumsum(steps)),
-                      index=T0 + pd.to_timedelta(np.cumsum(np.random.default_rng(seed).integers(1, 3, len(steps))), unit="s"))
+                      index=T0 + pd.to_timedelta(np.cumsum(np.random.default_rng(seed).integers(1, 3, len(steps))),
+                                                 unit="s"))
     rng = np.random.default_rng(seed)
     # events at prices, between prices (entry: the last price before), after the last price and
     # before the first one (no entry price: left out); prices are 1-2 s apart
@@ -248,7 +250,8 @@ def test_daily_volatility_is_the_ewm_std_of_lookback_returns():
 
 def test_flow_momentum_side_and_meta_labels():
     times = pd.DatetimeIndex([at(0), at(2), at(4)])
-    features = pd.DataFrame({"pressure_imbalance_5": [0.3, -0.2, 0.4], "pressure_imbalance_5_step_zscore_1h": [1.5, -2.0, 0.5],
+    features = pd.DataFrame({"pressure_imbalance_5": [0.3, -0.2, 0.4],
+                             "pressure_imbalance_5_step_zscore_1h": [1.5, -2.0, 0.5],
                              "ofi_norm_1m": [-5.0, np.nan, 4.0], "ofi_norm_1m_step_zscore_1h": [-1.5, np.nan, 3.0]},
                             index=times)
     side = flow_momentum_side(features, threshold=1.0)
@@ -283,7 +286,8 @@ def test_sample_weights_by_hand():
     raw = u * a
     np.testing.assert_allclose(sample_weights(labels, close), raw * 3 / raw.sum())
     w = sample_weights(labels, close, balanced=True)
-    assert w.sum() == pytest.approx(3.0) and w[labels["label"] == 0].sum() == pytest.approx(w[labels["label"] == 1].sum())
+    assert w.sum() == pytest.approx(3.0)
+    assert w[labels["label"] == 0].sum() == pytest.approx(w[labels["label"] == 1].sum())
     decayed = sample_weights(labels, close, decay=0.5)
     assert (decayed > 0).all() and decayed.iloc[0] / decayed.iloc[2] < (raw[0] / raw[2])  # older counts less
     with pytest.raises(ValueError, match="decay"):

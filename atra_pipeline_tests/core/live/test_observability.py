@@ -51,8 +51,8 @@ def test_monitor_once_prints_the_metrics(tmp_path, monkeypatch, capsys):
     with duckdb.connect(str(tmp_path / "atra.duckdb")) as conn:
         prepare(conn)
         # a symbol no other test uses (the registry is global): only this refresh can set its gauge
-        conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'SOLUSDT', 'm1', true, 1, 0.6, 0.002, 100.0, "
-                     "'2024-08-08 00:09:00', '2024-08-08 00:09:00.375')")
+        conn.execute("INSERT INTO live_signals VALUES ('2024-08-08 00:09', 'SOLUSDT', 'm1', true, 1, 0.6, 0.002, "
+                     "100.0, '2024-08-08 00:09:00', '2024-08-08 00:09:00.375')")
     assert cli.main(["monitor", "--once"]) == 0
     out = capsys.readouterr().out
     assert "atra_kill_switch" in out

@@ -91,5 +91,6 @@ def test_a_live_position_open_where_the_data_end_is_listed_apart():
     table, summary = compare(backtest, pd.DataFrame([trade, still_open]))
     assert summary["mismatched"] == 0 and summary["open_at_data_end"] == 1 and summary["passed"]
     assert list(table["where"]) == ["both", "live only, open where the data end"]
-    _, summary = compare(backtest, pd.DataFrame([trade, dict(still_open, exit_reason="sl", exit_px=99.0, net_pnl=-2.1)]))
+    _, summary = compare(backtest, pd.DataFrame([trade, dict(still_open, exit_reason="sl", exit_px=99.0,
+                                                             net_pnl=-2.1)]))
     assert summary["mismatched"] == 1 and not summary["passed"]

@@ -204,7 +204,8 @@ def test_registry_round_trip_and_decisions(conn):
     assert record.require_spec() == spec  # the whole configuration, read back as registered
     trained = train_candidate(data, settings)
     second_id = register_candidate(conn, trained, settings, "2024-08-01", "2024-08-01", ["2024-08-01|BTCUSDT"], spec)
-    np.testing.assert_array_equal(load_model(conn, second_id).booster().predict(data.X), trained.booster.predict(data.X))
+    np.testing.assert_array_equal(load_model(conn, second_id).booster().predict(data.X),
+                                  trained.booster.predict(data.X))
     stored = conn.execute("SELECT count(*) FROM oof_predictions WHERE model_id = ?", [second_id]).fetchall()[0][0]
     assert stored == len(trained.oof) == trained.metrics["oof_events_expected"]
     trials = conn.execute("SELECT count(DISTINCT trial), count(*) FROM trial_predictions WHERE model_id = ?",

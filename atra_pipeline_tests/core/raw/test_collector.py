@@ -67,7 +67,8 @@ def test_collects_books_and_every_trade(fake, store):
     assert stored(store, "SELECT count(*), count(DISTINCT (symbol, ts)) FROM collected_l2_snapshots")[0] == (12, 12)
     ids = set(stored(store, "SELECT symbol, trade_id FROM collected_trades"))
     assert ids == fake_trade_ids(fake) and collector.stats.trade_rows == len(ids) == 12
-    row = stored(store, "SELECT bid_px_0 < ask_px_0, bid_px_9 IS NOT NULL, exchange FROM collected_l2_snapshots LIMIT 1")[0]
+    row = stored(store, "SELECT bid_px_0 < ask_px_0, bid_px_9 IS NOT NULL, exchange "
+                        "FROM collected_l2_snapshots LIMIT 1")[0]
     assert row == (True, True, "binance")
     assert all(path.startswith("/api/v3/") for path, _ in fake.requests)  # only the fake was asked
 
@@ -100,7 +101,8 @@ def test_a_restart_resumes_without_duplicates(fake, store):
     collect(fake, store, polls=3)  # a new process: trades resume from the last stored id
     assert stored(store, "SELECT count(*), count(DISTINCT (symbol, ts)) FROM collected_l2_snapshots")[0] == (18, 18)
     trades = stored(store, "SELECT count(*), count(DISTINCT (symbol, trade_id)) FROM collected_trades")[0]
-    assert trades == (18, 18) and set(stored(store, "SELECT symbol, trade_id FROM collected_trades")) == fake_trade_ids(fake)
+    assert trades == (18, 18)
+    assert set(stored(store, "SELECT symbol, trade_id FROM collected_trades")) == fake_trade_ids(fake)
     again = store.append(*_frames(store))  # a retried batch adds nothing
     assert again == (0, 0)
 

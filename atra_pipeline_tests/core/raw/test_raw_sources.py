@@ -20,7 +20,8 @@ def _spec(tmp_path, **kw) -> SourceSpec:
 
 def test_no_rows_for_the_partition_is_an_error_not_a_silent_delete(conn, tmp_path, window):
     make_book(10, symbol="ETHUSDT").to_csv(tmp_path / "book_BTCUSDT.csv", index=False)  # wrong symbol inside
-    with pytest.raises(DataError, match=r"no raw_l2_snapshots rows for partition BTCUSDT 2024-08-08.*rows_other_symbols.: 10"):
+    with pytest.raises(DataError,
+                       match=r"no raw_l2_snapshots rows for partition BTCUSDT 2024-08-08.*rows_other_symbols.: 10"):
         stage_partition(conn, _spec(tmp_path), "raw_l2_snapshots", window)
 
 

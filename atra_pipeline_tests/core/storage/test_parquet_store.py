@@ -60,9 +60,11 @@ def test_a_rewrite_replaces_and_a_refused_write_keeps_the_old_file(tmp_path):
     store = ParquetStore(tmp_path)
     window = PartitionWindow.for_day("BTCUSDT", DAY)
     book, _ = generate_market_day("BTCUSDT", DAY, interval_ms=60_000)
-    assert store.replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window) == {"deleted": 0, "inserted": 1440}
+    assert store.replace_partition(conn, "raw_l2_snapshots", book, L2_COLUMNS, window) == {
+        "deleted": 0, "inserted": 1440}
     half = book.iloc[:720]
-    assert store.replace_partition(conn, "raw_l2_snapshots", half, L2_COLUMNS, window) == {"deleted": 1440, "inserted": 720}
+    assert store.replace_partition(conn, "raw_l2_snapshots", half, L2_COLUMNS, window) == {
+        "deleted": 1440, "inserted": 720}
     bad = half.assign(ts=half["ts"] + pd.Timedelta(days=1))  # rows of the next day
     with pytest.raises(ValueError, match="outside partition"):
         store.replace_partition(conn, "raw_l2_snapshots", bad, L2_COLUMNS, window)

@@ -180,7 +180,8 @@ def test_a_connection_reads_what_other_connections_and_processes_wrote(bucket):
     attach_store(writer, root)
     replace_partition(writer, "raw_l2_snapshots", book("BTCUSDT"), L2_COLUMNS, PartitionWindow.for_day("BTCUSDT", DAY))
     attach_store(reader, root)
-    assert reader.execute("SELECT symbol, count(*) FROM raw_l2_snapshots GROUP BY ALL").fetchall() == [("BTCUSDT", 1440)]
+    assert reader.execute("SELECT symbol, count(*) FROM raw_l2_snapshots GROUP BY ALL").fetchall() == [
+        ("BTCUSDT", 1440)]
     # another process writes a partition after the reader listed the files: the reader's next
     # query lists them again and sees it (no listing is cached)
     with mp.get_context("spawn").Pool(1) as pool:
@@ -206,11 +207,13 @@ def test_a_dagster_run_writes_its_partition_to_the_object_store(bucket, tmp_path
 
     assert not (tmp_path / "unused.duckdb").exists()
     partition = f"date={DAY}/symbol=BTCUSDT"
-    assert {f"{bucket}/store/raw_l2_snapshots/{partition}/part.parquet", f"{bucket}/store/raw_trades/{partition}/part.parquet",
+    assert {f"{bucket}/store/raw_l2_snapshots/{partition}/part.parquet",
+            f"{bucket}/store/raw_trades/{partition}/part.parquet",
             f"{bucket}/store/asset_check_log/{partition}/raw_l2_snapshots.parquet"} <= set(objects(bucket))
     conn = connection()
     attach_store(conn, root)
-    assert conn.execute("SELECT symbol, count(*) FROM raw_l2_snapshots GROUP BY ALL").fetchall() == [("BTCUSDT", 86_400)]
+    assert conn.execute("SELECT symbol, count(*) FROM raw_l2_snapshots GROUP BY ALL").fetchall() == [
+        ("BTCUSDT", 86_400)]
     assert conn.execute("SELECT count(*) FROM raw_trades").fetchall()[0][0] > 0
     outcomes = conn.execute("SELECT count(*), bool_and(passed) FROM asset_check_log WHERE asset = 'raw_l2_snapshots'")
     checked, all_passed = outcomes.fetchall()[0]

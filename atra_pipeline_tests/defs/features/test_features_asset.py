@@ -25,7 +25,8 @@ def test_features_for_two_days_pass_every_check(tmp_path):
         checks = {k: v for k, v in check_results(result).items() if k.startswith("features.")}
         assert len(checks) == 6 and all(checks.values()), checks
     meta = result.asset_materializations_for_node("features")[0].metadata
-    assert meta["dagster/row_count"].value == 1440 and meta["data_from"].value == "2024-08-07 22:00:00"  # look-back: 1 h of rolling steps + 1 h windows
+    # look-back: 1 h of rolling steps + 1 h windows
+    assert meta["dagster/row_count"].value == 1440 and meta["data_from"].value == "2024-08-07 22:00:00"
     assert meta["cross_asset_peers"].value == "BTCUSDT" and meta["cross_asset_data_from"].value == "2024-08-07 22:00:00"
     assert count_rows(tmp_path / "atra.duckdb", "features") == 2 * 1440
 
@@ -39,7 +40,8 @@ def _upstream(asset: str, date: str, symbol: str) -> list[str]:
 
 def test_features_depend_on_this_and_the_previous_day_trades_of_the_symbol_and_books_of_every_symbol():
     key = dg.AssetKey("features")
-    assert {dg.AssetKey("raw_l2_snapshots"), dg.AssetKey("raw_trades")} <= defs.resolve_asset_graph().get(key).parent_keys
+    parents = defs.resolve_asset_graph().get(key).parent_keys
+    assert {dg.AssetKey("raw_l2_snapshots"), dg.AssetKey("raw_trades")} <= parents
     assert _upstream("raw_trades", "2024-08-08", "ETHUSDT") == ["2024-08-07|ETHUSDT", "2024-08-08|ETHUSDT"]
     assert _upstream("raw_l2_snapshots", "2024-08-08", "ETHUSDT") == [
         f"{d}|{s}" for d in ("2024-08-07", "2024-08-08") for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
@@ -68,9 +70,9 @@ def test_a_partition_read_that_failed_a_blocking_check_stops_features_and_labels
     db = tmp_path / "atra.duckdb"
     with duckdb.connect(str(db)) as conn:
         prepare(conn)
-        conn.execute("INSERT INTO asset_check_log VALUES ('raw_l2_snapshots', 'book_not_crossed', 'ETHUSDT', '2024-08-07', "
-                     "false, now()), ('raw_l2_snapshots', 'gaps_within_limit', 'SOLUSDT', '2024-08-08', false, now()), "
-                     "('features', 'no_constant_columns', 'SOLUSDT', '2024-08-08', false, now())")
+        conn.execute("INSERT INTO asset_check_log VALUES ('raw_l2_snapshots', 'book_not_crossed', 'ETHUSDT', "
+                     "'2024-08-07', false, now()), ('raw_l2_snapshots', 'gaps_within_limit', 'SOLUSDT', '2024-08-08', "
+                     "false, now()), ('features', 'no_constant_columns', 'SOLUSDT', '2024-08-08', false, now())")
     resources = {"duckdb": AtraDuckDB(database=str(db)), "raw_source": RawSourceResource()}
 
     def failure(assets, symbol: str) -> str:
@@ -81,7 +83,8 @@ def test_a_partition_read_that_failed_a_blocking_check_stops_features_and_labels
         return event.event_specific_data.user_failure_data.description
 
     said = failure([*features.assets], "SOLUSDT")
-    assert "features 2024-08-08|SOLUSDT not built" in said and "raw_l2_snapshots.book_not_crossed on 2024-08-07|ETHUSDT" in said
+    assert "features 2024-08-08|SOLUSDT not built" in said
+    assert "raw_l2_snapshots.book_not_crossed on 2024-08-07|ETHUSDT" in said
     assert "gaps_within_limit" not in said  # a warning check does not block
     assert "features.no_constant_columns on 2024-08-08|SOLUSDT" in failure([*labels.assets], "SOLUSDT")
     assert count_rows(db, "labels") == 0

@@ -101,7 +101,8 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
         printed = {(s, str(t["id"])) for s, trades in fake.trades.items() if s in SYMBOLS for t in trades}
     assert stats.failed_calls == 0 and stats.retries >= 5
     with duckdb.connect(str(path), read_only=True) as conn:
-        books = conn.execute("SELECT count(*), count(DISTINCT (symbol, ts)), max(ts) FROM collected_l2_snapshots").fetchall()[0]
+        books = conn.execute("SELECT count(*), count(DISTINCT (symbol, ts)), max(ts) "
+                             "FROM collected_l2_snapshots").fetchall()[0]
         trades = set(conn.execute("SELECT symbol, trade_id FROM collected_trades").fetchall())
     assert books[0] == books[1] == stats.polls * len(SYMBOLS)  # every poll landed once
     assert trades == printed  # every trade, once
@@ -136,7 +137,9 @@ def test_collect_score_and_trade_through_outages(tmp_path, monkeypatch):
         assert resumed.entries == taken[0] >= 1 and again.entries == 0 and taken[1] == len(SYMBOLS)
         orders = conn.execute("SELECT count(*), count(DISTINCT client_order_id) FROM orders").fetchall()[0]
         fills = conn.execute("SELECT max(qty * price) FROM fills").fetchall()[0][0]
-        detail = conn.execute("SELECT o.symbol, o.side, o.qty, f.price, f.qty * f.price, f.mid FROM orders o JOIN fills f USING (client_order_id)").fetchall()
+        detail = conn.execute("SELECT o.symbol, o.side, o.qty, f.price, f.qty * f.price, f.mid "
+                              "FROM orders o JOIN fills f USING (client_order_id)").fetchall()
         events = conn.execute("SELECT kind, detail FROM risk_events").fetchall()
-        assert orders[0] == orders[1] == taken[0] and fills <= 30_000 * (1 + limits.notional_tolerance), (detail, events)
+        assert orders[0] == orders[1] == taken[0], (detail, events)
+        assert fills <= 30_000 * (1 + limits.notional_tolerance), (detail, events)
         assert reconcile(conn, broker) == {}

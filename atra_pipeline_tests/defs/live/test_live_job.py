@@ -39,7 +39,8 @@ def db(tmp_path, market, monkeypatch):
 
 def _evaluate(path, instance=None):
     if instance is not None:
-        return live_sensor(dg.build_sensor_context(instance=instance, resources={"duckdb": AtraDuckDB(database=str(path))}))
+        return live_sensor(dg.build_sensor_context(instance=instance,
+                                                   resources={"duckdb": AtraDuckDB(database=str(path))}))
     with dg.DagsterInstance.ephemeral() as fresh:
         return _evaluate(path, fresh)
 
@@ -102,9 +103,9 @@ def test_the_exit_sensor_ticks_while_open_positions_have_new_snapshots(db):
         assert isinstance(exit_sensor(dg.build_sensor_context(instance=instance, resources=resources)), dg.SkipReason)
         with duckdb.connect(str(path)) as conn:  # a position judged up to 02:00, collected data to 02:01:30
             conn.execute("INSERT INTO live_positions (position_id, broker, model_id, symbol, side, qty, decision_ts, "
-                         "barrier_width, entry_mid, up, down, vertical_ts, status, checked_to) VALUES ('p', 'paper', ?, "
-                         "'ETHUSDT', 1, 1, '2024-08-08 01:59', 0.002, 2600, 0.002, -0.002, '2024-08-08 02:04', 'open', "
-                         "'2024-08-08 02:00')", [model_id])
+                         "barrier_width, entry_mid, up, down, vertical_ts, status, checked_to) "
+                         "VALUES ('p', 'paper', ?, 'ETHUSDT', 1, 1, '2024-08-08 01:59', 0.002, 2600, 0.002, -0.002, "
+                         "'2024-08-08 02:04', 'open', '2024-08-08 02:00')", [model_id])
         request = exit_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert isinstance(request, dg.RunRequest) and request.run_key == "tick|2024-08-08T02:01:30"
         with duckdb.connect(str(path)) as conn:

@@ -47,8 +47,9 @@ def store(db, signal: float, seed: int, labels: LabelSettings = LabelSettings(),
                 feats.insert(0, "ts", ts)
                 conn.execute("INSERT INTO features BY NAME SELECT * FROM feats")
                 win = rng.random(len(ts)) < 0.5 + signal * np.tanh(feats["pressure_imbalance_5"].to_numpy())
-                rows = pd.DataFrame({
-                    "ts": ts, "symbol": symbol, "side": rng.choice([-1, 1], len(ts)), "t1": ts + pd.Timedelta(minutes=5),
+                rows = pd.DataFrame({  # noqa: F841 (read by name in the SQL below)
+                    "ts": ts, "symbol": symbol, "side": rng.choice([-1, 1], len(ts)),
+                    "t1": ts + pd.Timedelta(minutes=5),
                     "ret": np.where(win, 0.001, -0.001), "label": win.astype(int), "outcome": np.where(win, 1, -1),
                     "barrier": np.where(win, "pt", "sl"), "target": 0.002, "uniqueness": 1.0, "weight": 1.0,
                 })[LABEL_COLUMNS]
@@ -63,7 +64,8 @@ def store(db, signal: float, seed: int, labels: LabelSettings = LabelSettings(),
 
 
 def train(db, trials: int = 3) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*models.assets, *backtest.assets, *gate.assets], resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False,
+    return dg.materialize([*models.assets, *backtest.assets, *gate.assets],
+                          resources={"duckdb": AtraDuckDB(database=str(db))}, raise_on_error=False,
                           run_config={"ops": {"model_candidate": {"config": {"trials": trials, "max_estimators": 80,
                                                                              "placebos": 2}}}})
 
@@ -75,7 +77,8 @@ def meta(result, asset: str) -> dict:
 
 def registry(db) -> pd.DataFrame:
     with duckdb.connect(str(db), read_only=True) as conn:
-        return conn.execute("SELECT model_id, status, reason FROM model_registry ORDER BY created_at, model_id").fetchdf()
+        return conn.execute("SELECT model_id, status, reason FROM model_registry "
+                            "ORDER BY created_at, model_id").fetchdf()
 
 
 @pytest.fixture
