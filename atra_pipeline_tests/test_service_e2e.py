@@ -2,10 +2,12 @@
 user-code server, ``dagster-webserver`` and ``dagster-daemon`` as real processes, driven through
 Dagster's GraphQL Python client and looked at in headless Chromium.
 
-The steps build on each other through module fixtures: a 3-partition asset backfill (raw data,
-features and labels of one date for every symbol, ordered by the daemon), then the whole main
-job for one partition, then the live sensor reacting to newly collected data. Under CI
-(``CI=true``, set by ``.ci/run``, which installs PostgreSQL and Chromium) nothing here may skip.
+The steps build on each other through module fixtures: the daily automation switched on (its
+cron ticks every minute here), an asset backfill (raw data, features and labels of one date for
+both symbols of the service, ordered by the daemon) while the automation collects the latest
+day, then the automation's runs of that day checked, then the whole main job for one partition,
+then the live sensor reacting to newly collected data. Under CI (``CI=true``, set by
+``.ci/run``, which installs PostgreSQL and Chromium) nothing here may skip.
 """
 
 from __future__ import annotations
@@ -34,13 +36,18 @@ from atra_pipeline_tests.support.service import (LOCATION, DagsterService, Postg
 pytestmark = pytest.mark.serial
 
 DATE = "2024-08-08"
-PARTITIONS = [f"{DATE}|{symbol}" for symbol in DEFAULT_SYMBOLS]
+# two symbols: the cross-asset features still read another symbol's books, and every partition
+# the backfill and the automation run is a run less than with three
+SYMBOLS = DEFAULT_SYMBOLS[:2]
+PARTITIONS = [f"{DATE}|{symbol}" for symbol in SYMBOLS]
 ONE_PARTITION = PARTITIONS[0]
 PARTITIONED_ASSETS = ["raw_l2_snapshots", "raw_trades", "features", "labels"]
 RESEARCH_ASSETS = ["model_candidate", "oof_predictions", "backtest", "risk_report", "approved_model"]
 REPOSITORY = "__repository__"
 ARTIFACTS = Path(os.environ.get("ATRA_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts"))
 RUN_TIMEOUT_S = 420
+AUTOMATION = "daily_automation"
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 RUN_EVENTS = """
 query RunEvents($runId: ID!, $cursor: String) {
@@ -53,6 +60,7 @@ query RunEvents($runId: ID!, $cursor: String) {
                                     metadataEntries { label ... on TextMetadataEntry { text } } }
       ... on AssetCheckEvaluationEvent { evaluation { checkName success assetKey { path } } }
       ... on ExecutionStepFailureEvent { stepKey error { message } }
+      ... on MessageEvent { timestamp }
     } }
   }
 }"""
@@ -133,6 +141,11 @@ class Service:
                          for e in events if e["__typename"] == "MaterializationEvent"},
             "failures": [(e["stepKey"], e["error"]["message"]) for e in events
                          if e["__typename"] == "ExecutionStepFailureEvent"],
+            # when each kind of event first and last happened (ms): RunEnqueuedEvent, RunStartingEvent ...
+            "first": {kind: min(int(e["timestamp"]) for e in events if e["__typename"] == kind)
+                      for kind in {e["__typename"] for e in events if e.get("timestamp")}},
+            "last": {kind: max(int(e["timestamp"]) for e in events if e["__typename"] == kind)
+                     for kind in {e["__typename"] for e in events if e.get("timestamp")}},
         }
 
     def runs(self, tags: dict[str, str] | None = None, job: str | None = None) -> list[dict]:
@@ -143,6 +156,24 @@ class Service:
                            "... on Runs { results { runId status creationTime tags { key value } } } } }",
                            filter=run_filter)
         return reply["runsOrError"]["results"]
+
+    def switch_sensor(self, name: str, on: bool) -> str:
+        """Start or stop a sensor; its status after."""
+        if on:
+            reply = self.query(
+                "mutation S($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename "
+                "... on Sensor { sensorState { status } } ... on Error { message } } }",
+                selector={"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION, "sensorName": name})
+            assert reply["startSensor"]["__typename"] == "Sensor", reply
+            return reply["startSensor"]["sensorState"]["status"]
+        state = self.query("query S($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { "
+                           "... on Sensor { sensorState { id } } } }",
+                           selector={"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION, "sensorName": name})
+        reply = self.query("mutation S($id: String!) { stopSensor(id: $id) { __typename "
+                           "... on StopSensorMutationResult { instigationState { status } } ... on Error { message } } }",
+                           id=state["sensorOrError"]["sensorState"]["id"])
+        assert reply["stopSensor"]["__typename"] == "StopSensorMutationResult", reply
+        return reply["stopSensor"]["instigationState"]["status"]
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +191,9 @@ def service(tmp_path_factory):
     try:
         postgres.start()
         dagster = DagsterService(processes, root / "dagster_home",
-                                 {**postgres.env(), "ATRA_DUCKDB_PATH": str(database),
-                                  "ATRA_SYMBOLS": ",".join(DEFAULT_SYMBOLS)}, code_port, web_port)
+                                 {**postgres.env(), "ATRA_DUCKDB_PATH": str(database), "ATRA_SYMBOLS": ",".join(SYMBOLS),
+                                  # the daily automation's cron: every minute, so it ticks during the module
+                                  "ATRA_DAILY_CRON": "* * * * *"}, code_port, web_port)
         dagster.start()
         running = Service(processes, dagster, database)
         running.wait_for_location()
@@ -192,8 +224,16 @@ def test_the_daemons_are_healthy(first_heartbeats):
 
 
 @pytest.fixture(scope="module")
-def backfill(service):
-    """An asset backfill of raw data, features and labels of one date for the 3 symbols; the
+def automation_on(service):
+    """The daily automation switched on before the backfill, so that waiting for its cron tick and
+    its sensor's ticks overlaps the backfill's runs (their partitions are of another date)."""
+    assert service.switch_sensor(AUTOMATION, on=True) == "RUNNING"
+    return time.time()
+
+
+@pytest.fixture(scope="module")
+def backfill(service, automation_on):
+    """An asset backfill of raw data, features and labels of one date for both symbols; the
     daemon runs every symbol's raw data before any features (they read all symbols)."""
     reply = service.query(
         "mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {"
@@ -204,7 +244,7 @@ def backfill(service):
         params={"partitionsByAssets": [{"assetKey": {"path": [a]},
                                         "partitions": {"ranges": [{"start": PARTITIONS[0], "end": PARTITIONS[-1]}]}}
                                        for a in PARTITIONED_ASSETS],
-                "fromFailure": False, "title": "e2e: one date, three symbols"})["launchPartitionBackfill"]
+                "fromFailure": False, "title": "e2e: one date, every symbol"})["launchPartitionBackfill"]
     assert reply["__typename"] == "LaunchBackfillSuccess", reply
     backfill_id = reply["backfillId"]
     status_query = "query B($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
@@ -219,7 +259,7 @@ def backfill(service):
     return {"id": backfill_id, "status": status, "runs": runs}
 
 
-def test_a_three_partition_backfill_materializes_every_partition(backfill):
+def test_a_backfill_of_a_date_materializes_every_partition(backfill):
     failures = [(r["run_id"], r["failures"]) for r in backfill["runs"] if r["status"] != "SUCCESS"]
     assert backfill["status"] == "COMPLETED_SUCCESS", failures
     materialized = set().union(*(r["materialized"] for r in backfill["runs"]))
@@ -233,9 +273,63 @@ def test_a_three_partition_backfill_materializes_every_partition(backfill):
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(service, backfill):
+def automation(service, automation_on, backfill):
+    """The daily automation's runs of the latest day (the cron ticks every minute): the raw data
+    of both symbols, then their features and labels; the sensor is switched off once they have
+    ended (a stored day is not collected again at the next tick)."""
+    def day_done():
+        service.processes.check_alive()
+        runs = service.runs({"dagster/sensor_name": AUTOMATION})
+        if len(runs) < 2 * len(SYMBOLS) or any(r["status"] not in FINISHED for r in runs):
+            return None
+        events = [service.run_events(r["runId"]) for r in runs]
+        if failed := [(e["run_id"], e["failures"]) for e in events if e["status"] != "SUCCESS"]:
+            raise AssertionError(f"automation runs failed: {failed}")
+        return events if {a for e in events for a, _ in e["materialized"]} >= set(PARTITIONED_ASSETS) else None
+
+    try:
+        runs = wait_until(day_done, RUN_TIMEOUT_S * 2, "the daily automation's runs of the latest day", every_s=2.0,
+                          logs=service.processes.logs)
+    finally:
+        service.switch_sensor(AUTOMATION, on=False)
+    return {"runs": runs, "switched_on": automation_on}
+
+
+def test_the_daily_automation_runs_the_latest_day_through_the_run_queue(automation):
+    """At the cron tick, the raw data of the latest complete day for every symbol, then, once
+    every symbol's books are stored, each partition's features and labels in one run: every run
+    queued (the queued run coordinator), dequeued by the daemon, and successful."""
+    runs = automation["runs"]
+    day = {r["tags"]["dagster/partition/date"] for r in runs}
+    assert len(day) == 1 and (pd.Timestamp.now(tz="UTC").normalize() - pd.Timestamp(next(iter(day)), tz="UTC")
+                              in (pd.Timedelta(days=1), pd.Timedelta(days=2)))  # yesterday (or the day before, past midnight)
+    partitions = {f"{next(iter(day))}|{s}" for s in SYMBOLS}
+    by_assets: dict[frozenset, list[dict]] = {}
+    for run in runs:
+        by_assets.setdefault(frozenset(a for a, _ in run["materialized"]), []).append(run)
+    raw, downstream = by_assets.pop(frozenset({"raw_l2_snapshots", "raw_trades"})), by_assets.pop(frozenset({"features", "labels"}))
+    assert not by_assets, by_assets  # nothing else: the research is not automated
+    for group, assets in ((raw, ("raw_l2_snapshots", "raw_trades")), (downstream, ("features", "labels"))):
+        assert {m for r in group for m in r["materialized"]} == {(a, p) for a in assets for p in partitions}
+        assert len(group) == len(SYMBOLS)  # one run per partition
+    for run in runs:
+        assert run["status"] == "SUCCESS" and run["tags"]["dagster/sensor_name"] == AUTOMATION, run["failures"]
+        # through the queue: enqueued (QUEUED), then launched by the daemon's queued run coordinator
+        # (STARTING, its run launcher), then started by the run worker
+        assert run["first"]["RunEnqueuedEvent"] <= run["first"]["RunStartingEvent"] <= run["first"]["RunStartEvent"]
+        # every blocking check passed (the distribution suites warn: a synthetic day against another's history)
+        assert all(passed for _, name, passed in run["checks"] if name not in {s.check for s in GE_SUITES}), run["checks"]
+    # features of any symbol only once every symbol's raw data had been written
+    assert min(r["first"]["RunEnqueuedEvent"] for r in downstream) > max(r["last"]["RunSuccessEvent"] for r in raw)
+    print(f"daily automation: {len(runs)} runs, the last ended "
+          f"{max(r['last']['RunSuccessEvent'] for r in runs) / 1000 - automation['switched_on']:.0f} s after switching on")
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(service, backfill, automation):
     """The main job, every asset, for one partition (its features read the backfilled raw data of the
-    other symbols), submitted through the GraphQL client and dequeued by the daemon."""
+    other symbol), submitted through the GraphQL client and dequeued by the daemon; the candidate
+    trains on the date's labels (not the automation's day)."""
     date, symbol = ONE_PARTITION.split("|")
     with warnings.catch_warnings():
         # the per-dimension tags are how Dagster itself (the UI, backfills) names a multi-partition
@@ -243,7 +337,7 @@ def pipeline_run(service, backfill):
         warnings.filterwarnings("ignore", "Non-compliant tag keys", DeprecationWarning)
         run_id = service.client.submit_job_execution(
             "main", repository_location_name=LOCATION, repository_name=REPOSITORY,
-            run_config={"ops": {"model_candidate": {"config": {"trials": 4}}}},
+            run_config={"ops": {"model_candidate": {"config": {"trials": 4, "start_date": DATE, "end_date": DATE}}}},
             tags={"dagster/partition": ONE_PARTITION, "dagster/partition/date": date, "dagster/partition/symbol": symbol})
     return service.wait_for_run(run_id)
 
@@ -303,11 +397,7 @@ def sensor_run(service, pipeline_run):
         if model_id is None:  # the gate may reject a 4-trial candidate on one day; the live path needs one approved
             model_id = register_random_model(conn).model_id
     _collect_next_minutes(service.database, minutes=5)
-    reply = service.query(
-        "mutation S($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename "
-        "... on Sensor { sensorState { status } } ... on Error { message } } }",
-        selector={"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION, "sensorName": "live_sensor"})
-    assert reply["startSensor"]["__typename"] == "Sensor", reply
+    assert service.switch_sensor("live_sensor", on=True) == "RUNNING"
     started = time.time()
     launched = wait_until(lambda: service.runs({"dagster/sensor_name": "live_sensor"}, job="live"), 120,
                           "the live sensor launching a run", logs=service.processes.logs)
