@@ -41,7 +41,8 @@ def load_run_config(path: str) -> dict:
     except (OSError, yaml.YAMLError) as error:
         raise SystemExit(f"atra: --config {path}: {error}") from None
     if config is not None and not isinstance(config, dict):
-        raise SystemExit(f"atra: --config {path}: a run config is a mapping (ops:, resources:), got {type(config).__name__}")
+        raise SystemExit(f"atra: --config {path}: a run config is a mapping (ops:, resources:), "
+                         f"got {type(config).__name__}")
     return config or {}
 
 
@@ -218,7 +219,8 @@ def _registry_summary_for(database: Path) -> str:
         with duckdb.connect(str(database), read_only=True) as conn:
             model_id, live = latest(conn), latest(conn, "approved")
             record = load_model(conn, model_id) if model_id else None
-            figures = dict(conn.execute("SELECT metric, value FROM risk_metrics WHERE model_id = ?", [model_id]).fetchall())
+            figures = dict(conn.execute("SELECT metric, value FROM risk_metrics WHERE model_id = ?",
+                                        [model_id]).fetchall())
     except duckdb.Error:
         return "no model registry yet"
     if record is None:
@@ -303,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--date", required=True, help="UTC date, YYYY-MM-DD")
     rep.add_argument("--symbols", default="", help="comma-separated (default: the model's universe)")
     rep.add_argument("--start", default=None, help="first decision time of the day, HH:MM (default 00:00)")
-    rep.add_argument("--end", default=None, help="decision times before this time of day, HH:MM (default: the whole day)")
+    rep.add_argument("--end", default=None,
+                     help="decision times before this time of day, HH:MM (default: the whole day)")
     rep.add_argument("--equity", type=float, default=100_000.0, help="the paper account's starting equity")
     bt = sub.add_parser("backtest", help="backtest a model on chosen days with its own predictions and strategy")
     bt.add_argument("--model", required=True, help="model id")

@@ -113,7 +113,8 @@ def deep_merge(*configs: dict) -> dict:
     out: dict = {}
     for config in configs:
         for key, value in config.items():
-            out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+            both = isinstance(value, dict) and isinstance(out.get(key), dict)
+            out[key] = deep_merge(out[key], value) if both else value
     return out
 
 
@@ -144,7 +145,9 @@ def run_stages(dates: list[str], symbols: list[str], run_config: dict | None = N
         say(line)
     summaries = []
     for stage in steps:
-        ops = {k.to_python_identifier() for k in stage.keys} | {defs.resolve_assets_def(k).node_def.name for k in stage.keys}
+        # the config of its assets, by asset name or by op name (raw_partition is both raw assets' op)
+        ops = {name for k in stage.keys
+               for name in (k.to_python_identifier(), defs.resolve_assets_def(k).node_def.name)}
         config = deep_merge({"loggers": {"console": {"config": {"log_level": "INFO"}}}},
                             stage_part(run_config or {}, ops, stage.partitioned))
         for date, symbol in ((d, s) for d in dates for s in symbols) if stage.partitioned else [("", "")]:
@@ -161,7 +164,8 @@ def summary(stage: str, partition: str, result) -> dict:
     """A run's outcome: success, its checks (a failed ERROR check is a failure; a failed WARN check,
     e.g. a gate rule that rejects a candidate, is reported and does not fail the run), and what a
     step that refused to run said."""
-    checks = [e.event_specific_data for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    checks = [e.event_specific_data for e in result.all_events
+              if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
     return {
         "stage": stage,
         "partition": partition,
