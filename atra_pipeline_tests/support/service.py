@@ -213,8 +213,9 @@ class PostgresServer:
             raise RuntimeError(f"initdb exited with {initdb.returncode}: {initdb.stderr[-3000:]}")
         # SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave)
         self.processes.start("postgres", [str(self.bin_dir / "postgres"), "-D", str(cluster), "-p", str(self.port),
-                                          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}",
-                                          "-c", "fsync=off"], env=base_env, user=self.run_as, stop_signal=signal.SIGINT)
+                                          "-c", "listen_addresses=127.0.0.1",
+                                          "-c", f"unix_socket_directories={self.data_dir}", "-c", "fsync=off"],
+                             env=base_env, user=self.run_as, stop_signal=signal.SIGINT)
         wait_until(self._create_role_and_database, 60, "PostgreSQL accepting connections", logs=self.processes.logs)
 
     def _create_role_and_database(self) -> bool:
@@ -227,8 +228,10 @@ class PostgresServer:
         try:
             conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
             with conn.cursor() as cur:
-                cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(self.user)), (self.password,))
-                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.db), sql.Identifier(self.user)))
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(self.user)),
+                            (self.password,))
+                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.db),
+                                                                          sql.Identifier(self.user)))
         finally:
             conn.close()
         return True
