@@ -42,6 +42,9 @@ def _executor():
         return k8s_job_executor
     return dg.in_process_executor if name == "in_process" else dg.multiprocess_executor
 
+# An explicit merge in graph order rather than dg.load_from_defs_folder: each stage package lists
+# its assets and checks, and the resources, executor and automation are given to all of them here,
+# in one place, which runner.py and the dg CLI read as they are.
 STAGE_MODULES = (raw, features, labels, models, backtest, gate, live, execution)  # each has assets and asset_checks
 
 AUTOMATION = conditions()  # group -> automation condition
