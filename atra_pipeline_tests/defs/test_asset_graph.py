@@ -1,5 +1,6 @@
 """The asset graph as committed: every asset of the Definitions with its group, its upstream assets,
-its partitioning and its checks (blocking or not), against ``asset_graph.json`` beside this file.
+its partitioning, its checks (blocking or not) and its automation condition, against
+``asset_graph.json`` beside this file.
 
 A change to the graph shows up here as a diff to read, not by accident in a run. When the change
 is meant, regenerate the file and commit it with the change:
@@ -39,7 +40,10 @@ def describe_partitions(partitions_def: dg.PartitionsDefinition | None) -> str |
 
 
 def asset_graph(defs: dg.Definitions) -> dict:
-    """``{asset key: {group, deps, partitions, checks}}``, keys and lists sorted."""
+    """``{asset key: {group, deps, partitions, checks, automation}}``, keys and lists sorted; the
+    automation by its condition's label, the cron named by its variable (a deployment sets it)."""
+    from atra_pipeline.core.settings import get
+
     graph = defs.resolve_asset_graph()
     checks: dict[dg.AssetKey, dict[str, str]] = {}
     for check_key in graph.asset_check_keys:
@@ -53,6 +57,8 @@ def asset_graph(defs: dg.Definitions) -> dict:
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
             "partitions": describe_partitions(node.partitions_def),
             "checks": dict(sorted(checks.get(key, {}).items())),
+            "automation": node.automation_condition.get_label().replace(get("ATRA_DAILY_CRON"), "$ATRA_DAILY_CRON")
+            if node.automation_condition else None,
         }
     return snapshot
 
@@ -77,7 +83,7 @@ def test_the_asset_graph_is_the_committed_one():
                              f"If the change is meant, regenerate the file and commit it: {UPDATE}")
 
 
-def test_the_snapshot_sees_groups_deps_partitions_and_blocking():
+def test_the_snapshot_sees_groups_deps_partitions_blocking_and_automation():
     """The description itself, on a graph made here: a change it must not miss is visible in it."""
     daily = dg.MultiPartitionsDefinition({"date": dg.DailyPartitionsDefinition("2024-01-01"),
                                           "symbol": dg.StaticPartitionsDefinition(["A", "B"])})
@@ -88,14 +94,14 @@ def test_the_snapshot_sees_groups_deps_partitions_and_blocking():
     def up():
         pass
 
-    @dg.asset(group_name="gate", deps=[up])
+    @dg.asset(group_name="gate", deps=[up], automation_condition=dg.AutomationCondition.eager().with_label("soon"))
     def down():
         pass
 
     assert asset_graph(dg.Definitions(assets=[up, down])) == {
-        "down": {"group": "gate", "deps": ["up"], "partitions": None, "checks": {}},
+        "down": {"group": "gate", "deps": ["up"], "partitions": None, "checks": {}, "automation": "soon"},
         "up": {"group": "raw", "deps": [], "partitions": {"date": "daily (UTC)", "symbol": "static"},
-               "checks": {"ok": "blocking", "soft": "not blocking"}},
+               "checks": {"ok": "blocking", "soft": "not blocking"}, "automation": None},
     }
 
 
