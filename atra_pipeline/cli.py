@@ -115,7 +115,7 @@ def _monitor(args) -> int:
 def _reset(args) -> int:
     import duckdb
 
-    from atra_pipeline.core.execution.brokers import reset_kill_switch
+    from atra_pipeline.core.execution.rails import reset_kill_switch
 
     with duckdb.connect(str(duckdb_path())) as conn:
         reset_kill_switch(conn, args.who)
@@ -172,7 +172,7 @@ def _trade(args) -> int:
     import signal
     import threading
 
-    from atra_pipeline.core.execution.brokers import RiskLimits
+    from atra_pipeline.core.execution.rails import RiskLimits
     from atra_pipeline.core.live.loop import trade_loop
     from atra_pipeline.defs.common.resources import default_duckdb
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"atra: {error}", file=sys.stderr)
         return 2
-    from atra_pipeline.core.execution.brokers import RiskLimits
+    from atra_pipeline.core.execution.rails import RiskLimits
     from atra_pipeline.defs.common.partitions import configured_symbols, parse_symbols
 
     parser = argparse.ArgumentParser(prog="atra", description=__doc__.splitlines()[0])

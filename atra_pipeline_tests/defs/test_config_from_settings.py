@@ -15,7 +15,7 @@ import yaml
 
 from atra_pipeline import cli
 from atra_pipeline.core.backtest.engine import BacktestSettings
-from atra_pipeline.core.execution.brokers import RiskLimits
+from atra_pipeline.core.execution.rails import RiskLimits
 from atra_pipeline.core.features.checks import FeatureSettings
 from atra_pipeline.core.labels.partition import LabelSettings
 from atra_pipeline.core.models.training import TrainingSettings

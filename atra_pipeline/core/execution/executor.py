@@ -1,6 +1,6 @@
 """The live executor: the strategy's rules (:mod:`atra_pipeline.core.strategy.rules`) applied to the live
 path's signals (:mod:`atra_pipeline.core.live.scoring`) through a broker, with the rails of
-:mod:`atra_pipeline.core.execution.brokers`. The backtest engine calls the same rule functions.
+:mod:`atra_pipeline.core.execution.rails`. The backtest engine calls the same rule functions.
 
 One step of the live loop at time ``now`` (a run of the sensor-driven live job, a tick of
 ``atra trade``, or a replayed time) is :func:`trade_step`:
@@ -29,17 +29,13 @@ import numpy as np
 import pandas as pd
 
 from atra_pipeline.core.backtest.engine import DECISION_COLUMNS as BACKTEST_DECISION_COLUMNS
-from atra_pipeline.core.execution.brokers import (
-    Broker,
-    Order,
+from atra_pipeline.core.execution.brokers import Broker, book_levels, latest_book, mid_of
+from atra_pipeline.core.execution.orders import Order, client_order_id
+from atra_pipeline.core.execution.rails import (
     RiskLimits,
     SendState,
-    book_levels,
-    client_order_id,
     kill_switch_tripped,
-    latest_book,
     marked_pnl_today,
-    mid_of,
     risk_event,
     send_order,
 )

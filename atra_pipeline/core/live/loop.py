@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from atra_pipeline.core.execution.brokers import PaperBroker, RiskLimits, SendState
+from atra_pipeline.core.execution.brokers import PaperBroker
 from atra_pipeline.core.execution.executor import open_positions, trade_step
+from atra_pipeline.core.execution.rails import RiskLimits, SendState
 from atra_pipeline.core.live.scoring import latest_decision_time, score, write_signals
 from atra_pipeline.core.models.registry import latest, load_model
 from atra_pipeline.core.raw.collector import CollectedStore, Collector, CollectorSettings, async_exchange

@@ -36,7 +36,7 @@ METRIC_NAMES = (*METRICS, "atra_live_failures_total")
 
 def refresh(conn: duckdb.DuckDBPyConnection, now) -> None:
     """Set every gauge of :data:`METRICS` from the tables."""
-    from atra_pipeline.core.execution.brokers import kill_switch_tripped, marked_pnl_today
+    from atra_pipeline.core.execution.rails import kill_switch_tripped, marked_pnl_today
     from atra_pipeline.core.live.scoring import latest_signals
 
     signals = latest_signals(conn)

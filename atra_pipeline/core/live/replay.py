@@ -14,8 +14,9 @@ import duckdb
 import pandas as pd
 
 from atra_pipeline.core.errors import DataError
-from atra_pipeline.core.execution.brokers import PaperBroker, RiskLimits, SendState
+from atra_pipeline.core.execution.brokers import PaperBroker
 from atra_pipeline.core.execution.executor import StepReport, trade_step
+from atra_pipeline.core.execution.rails import RiskLimits, SendState
 from atra_pipeline.core.live.scoring import score, write_signals
 from atra_pipeline.core.models.registry import load_model
 from atra_pipeline.core.storage.database import transaction

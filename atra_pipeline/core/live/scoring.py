@@ -60,7 +60,7 @@ def latest_decision_time(conn: duckdb.DuckDBPyConnection, symbols: list[str], st
 
 
 def _refuse(conn, message: str, symbol: str | None, now) -> None:
-    from atra_pipeline.core.execution.brokers import risk_event
+    from atra_pipeline.core.execution.rails import risk_event
 
     risk_event(conn, "model_settings", message, symbol, now)
     raise SpecError(message)

@@ -5,8 +5,9 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 
-from atra_pipeline.core.execution.brokers import CcxtBroker, PaperBroker, RiskLimits, limit_audit, reconcile
+from atra_pipeline.core.execution.brokers import CcxtBroker, PaperBroker, reconcile
 from atra_pipeline.core.execution.executor import trade_step
+from atra_pipeline.core.execution.rails import RiskLimits, limit_audit
 from atra_pipeline.core.live.observability import live_logger
 from atra_pipeline.core.live.scoring import latest_signals
 from atra_pipeline.core.models.registry import latest, load_model

@@ -9,15 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.execution.brokers import (
-    CcxtBroker,
-    Order,
-    RiskLimits,
-    SendState,
-    VenueLimits,
-    client_order_id,
-    send_order,
-)
+from atra_pipeline.core.execution.brokers import CcxtBroker, VenueLimits
+from atra_pipeline.core.execution.orders import Order, client_order_id
+from atra_pipeline.core.execution.rails import RiskLimits, SendState, send_order
 from atra_pipeline.testing.fake_binance import FakeBinance
 from atra_pipeline_tests.conftest import make_book
 

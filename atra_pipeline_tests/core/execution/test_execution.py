@@ -12,19 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.execution.brokers import (
-    BrokerError,
-    Order,
-    PaperBroker,
-    RiskLimits,
-    SendState,
-    VenueLimits,
-    client_order_id,
-    ledger_positions,
-    marked_pnl_today,
-    reconcile,
-    send_order,
-)
+from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker, VenueLimits, reconcile
+from atra_pipeline.core.execution.orders import Order, client_order_id, ledger_positions
+from atra_pipeline.core.execution.rails import RiskLimits, SendState, marked_pnl_today, send_order
 from atra_pipeline.core.strategy.fills import walk_book
 from atra_pipeline_tests.conftest import make_book
 

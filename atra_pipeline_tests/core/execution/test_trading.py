@@ -10,14 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.execution.brokers import (
-    BrokerError,
-    PaperBroker,
-    RiskLimits,
-    kill_switch_tripped,
-    reset_kill_switch,
-)
+from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker
 from atra_pipeline.core.execution.executor import trade_step
+from atra_pipeline.core.execution.rails import RiskLimits, kill_switch_tripped, reset_kill_switch
 from atra_pipeline.core.models.spec import ModelSpec
 from atra_pipeline.core.raw.schema import L2_COLUMNS, N_LEVELS
 from atra_pipeline.core.strategy.fills import round_trip_cost

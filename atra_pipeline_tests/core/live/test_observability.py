@@ -9,7 +9,7 @@ import re
 import pandas as pd
 from prometheus_client import generate_latest
 
-from atra_pipeline.core.execution.brokers import risk_event
+from atra_pipeline.core.execution.rails import risk_event
 from atra_pipeline.core.live.observability import METRIC_NAMES, REGISTRY, live_logger, refresh
 from atra_pipeline.core.storage.paths import PROJECT_ROOT
 

@@ -13,8 +13,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker, RiskLimits, SendState, reconcile
+from atra_pipeline.core.execution.brokers import BrokerError, PaperBroker, reconcile
 from atra_pipeline.core.execution.executor import trade_step
+from atra_pipeline.core.execution.rails import RiskLimits, SendState
 from atra_pipeline.core.labels.partition import LabelSettings
 from atra_pipeline.core.models.registry import load_model
 from atra_pipeline.core.models.spec import ModelSpec
