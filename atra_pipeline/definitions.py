@@ -58,7 +58,7 @@ defs = dg.Definitions(
     jobs=[main_job, train_job, collect, *live.jobs],
     sensors=[*live.sensors, automation_sensor(AUTOMATION)],
     schedules=live.schedules,
-    # runs that configure no raw source (the automation's, a backfill's) read $ATRA_RAW_SOURCE's kind
-    resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource(kind=get("ATRA_RAW_SOURCE"))},
+    # a run that sets no raw source kind (the automation's, a backfill's) reads $ATRA_RAW_SOURCE's
+    resources={"duckdb": default_duckdb(), "raw_source": RawSourceResource()},
     executor=_executor(),
 )

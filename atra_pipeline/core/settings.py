@@ -113,8 +113,9 @@ VARIABLES: tuple[Variable, ...] = (
              "ATRA_STORAGE_ROOT).", _one_of("in_process", "multiprocess", "k8s")),
     Variable("ATRA_LIGHTGBM_THREADS", "", "LightGBM threads (empty: the usable cores minus the load, 1 on two "
              "cores or fewer).", _positive_int),
-    Variable("ATRA_RAW_SOURCE", "synthetic", "The raw source's kind for runs that configure none (the automation's "
-             "runs, a backfill, `atra run`): synthetic, or ccxt (the collector's tables) where a collector runs.",
+    Variable("ATRA_RAW_SOURCE", "synthetic", "The raw source's kind for runs that set none (the automation's runs, a "
+             "backfill, `atra run`, a run setting other source fields only): synthetic, or ccxt (the collector's "
+             "tables) where a collector runs.",
              _one_of("synthetic", "ccxt")),
     Variable("ATRA_DAILY_CRON", "30 0 * * *", "When the automation sensor daily_automation materialises the raw data "
              "of the latest complete UTC day for every symbol (cron, UTC); features and labels follow once every "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,22 +85,35 @@ def test_automation_conditions_are_declared_by_group_and_evaluated_by_a_stopped_
         "raw_l2_snapshots", "raw_trades", "features", "labels"}
 
 
-def test_runs_that_configure_no_raw_source_read_the_setting(monkeypatch):
-    import importlib
+_RAW_SOURCE_PROBE = """
+import json
+import dagster as dg
+from atra_pipeline.definitions import defs
 
-    import atra_pipeline.definitions as definitions
+def configured(config):
+    with dg.build_resources({"raw_source": defs.resources["raw_source"]},
+                            resource_config={"raw_source": {"config": config}}) as built:
+        return [built.raw_source.kind, built.raw_source.seed]
 
-    assert definitions.defs.resources["raw_source"].kind == "synthetic"
-    monkeypatch.setenv("ATRA_RAW_SOURCE", "ccxt")
-    monkeypatch.setenv("ATRA_DAILY_CRON", "* * * * *")
-    try:
-        reloaded = importlib.reload(definitions).defs
-        assert reloaded.resources["raw_source"].kind == "ccxt"
-        raw = reloaded.resolve_asset_graph().get(dg.AssetKey("raw_l2_snapshots"))
-        assert raw.automation_condition.get_label() == "on_daily_cron(* * * * *)"
-    finally:
-        monkeypatch.undo()
-        importlib.reload(definitions)
+raw = defs.resolve_asset_graph().get(dg.AssetKey("raw_l2_snapshots"))
+print(json.dumps({"none": configured({}), "seed_only": configured({"seed": 101}),
+                  "synthetic": configured({"kind": "synthetic"}), "cron": raw.automation_condition.get_label()}))
+"""
+
+
+@pytest.mark.parametrize("environment, kind, cron", [
+    ({}, "synthetic", "on_daily_cron(30 0 * * *)"),
+    ({"ATRA_RAW_SOURCE": "ccxt", "ATRA_DAILY_CRON": "* * * * *"}, "ccxt", "on_daily_cron(* * * * *)"),
+])
+def test_runs_that_set_no_raw_source_kind_read_the_setting(environment, kind, cron):
+    """In a process of its own (the settings are read at import): a run that configures nothing,
+    or another field only (a seed, a plausibility bound), gets the setting's kind."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ATRA_RAW_SOURCE", "ATRA_DAILY_CRON")}
+    done = subprocess.run([sys.executable, "-c", _RAW_SOURCE_PROBE], env={**env, **environment},
+                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe == {"none": [kind, 7], "seed_only": [kind, 101], "synthetic": ["synthetic", 7], "cron": cron}
 
 
 def test_the_executor_follows_the_storage_and_refuses_unknown_names(monkeypatch):

@@ -71,9 +71,12 @@ def _deps_blocking_checks_passed() -> dg.AutomationCondition:
 
 
 def _dep_failed() -> dg.AutomationCondition:
-    """A partition it reads whose latest run failed (a refused raw partition, say) and that is not
-    requested again this tick: per partition, where the checks' status is not."""
-    return AC.any_deps_match(AC.execution_failed() & ~AC.will_be_requested()).with_label("any_dep_failed")
+    """A partition of the latest day it reads whose latest run failed (a refused raw partition, say)
+    and that is not requested again this tick: per partition, where the checks' status is not. The
+    previous day's failed partition is no stored data, as a day never collected (warm-up): it
+    does not hold the next day back (the asset itself refuses a stored one that failed a check)."""
+    return AC.any_deps_match(AC.execution_failed() & ~AC.will_be_requested() & AC.in_latest_time_window()) \
+        .with_label("any_dep_of_the_day_failed")
 
 
 def downstream(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:

@@ -93,12 +93,14 @@ def default_duckdb() -> AtraDuckDB:
 class RawSourceResource(dg.ConfigurableResource):
     """Where ``raw_l2_snapshots`` and ``raw_trades`` come from, set once for both assets.
 
-    Set it in the launchpad under ``resources: raw_source: config:``. ``kind: synthetic`` (the
-    default) needs nothing else; ``kind: file`` reads ``book_path`` / ``trades_path`` templates
+    Set it in the launchpad under ``resources: raw_source: config:``. ``kind`` defaults to
+    ``$ATRA_RAW_SOURCE`` (synthetic unless set), also in a run that sets other fields only;
+    ``kind: synthetic`` needs nothing else; ``kind: file`` reads ``book_path`` / ``trades_path`` templates
     (placeholders ``{symbol}``, ``{symbol_lower}``, ``{date}``, ``{yyyymmdd}``; globs allowed).
     """
 
-    kind: Literal["synthetic", "file", "ccxt"] = "synthetic"
+    # the field's own default, not the resource's: a run configuring only e.g. ``seed`` keeps it
+    kind: Literal["synthetic", "file", "ccxt"] = get("ATRA_RAW_SOURCE")
     seed: int = 7
     signal_strength: float = 1.0
     """Synthetic: the designed order-flow signal times this (0: a market without it)."""

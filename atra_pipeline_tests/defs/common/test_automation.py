@@ -125,6 +125,26 @@ def test_a_failed_raw_run_stops_the_features_of_the_day(instance, tmp_path):
     assert ticks.at(32) == {}
 
 
+def test_a_failed_raw_run_of_the_day_before_does_not_hold_the_day_back(instance, tmp_path):
+    """The previous day's refused partition is no stored data, as a day never collected: the
+    latest day's features run with their warm-up, as on a first day."""
+    from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
+    from atra_pipeline.defs.raw.assets import raw_partition
+
+    day_before = (TODAY - dt.timedelta(days=2)).strftime("%Y-%m-%d")
+    refused = dg.materialize([raw_partition], partition_key=f"{day_before}|{SYMBOLS[0]}", instance=instance,
+                             raise_on_error=False, resources={
+                                 "duckdb": AtraDuckDB(database=str(tmp_path / "atra.duckdb")),
+                                 "raw_source": RawSourceResource(kind="file", book_path=str(tmp_path / "no_{date}.csv"),
+                                                                 trades_path=str(tmp_path / "no_{date}.csv"))})
+    assert not refused.success
+    ticks = Ticks(instance)
+    ticks.at(29), ticks.at(31)
+    for symbol in SYMBOLS:
+        stored(instance, RAW, symbol)
+    assert ticks.at(32) == {"features": of_the_day(), "labels": of_the_day()}
+
+
 def test_a_cron_ticking_again_the_same_day_does_not_collect_a_stored_day_again(instance):
     """The service test's cron ticks every minute: the day is collected at the first tick, and
     not again while it is stored."""
