@@ -54,6 +54,19 @@ def stored(instance, assets, symbol: str, passed: bool = True, day: str = YESTER
                                                                             passed=passed))
 
 
+def refuse_raw(instance, tmp_path, day: str, symbol: str) -> None:
+    """A raw run of the partition that fails, as a refused partition's does (its file is missing)."""
+    from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
+    from atra_pipeline.defs.raw.assets import raw_partition
+
+    missing = str(tmp_path / "no_{date}.csv")
+    refused = dg.materialize([raw_partition], partition_key=f"{day}|{symbol}", instance=instance, raise_on_error=False,
+                             resources={"duckdb": AtraDuckDB(database=str(tmp_path / "atra.duckdb")),
+                                        "raw_source": RawSourceResource(kind="file", book_path=missing,
+                                                                        trades_path=missing)})
+    assert not refused.success
+
+
 def of_the_day(*symbols: str) -> set[str]:
     return {f"{YESTERDAY}|{s}" for s in symbols or SYMBOLS}
 
@@ -109,35 +122,18 @@ def test_labels_follow_new_features_unless_a_blocking_check_of_the_features_fail
 def test_a_failed_raw_run_stops_the_features_of_the_day(instance, tmp_path):
     """A raw partition refused by its run (here: its file is missing) is what every features
     partition of the day reads: none is requested, though the other symbols' books are stored."""
-    from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
-    from atra_pipeline.defs.raw.assets import raw_partition
-
     ticks = Ticks(instance)
     ticks.at(29), ticks.at(31)
     for symbol in SYMBOLS:
         stored(instance, RAW, symbol)
-    refused = dg.materialize([raw_partition], partition_key=f"{YESTERDAY}|{SYMBOLS[1]}", instance=instance,
-                             raise_on_error=False, resources={
-                                 "duckdb": AtraDuckDB(database=str(tmp_path / "atra.duckdb")),
-                                 "raw_source": RawSourceResource(kind="file", book_path=str(tmp_path / "no_{date}.csv"),
-                                                                 trades_path=str(tmp_path / "no_{date}.csv"))})
-    assert not refused.success
+    refuse_raw(instance, tmp_path, YESTERDAY, SYMBOLS[1])
     assert ticks.at(32) == {}
 
 
 def test_a_failed_raw_run_of_the_day_before_does_not_hold_the_day_back(instance, tmp_path):
     """The previous day's refused partition is no stored data, as a day never collected: the
     latest day's features run with their warm-up, as on a first day."""
-    from atra_pipeline.defs.common.resources import AtraDuckDB, RawSourceResource
-    from atra_pipeline.defs.raw.assets import raw_partition
-
-    day_before = (TODAY - dt.timedelta(days=2)).strftime("%Y-%m-%d")
-    refused = dg.materialize([raw_partition], partition_key=f"{day_before}|{SYMBOLS[0]}", instance=instance,
-                             raise_on_error=False, resources={
-                                 "duckdb": AtraDuckDB(database=str(tmp_path / "atra.duckdb")),
-                                 "raw_source": RawSourceResource(kind="file", book_path=str(tmp_path / "no_{date}.csv"),
-                                                                 trades_path=str(tmp_path / "no_{date}.csv"))})
-    assert not refused.success
+    refuse_raw(instance, tmp_path, (TODAY - dt.timedelta(days=2)).strftime("%Y-%m-%d"), SYMBOLS[0])
     ticks = Ticks(instance)
     ticks.at(29), ticks.at(31)
     for symbol in SYMBOLS:
