@@ -35,6 +35,12 @@ FATAL = (ccxt.AuthenticationError, ccxt.BadSymbol)
 EXCHANGE_TIMEOUT_MS = 5000  # ccxt's own timeout of a call (:func:`async_exchange`)
 
 
+def call_timeout_s(exchange_timeout_ms: int) -> float:
+    """The collector's own timeout of a call over ccxt's of ``exchange_timeout_ms``: a second
+    longer, so ccxt's fires first and its error (retried by kind) is the one seen."""
+    return exchange_timeout_ms / 1000 + 1
+
+
 class MalformedResponse(ccxt.NetworkError):
     """A reply that parsed into nothing usable (e.g. truncated JSON): retried like a network error."""
 

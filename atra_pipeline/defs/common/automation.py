@@ -41,6 +41,12 @@ def on_daily_cron(cron: str) -> dg.AutomationCondition:
     return (AC.on_cron(cron, "UTC") & AC.missing() & ~AC.in_progress()).with_label(f"on_daily_cron({cron})")
 
 
+def _any_dep_of_the_day(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+    """A partition of the latest day it reads matches ``condition`` and is not requested this tick
+    (the previous day's partitions are the warm-up: they do not hold the day back)."""
+    return AC.any_deps_match(condition & ~AC.will_be_requested() & AC.in_latest_time_window())
+
+
 def _day_missing() -> dg.AutomationCondition:
     """A partition it reads of the latest day is missing and not requested this tick.
 
@@ -48,8 +54,7 @@ def _day_missing() -> dg.AutomationCondition:
     previous day's books too (rolling windows, volatility warm-up): on the first day collected, or
     when an earlier day was never stored, they would wait forever. The assets treat a missing
     previous day as a first day (warm-up), so only the day itself must be stored."""
-    return AC.any_deps_match(AC.missing() & ~AC.will_be_requested() & AC.in_latest_time_window()) \
-        .with_label("any_deps_of_the_day_missing")
+    return _any_dep_of_the_day(AC.missing()).with_label("any_deps_of_the_day_missing")
 
 
 def _deps_blocking_checks_passed() -> dg.AutomationCondition:
@@ -75,8 +80,7 @@ def _dep_failed() -> dg.AutomationCondition:
     and that is not requested again this tick: per partition, where the checks' status is not. The
     previous day's failed partition is no stored data, as a day never collected (warm-up): it
     does not hold the next day back (the asset itself refuses a stored one that failed a check)."""
-    return AC.any_deps_match(AC.execution_failed() & ~AC.will_be_requested() & AC.in_latest_time_window()) \
-        .with_label("any_dep_of_the_day_failed")
+    return _any_dep_of_the_day(AC.execution_failed()).with_label("any_dep_of_the_day_failed")
 
 
 def downstream(ignore: dg.AssetSelection | None = None) -> dg.AutomationCondition:

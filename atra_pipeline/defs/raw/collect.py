@@ -10,6 +10,7 @@ from atra_pipeline.core.raw.collector import (
     Collector,
     CollectorSettings,
     async_exchange,
+    call_timeout_s,
 )
 from atra_pipeline.defs.common.config import SettingsConfig, settings_config
 from atra_pipeline.defs.common.resources import AtraDuckDB
@@ -36,7 +37,7 @@ CollectConfig = settings_config(
 # only for each small batch, so other writers take the database between batches.
 @dg.op(tags={"atra/live": "collector"})
 def collect_market_data(context: dg.OpExecutionContext, config: CollectConfig, duckdb: AtraDuckDB) -> dict:
-    settings = config.settings(base=CollectorSettings(timeout_s=config.timeout_ms / 1000 + 1))
+    settings = config.settings(base=CollectorSettings(timeout_s=call_timeout_s(config.timeout_ms)))
 
     async def main():
         exchange = async_exchange(config.exchange, config.timeout_ms, config.base_url or None)
